@@ -1,0 +1,254 @@
+"""Block-causal self-attention: the mask rule, window-local 3-D RoPE, and the attention paths.
+
+Notation: B batch, nh heads, Fq/Fk query/key frames, N tokens per frame, hd head dim, ct temporal RoPE
+channels, E = q/k channels after rotation (hd, or hd + ct with sink positions).
+
+**Mask rule** (DESIGN §3), one predicate used by every path: query frame q sees key frame k iff
+`k <= q and (q - k < window or k < sink)`; all tokens of a frame see each other.
+
+**Positions.** Temporal RoPE sees distances inside the visible set, never absolute frame indices. A window
+frame k is at its true distance q - k (< N). Sink frames that have left the window sit just before the
+oldest window frame, in order: the newest of them at distance N, the one before at N + 1, ... Together:
+
+    d(q, k) = q - k                      for window frames
+    d(q, k) = min(q, N + S - 1) - k      for sink frames (in or out of the window)
+
+(while sinks are still leaving, min() picks q and the layout is the true one; once all S have left, the
+sink block is pinned at distances N .. N + S - 1.)
+
+**One masked kernel for that layout.** Window distances are differences of frame indices, so ordinary RoPE
+(query at q, key at k) gives them. Sink distances are differences too, but with the query at
+min(q, N + S - 1). So queries carry a second copy of their ct temporal channels rotated to that position;
+a sink key puts its temporal channels in the second copy (zeros in the first), any other key in the first
+(zeros in the second). The dot product then applies the right rotation to every (query, key) pair, and the
+full sequence, the incremental cache read and any chunking run through the same masked SDPA/FlexAttention
+call: q/k grow from hd to hd + ct channels, values stay hd. Positions are rebased to the first query frame,
+so a stream of any length rotates by the same small angles as training (and two streams with the same sink
+and window give bit-identical results). `reference_attention` computes the layout literally, by loops.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+from torch.nn.functional import scaled_dot_product_attention
+
+from lightning_aapt.backbone.config import BackboneConfig
+from lightning_aapt.backbone.embeddings import rope_angles, rotate, spatial_angles
+
+Frames = tuple[int, ...]  # absolute frame indices, one per frame block of a q/k tensor
+
+
+def frame_visible(q: Tensor, k: Tensor, window: int | None, sink: int) -> Tensor:
+    """The mask rule, elementwise on broadcastable integer tensors of query and key frame indices."""
+    visible = k <= q
+    if window is not None:
+        visible = visible & ((q - k < window) | (k < sink))
+    return visible
+
+
+# --------------------------------------------------------------------------------------------- masks
+
+
+@functools.lru_cache(maxsize=64)
+def token_mask(q_frames: Frames, k_frames: Frames, tokens_per_frame: int, window: int | None, sink: int,
+               device: torch.device) -> Tensor | None:
+    """Boolean SDPA mask (Fq*N, Fk*N), True = attend; None when every key is visible to every query."""
+    q = torch.tensor(q_frames, device=device)[:, None]  # (Fq, 1)
+    k = torch.tensor(k_frames, device=device)[None, :]  # (1, Fk)
+    visible = frame_visible(q, k, window, sink)  # (Fq, Fk)
+    if bool(visible.all()):
+        return None
+    n = tokens_per_frame
+    return visible.repeat_interleave(n, dim=0).repeat_interleave(n, dim=1)  # (Fq*N, Fk*N)
+
+
+@functools.lru_cache(maxsize=16)
+def flex_block_mask(num_frames: int, tokens_per_frame: int, window: int | None, sink: int,
+                    device: torch.device):
+    """FlexAttention BlockMask of the mask rule over a full sequence of frames 0..F-1 (built lazily, cached)."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    n = tokens_per_frame
+
+    def mask_mod(b, h, q_idx, kv_idx):
+        return frame_visible(q_idx // n, kv_idx // n, window, sink)
+
+    length = num_frames * n
+    return create_block_mask(mask_mod, B=None, H=None, Q_LEN=length, KV_LEN=length, device=device)
+
+
+@functools.cache
+def _compiled_flex_attention():
+    # Compiled on first use, never at import (peer pitfall 4).
+    from torch.nn.attention.flex_attention import flex_attention
+
+    return torch.compile(flex_attention, dynamic=False)
+
+
+# ------------------------------------------------------------------------------------------- rotary
+
+
+class RotaryTables(NamedTuple):
+    """cos/sin of the rotation angles of a query/key layout (float32)."""
+
+    q: tuple[Tensor, Tensor]  # (Fq, N, hd/2) each: temporal (window positions) + spatial
+    k: tuple[Tensor, Tensor]  # (Fk, N, hd/2)
+    q_sink: tuple[Tensor, Tensor] | None  # (Fq, 1, ct/2): temporal channels at the sink-viewing position
+    k_sink: tuple[Tensor, Tensor] | None  # (Fk, 1, ct/2): temporal channels of sink keys at their index
+    k_is_sink: Tensor | None  # (Fk, 1, 1) float: 1 for sink frames
+
+
+def temporal_positions(q_frames: Frames, k_frames: Frames, cfg: BackboneConfig):
+    """Window and sink temporal positions (rebased to the first query frame): see the module docstring."""
+    base = min(q_frames)
+    q_pos = [f - base for f in q_frames]
+    k_pos = [f - base for f in k_frames]
+    if not cfg.uses_sink_positions:
+        return q_pos, k_pos, None, None
+    pinned_at = cfg.window_frames + cfg.sink_frames - 1
+    q_sink = [min(f, pinned_at) for f in q_frames]
+    k_is_sink = [f < cfg.sink_frames for f in k_frames]
+    return q_pos, k_pos, q_sink, k_is_sink
+
+
+@functools.lru_cache(maxsize=256)
+def rotary_tables(q_frames: Frames, k_frames: Frames, grid: tuple[int, int], cfg: BackboneConfig,
+                  device: torch.device) -> RotaryTables:
+    """cos/sin tables for queries of `q_frames` attending keys of `k_frames` on a (h, w) token grid.
+
+    Cached by key: in a steady stream the rebased layout repeats every frame, so tables are built once.
+    """
+    ct, _, _ = cfg.rope_split
+    theta = cfg.rope_theta
+    q_pos, k_pos, q_sink, k_is_sink = temporal_positions(q_frames, k_frames, cfg)
+    spatial = spatial_angles(grid[0], grid[1], cfg.rope_split, theta, device)  # (N, (ch+cw)/2)
+
+    def full(positions: list[int]) -> tuple[Tensor, Tensor]:
+        t = rope_angles(torch.tensor(positions, device=device), ct, theta)  # (Fx, ct/2)
+        angles = torch.cat([t[:, None].expand(-1, spatial.shape[0], -1),
+                            spatial[None].expand(len(positions), -1, -1)], dim=-1)  # (Fx, N, hd/2)
+        return angles.cos(), angles.sin()
+
+    def temporal(positions: list[int]) -> tuple[Tensor, Tensor]:
+        t = rope_angles(torch.tensor(positions, device=device), ct, theta)[:, None]  # (Fx, 1, ct/2)
+        return t.cos(), t.sin()
+
+    if q_sink is None:
+        return RotaryTables(full(q_pos), full(k_pos), None, None, None)
+    is_sink = torch.tensor(k_is_sink, device=device, dtype=torch.float32)[:, None, None]  # (Fk, 1, 1)
+    return RotaryTables(full(q_pos), full(k_pos), temporal(q_sink), temporal(list(k_frames)), is_sink)
+
+
+def apply_rotary(q: Tensor, k: Tensor, tables: RotaryTables, ct: int) -> tuple[Tensor, Tensor]:
+    """Rotate q (B, nh, Fq, N, hd) and k (B, nh, Fk, N, hd); returns (B, nh, Fq*N, E), (B, nh, Fk*N, E)."""
+    qr = rotate(q, *tables.q)  # (B, nh, Fq, N, hd)
+    kr = rotate(k, *tables.k)  # (B, nh, Fk, N, hd)
+    if tables.q_sink is not None:
+        is_sink = tables.k_is_sink.to(k.dtype)  # (Fk, 1, 1)
+        q_extra = rotate(q[..., :ct], *tables.q_sink)  # (B, nh, Fq, N, ct)
+        k_extra = rotate(k[..., :ct], *tables.k_sink) * is_sink  # (B, nh, Fk, N, ct)
+        qr = torch.cat([qr, q_extra], dim=-1)  # (B, nh, Fq, N, hd + ct)
+        kr = torch.cat([kr[..., :ct] * (1 - is_sink), kr[..., ct:], k_extra], dim=-1)  # (B, nh, Fk, N, hd + ct)
+    return qr.flatten(2, 3), kr.flatten(2, 3)
+
+
+# -------------------------------------------------------------------------------------------- paths
+
+
+def resolve_backend(cfg: BackboneConfig, q: Tensor, full_sequence: bool) -> str:
+    """Which path runs: FlexAttention only for a causal full sequence on CUDA; SDPA otherwise."""
+    backend = cfg.attention_backend
+    if backend == "auto":
+        backend = "flex" if (q.is_cuda and full_sequence and not cfg.bidirectional) else "sdpa"
+    if backend == "flex" and not q.is_cuda:
+        raise RuntimeError("attention_backend='flex' needs CUDA tensors (FlexAttention has no CPU backward); "
+                           "use attention_backend='sdpa' or 'auto' on CPU")
+    return backend
+
+
+def block_causal_attention(q: Tensor, k: Tensor, v: Tensor, q_frames: Frames, k_frames: Frames,
+                           grid: tuple[int, int], cfg: BackboneConfig) -> Tensor:
+    """Attention of query frames over key frames under the mask rule with window-local RoPE.
+
+    Args:
+        q: (B, nh, Fq, N, hd) un-rotated queries of frames `q_frames` (consecutive absolute indices).
+        k, v: (B, nh, Fk, N, hd) un-rotated keys and values of frames `k_frames` (any order).
+        grid: (h, w) token grid of a frame, N = h * w.
+    Returns:
+        (B, nh, Fq, N, hd)
+    """
+    full_sequence = q_frames == k_frames and q_frames[0] == 0
+    backend = resolve_backend(cfg, q, full_sequence)
+    if backend == "reference":
+        return reference_attention(q, k, v, q_frames, k_frames, grid, cfg)
+    B, nh, Fq, N, hd = q.shape
+    ct = cfg.rope_split[0]
+    window = None if cfg.bidirectional else cfg.window_frames
+    tables = rotary_tables(q_frames, k_frames, grid, cfg, q.device)
+    qr, kr = apply_rotary(q, k, tables, ct)  # (B, nh, Fq*N, E), (B, nh, Fk*N, E)
+    vf = v.flatten(2, 3)  # (B, nh, Fk*N, hd)
+    scale = hd**-0.5
+    if cfg.bidirectional:
+        out = scaled_dot_product_attention(qr, kr, vf, scale=scale)  # (B, nh, Fq*N, hd)
+    elif backend == "flex" and full_sequence:
+        block_mask = flex_block_mask(Fq, N, window, cfg.sink_frames, q.device)
+        out = _compiled_flex_attention()(qr, kr, vf, block_mask=block_mask, scale=scale)  # (B, nh, Fq*N, hd)
+    else:
+        mask = token_mask(q_frames, k_frames, N, window, cfg.sink_frames, q.device)
+        out = scaled_dot_product_attention(qr, kr, vf, attn_mask=mask, scale=scale)  # (B, nh, Fq*N, hd)
+    return out.unflatten(2, (Fq, N))  # (B, nh, Fq, N, hd)
+
+
+def reference_distances(q: int, k_frames: Frames, cfg: BackboneConfig) -> dict[int, int]:
+    """Temporal distance of every key frame that query frame q sees, built literally from the layout rule.
+
+    Independent of `temporal_positions` (used to test it): window frames at their true distance, then the
+    sink frames that left the window laid out one by one before the oldest window frame.
+    """
+    if cfg.bidirectional:
+        return {k: q - k for k in k_frames}
+    if cfg.window_frames is None:
+        return {k: q - k for k in k_frames if k <= q}
+    n = cfg.window_frames
+    distances = {k: q - k for k in k_frames if q - n < k <= q}
+    departed = sorted((k for k in k_frames if k < cfg.sink_frames and k <= q - n), reverse=True)
+    next_distance = max(distances.values()) + 1  # just before the oldest window frame
+    for k in departed:
+        distances[k] = next_distance
+        next_distance += 1
+    return distances
+
+
+def reference_attention(q: Tensor, k: Tensor, v: Tensor, q_frames: Frames, k_frames: Frames,
+                        grid: tuple[int, int], cfg: BackboneConfig) -> Tensor:
+    """Slow, obviously correct attention for tests: per query frame, explicit scores over its visible keys.
+
+    Each query frame is rotated at temporal position 0 and each visible key at minus its distance, so the
+    RoPE relative rotation equals the layout of `reference_distances`. Shapes as `block_causal_attention`.
+    """
+    ct = cfg.rope_split[0]
+    hd = q.shape[-1]
+    spatial = spatial_angles(grid[0], grid[1], cfg.rope_split, cfg.rope_theta, q.device)  # (N, (ch+cw)/2)
+
+    def rotated(x: Tensor, position: int) -> Tensor:  # x (B, nh, N, hd)
+        t = rope_angles(torch.tensor([position], device=x.device), ct, cfg.rope_theta)  # (1, ct/2)
+        angles = torch.cat([t.expand(spatial.shape[0], -1), spatial], dim=-1)  # (N, hd/2)
+        return rotate(x, angles.cos(), angles.sin())
+
+    outputs = []
+    for i, qf in enumerate(q_frames):
+        distances = reference_distances(qf, k_frames, cfg)
+        query = rotated(q[:, :, i], 0)  # (B, nh, N, hd)
+        keys, values = [], []
+        for j, kf in enumerate(k_frames):
+            if kf in distances:
+                keys.append(rotated(k[:, :, j], -distances[kf]))  # (B, nh, N, hd)
+                values.append(v[:, :, j])
+        keys_t, values_t = torch.cat(keys, dim=2), torch.cat(values, dim=2)  # (B, nh, Nk, hd)
+        scores = torch.einsum("bhqd,bhkd->bhqk", query, keys_t) * hd**-0.5  # (B, nh, N, Nk)
+        outputs.append(torch.einsum("bhqk,bhkd->bhqd", scores.softmax(dim=-1), values_t))  # (B, nh, N, hd)
+    return torch.stack(outputs, dim=2)  # (B, nh, Fq, N, hd)

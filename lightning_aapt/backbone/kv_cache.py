@@ -1,0 +1,183 @@
+"""`KVCache`: the keys and values of every frame a stream may still attend to.
+
+Notation: B batch, nh heads, F frames, N tokens per frame, hd head dim, S sink frames, R ring slots.
+
+Lifecycle:
+    cache = model.new_cache(batch_size)   # empty, nothing allocated yet
+    model(..., cache=cache)               # appends the call's F frames (frame ids num_frames .. +F-1)
+    model(..., cache=cache, cache_write=False)   # attends to the cache, stores nothing (Euler sub-steps)
+    cache.reset()                         # empty again, storage kept, for a new stream
+
+Storage per self-attention layer: keys and values (B, nh, S + R, N, hd), allocated on the first write (N is
+known only then, from the latent size) and never reallocated. S pinned slots hold the sink frames, a ring
+of R = window_frames slots the most recent frames; an unbounded cache (window_frames=None) pins every frame
+up to `max_frames`. Keys are stored un-rotated; RoPE is applied at read time with window-local positions
+(attention.py), so the cache never holds a position. Reads return the visible frames in temporal order.
+The text's cross-attention keys/values are cached too, per text tensor (a new tensor = a prompt switch).
+
+A failed forward may leave some layers written and others not: `reset()` the cache before reusing it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from lightning_aapt.backbone.attention import Frames
+
+
+class KVCache:
+    """Per-layer self-attention keys/values of a stream plus its text keys/values.
+
+    Args:
+        num_layers: transformer blocks of the model.
+        batch_size: streams decoded together; every call must use it.
+        window_frames: N of the model (None = unbounded: every frame is kept, up to `max_frames`).
+        sink_frames: S of the model: frames 0..S-1 are kept forever.
+        max_frames: capacity of an unbounded cache.
+    """
+
+    def __init__(self, num_layers: int, batch_size: int, window_frames: int | None, sink_frames: int,
+                 max_frames: int) -> None:
+        self.num_layers = num_layers
+        self.batch_size = batch_size
+        self.window_frames = window_frames
+        self.sink_frames = sink_frames
+        self.max_frames = max_frames
+        if window_frames is None:
+            self.pinned_slots, self.ring_slots = max_frames, 0
+        else:
+            self.pinned_slots, self.ring_slots = sink_frames, window_frames
+        self.keys: list[Tensor | None] = [None] * num_layers  # (B, nh, S + R, N, hd) each
+        self.values: list[Tensor | None] = [None] * num_layers
+        self.text_source: Tensor | None = None  # the text tensor the cached text keys/values came from
+        self.text_kv: list[tuple[Tensor, Tensor] | None] = [None] * num_layers
+        self.num_frames = 0
+        self._slot_frames: list[int] = [-1] * (self.pinned_slots + self.ring_slots)
+        self._index_cache: dict[tuple[int, ...], Tensor] = {}
+
+    # ------------------------------------------------------------------------------------- public
+
+    def reset(self) -> None:
+        """Forget every frame and the text; storage is kept for the next stream of the same shape."""
+        self.num_frames = 0
+        self._slot_frames = [-1] * len(self._slot_frames)
+        self.text_source = None
+        self.text_kv = [None] * self.num_layers
+
+    def frames(self) -> Frames:
+        """Frame ids currently stored, in temporal order."""
+        return tuple(sorted(f for f in self._slot_frames if f >= 0))
+
+    def update(self, layer: int, k: Tensor, v: Tensor, write: bool = True) -> tuple[Tensor, Tensor, Frames]:
+        """Context for new frames: the stored frames they may see, then the new frames themselves.
+
+        Args:
+            layer: block index.
+            k, v: (B, nh, F, N, hd) un-rotated keys/values of frames num_frames .. num_frames + F - 1.
+            write: store them (the caller then calls `advance(F)` once every layer is done).
+        Returns:
+            keys (B, nh, Fk, N, hd), values (B, nh, Fk, N, hd) and their frame ids (temporal order).
+        """
+        self._check(layer, k, v)
+        first = self.num_frames
+        new = tuple(range(first, first + k.shape[2]))
+        old = self._visible_stored(first)
+        if self.keys[layer] is None:
+            self._allocate(layer, k)
+        if write and not self._write_evicts(new, old):
+            self._write(layer, k, v, new)  # the common case, one frame at a time: read straight from storage
+            return *self._read(layer, old + new), old + new
+        if old:
+            k_old, v_old = self._read(layer, old)
+            k_ctx = torch.cat([k_old, k], dim=2)  # (B, nh, Fk, N, hd)
+            v_ctx = torch.cat([v_old, v], dim=2)
+        else:
+            k_ctx, v_ctx = k, v
+        if write:
+            self._write(layer, k, v, new)
+        return k_ctx, v_ctx, old + new
+
+    def advance(self, num_new: int) -> None:
+        """Mark `num_new` appended frames as stored in every layer (called once per forward)."""
+        for frame in range(self.num_frames, self.num_frames + num_new):
+            self._slot_frames[self._slot(frame)] = frame
+        self.num_frames += num_new
+
+    def memory_bytes(self) -> int:
+        """Bytes held by the stored keys and values."""
+        return sum(t.numel() * t.element_size() for t in self.keys + self.values if t is not None)
+
+    # ------------------------------------------------------------------------------------ private
+
+    def _check(self, layer: int, k: Tensor, v: Tensor) -> None:
+        if k.shape != v.shape or k.dim() != 5:
+            raise ValueError(f"KVCache.update: keys/values must both be (B, nh, F, N, hd); got "
+                             f"{tuple(k.shape)} and {tuple(v.shape)}")
+        if k.shape[0] != self.batch_size:
+            raise ValueError(f"KVCache was made for batch_size={self.batch_size} but got a batch of "
+                             f"{k.shape[0]}; make a new cache with model.new_cache({k.shape[0]})")
+        end = self.num_frames + k.shape[2]
+        if self.window_frames is None and end > self.max_frames:
+            raise RuntimeError(
+                f"KVCache overflow: an unbounded cache (window_frames=None) holds at most max_frames="
+                f"{self.max_frames} frames and this call would reach {end}; pass a larger max_frames to "
+                "model.new_cache(), or set window_frames in the BackboneConfig")
+        stored = self.keys[layer]
+        if stored is None:
+            return
+        if stored.dtype != k.dtype or stored.device != k.device:
+            raise TypeError(f"KVCache layer {layer} holds {stored.dtype} on {stored.device} but got "
+                            f"{k.dtype} on {k.device}; reset() keeps the storage, so make a new cache "
+                            "after changing the model's dtype or device")
+        if stored.shape[1] != k.shape[1] or stored.shape[3:] != k.shape[3:]:
+            raise ValueError(f"KVCache layer {layer} stores frames of {stored.shape[3]} tokens but got "
+                             f"{k.shape[3]} (heads/head dim {tuple(k.shape[1::3])}): the latent size changed "
+                             "within a stream; make a new cache for the new size")
+
+    def _allocate(self, layer: int, k: Tensor) -> None:
+        B, nh, _, N, hd = k.shape
+        slots = self.pinned_slots + self.ring_slots
+        self.keys[layer] = k.new_zeros(B, nh, slots, N, hd)  # (B, nh, S + R, N, hd)
+        self.values[layer] = k.new_zeros(B, nh, slots, N, hd)
+
+    def _slot(self, frame: int) -> int:
+        if frame < self.pinned_slots:
+            return frame
+        return self.pinned_slots + (frame - self.pinned_slots) % self.ring_slots
+
+    def _visible_stored(self, first: int) -> Frames:
+        """Stored frames that some frame >= `first` may still see (sinks, then the window), in order."""
+        if self.window_frames is None:
+            return tuple(range(first))
+        sinks = tuple(range(min(self.sink_frames, first)))
+        window = tuple(range(max(self.sink_frames, first - self.window_frames + 1), first))
+        return sinks + window
+
+    def _write_evicts(self, new: Frames, old: Frames) -> bool:
+        """Would writing `new` overwrite a frame this call still reads (several frames at once, ring wraps)?"""
+        slots = [self._slot(f) for f in old + new]
+        return len(set(slots)) < len(slots)
+
+    def _write(self, layer: int, k: Tensor, v: Tensor, new: Frames) -> None:
+        # In order, so when more frames come than the ring holds, the most recent ones stay.
+        for i, frame in enumerate(new):
+            self.keys[layer][:, :, self._slot(frame)].copy_(k[:, :, i])
+            self.values[layer][:, :, self._slot(frame)].copy_(v[:, :, i])
+
+    def _read(self, layer: int, frames: Frames) -> tuple[Tensor, Tensor]:
+        """Stored keys/values of `frames`, in that order: a view when their slots are contiguous."""
+        slots = [self._slot(f) for f in frames]
+        if slots == list(range(slots[0], slots[0] + len(slots))):
+            return (self.keys[layer].narrow(2, slots[0], len(slots)),
+                    self.values[layer].narrow(2, slots[0], len(slots)))
+        index = self._index(tuple(slots))
+        return self.keys[layer].index_select(2, index), self.values[layer].index_select(2, index)
+
+    def _index(self, slots: tuple[int, ...]) -> Tensor:
+        # A bounded cache cycles through at most R layouts, so their index tensors are built once.
+        index = self._index_cache.get(slots)
+        if index is None:
+            index = torch.tensor(slots, device=next(t.device for t in self.keys if t is not None))
+            self._index_cache[slots] = index
+        return index

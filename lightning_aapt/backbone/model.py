@@ -1,0 +1,252 @@
+"""`CausalVideoDiT`: a latent video diffusion transformer with block-causal attention and a KV cache.
+
+Notation: B batch, F latent frames, C latent channels, H/W latent height/width, p patch size,
+N = (H/p)*(W/p) tokens per frame, D width, nh heads, hd head dim, L text tokens, Dt text width,
+A control width.
+
+Wan2.1-style blocks: adaLN modulation from per-frame timesteps (a shared projection plus a learned per-block
+table), self-attention under the mask rule with 3-D RoPE, cross-attention to the text, MLP. The input of
+frame f is the patch embedding of its noisy latent, plus that of the recycled frame f-1, plus the embedding
+of its control vector: the same function as one patch-embedding convolution over the channel
+concatenation noisy ⊕ recycled ⊕ controls (AAPT §2.1), kept as separate projections so the recycled and
+control groups can be added to a pretrained model zero-initialised. The output layer is zero-initialised.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import Tensor, nn
+from torch.nn.functional import scaled_dot_product_attention
+
+from lightning_aapt.backbone.attention import Frames, block_causal_attention
+from lightning_aapt.backbone.config import BackboneConfig
+from lightning_aapt.backbone.embeddings import patchify, timestep_features, unpatchify
+from lightning_aapt.backbone.kv_cache import KVCache
+
+
+class SelfAttention(nn.Module):
+    """Self-attention of frames over themselves and, with a cache, over the stored frames."""
+
+    def __init__(self, cfg: BackboneConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.qkv = nn.Linear(cfg.dim, 3 * cfg.dim)
+        self.q_norm = nn.RMSNorm(cfg.head_dim, eps=1e-6) if cfg.qk_norm else nn.Identity()
+        self.k_norm = nn.RMSNorm(cfg.head_dim, eps=1e-6) if cfg.qk_norm else nn.Identity()
+        self.proj = nn.Linear(cfg.dim, cfg.dim)
+
+    def forward(self, x: Tensor, frames: Frames, grid: tuple[int, int], cache: KVCache | None, layer: int,
+                cache_write: bool) -> Tensor:
+        B, F, N, D = x.shape
+        nh, hd = self.cfg.num_heads, self.cfg.head_dim
+        qkv = self.qkv(x).view(B, F, N, 3, nh, hd).permute(3, 0, 4, 1, 2, 5)  # (3, B, nh, F, N, hd)
+        q, k, v = qkv.unbind(0)  # (B, nh, F, N, hd) each
+        q, k = self.q_norm(q), self.k_norm(k)
+        if cache is None:
+            k_ctx, v_ctx, k_frames = k, v, frames
+        else:
+            k_ctx, v_ctx, k_frames = cache.update(layer, k, v, write=cache_write)  # (B, nh, Fk, N, hd)
+        out = block_causal_attention(q, k_ctx, v_ctx, frames, k_frames, grid, self.cfg)  # (B, nh, F, N, hd)
+        return self.proj(out.permute(0, 2, 3, 1, 4).reshape(B, F, N, D))  # (B, F, N, D)
+
+
+class CrossAttention(nn.Module):
+    """Cross-attention of every video token to the text tokens (no positions, no mask)."""
+
+    def __init__(self, cfg: BackboneConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.q = nn.Linear(cfg.dim, cfg.dim)
+        self.kv = nn.Linear(cfg.dim, 2 * cfg.dim)
+        self.q_norm = nn.RMSNorm(cfg.head_dim, eps=1e-6) if cfg.qk_norm else nn.Identity()
+        self.k_norm = nn.RMSNorm(cfg.head_dim, eps=1e-6) if cfg.qk_norm else nn.Identity()
+        self.proj = nn.Linear(cfg.dim, cfg.dim)
+
+    def text_kv(self, text: Tensor) -> tuple[Tensor, Tensor]:
+        """Keys and values of embedded text (B, L, D): two (B, nh, L, hd)."""
+        B, L, _ = text.shape
+        kv = self.kv(text).view(B, L, 2, self.cfg.num_heads, self.cfg.head_dim).permute(2, 0, 3, 1, 4)
+        k, v = kv.unbind(0)  # (B, nh, L, hd) each
+        return self.k_norm(k), v
+
+    def forward(self, x: Tensor, text_kv: tuple[Tensor, Tensor]) -> Tensor:
+        B, F, N, D = x.shape
+        q = self.q(x).view(B, F * N, self.cfg.num_heads, self.cfg.head_dim).transpose(1, 2)  # (B, nh, F*N, hd)
+        out = scaled_dot_product_attention(self.q_norm(q), *text_kv)  # (B, nh, F*N, hd)
+        return self.proj(out.transpose(1, 2).reshape(B, F, N, D))  # (B, F, N, D)
+
+
+class Block(nn.Module):
+    """One transformer block; `mod` (B, F, 6, D) modulates it per frame (adaLN, Wan2.1)."""
+
+    def __init__(self, cfg: BackboneConfig) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(cfg.dim, eps=1e-6, elementwise_affine=False)
+        self.self_attn = SelfAttention(cfg)
+        self.norm3 = nn.LayerNorm(cfg.dim, eps=1e-6)
+        self.cross_attn = CrossAttention(cfg)
+        self.norm2 = nn.LayerNorm(cfg.dim, eps=1e-6, elementwise_affine=False)
+        self.mlp = nn.Sequential(nn.Linear(cfg.dim, cfg.hidden_dim), nn.GELU(approximate="tanh"),
+                                 nn.Linear(cfg.hidden_dim, cfg.dim))
+        self.modulation = nn.Parameter(torch.randn(6, cfg.dim) / cfg.dim**0.5)  # (6, D)
+
+    def forward(self, x: Tensor, mod: Tensor, text_kv: tuple[Tensor, Tensor], frames: Frames,
+                grid: tuple[int, int], cache: KVCache | None, layer: int, cache_write: bool) -> Tensor:
+        shift1, scale1, gate1, shift2, scale2, gate2 = (mod + self.modulation).unsqueeze(2).unbind(3)  # (B, F, 1, D)
+        h = self.norm1(x) * (1 + scale1) + shift1  # (B, F, N, D)
+        x = x + gate1 * self.self_attn(h, frames, grid, cache, layer, cache_write)
+        x = x + self.cross_attn(self.norm3(x), text_kv)
+        h = self.norm2(x) * (1 + scale2) + shift2
+        return x + gate2 * self.mlp(h)
+
+
+class CausalVideoDiT(nn.Module):
+    """Velocity-predicting video DiT, block-causal (or bidirectional) with a sliding-window KV cache.
+
+    `model(latents, timesteps, recycled, text, controls=None, cache=None)`:
+        latents   (B, F, C, H, W)  noisy latent frames
+        timesteps (B, F)           per-frame t in [0, 1], 1 = pure noise
+        recycled  (B, F, C, H, W)  frame f-1 for each frame f (zeros for the very first frame); None only
+                                   for a model without recycled input (`recycled_input=False`)
+        text      (B, L, Dt)       text embeddings, always attended (cross-attention)
+        controls  (B, F, A)        per-frame controls when `control_dim` > 0
+        cache     KVCache          from `new_cache`: the F frames are appended after those it holds
+        cache_write                False: attend to the cache without storing (multi-step samplers)
+        returns   (B, F, C, H, W)  velocity v = noise - x0
+    """
+
+    def __init__(self, cfg: BackboneConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        D = cfg.dim
+        self.patch_embed = nn.Linear(cfg.patch_dim, D)
+        self.recycled_embed = nn.Linear(cfg.patch_dim, D, bias=False) if cfg.recycled_input else None
+        self.control_embed = nn.Linear(cfg.control_dim, D, bias=False) if cfg.control_dim else None
+        self.time_embed = nn.Sequential(nn.Linear(cfg.freq_dim, D), nn.SiLU(), nn.Linear(D, D))
+        self.time_proj = nn.Sequential(nn.SiLU(), nn.Linear(D, 6 * D))
+        self.text_embed = nn.Sequential(nn.Linear(cfg.text_dim, D), nn.GELU(approximate="tanh"), nn.Linear(D, D))
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
+        self.norm_out = nn.LayerNorm(D, eps=1e-6, elementwise_affine=False)
+        self.head_modulation = nn.Parameter(torch.randn(2, D) / D**0.5)  # (2, D)
+        self.head = nn.Linear(D, cfg.patch_dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """DiT initialisation; zero output layer and zero recycled/control input projections."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        for module in (self.recycled_embed, self.control_embed, self.head):
+            if module is not None:
+                nn.init.zeros_(module.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def new_cache(self, batch_size: int, max_frames: int | None = None) -> KVCache:
+        """An empty KV cache for `batch_size` streams (`max_frames` bounds an unbounded window)."""
+        if self.cfg.bidirectional:
+            raise ValueError("a bidirectional model (bidirectional=True) attends to all frames at once and "
+                             "has no KV cache; convert it with convert_to_causal() first")
+        return KVCache(self.cfg.depth, batch_size, self.cfg.window_frames, self.cfg.sink_frames,
+                       max_frames or self.cfg.max_cache_frames)
+
+    def forward(self, latents: Tensor, timesteps: Tensor, recycled: Tensor | None, text: Tensor,
+                controls: Tensor | None = None, cache: KVCache | None = None, *,
+                cache_write: bool = True) -> Tensor:
+        cfg = self.cfg
+        self._check_inputs(latents, timesteps, recycled, text, controls, cache)
+        B, F, C, H, W = latents.shape
+        p = cfg.patch_size
+        grid = (H // p, W // p)
+        x = self.patch_embed(patchify(latents, p))  # (B, F, N, D)
+        if self.recycled_embed is not None:
+            x = x + self.recycled_embed(patchify(recycled, p))  # (B, F, N, D)
+        if self.control_embed is not None:
+            x = x + self.control_embed(controls.to(x.dtype))[:, :, None]  # (B, F, 1, D) over N tokens
+        c = self.time_embed(timestep_features(timesteps, cfg.freq_dim).to(x.dtype))  # (B, F, D)
+        mod = self.time_proj(c).unflatten(-1, (6, cfg.dim))  # (B, F, 6, D)
+        text_kv = self._text_kv(text, cache)
+        first = 0 if cache is None else cache.num_frames
+        frames = tuple(range(first, first + F))
+        for i, block in enumerate(self.blocks):
+            x = block(x, mod, text_kv[i], frames, grid, cache, i, cache_write)  # (B, F, N, D)
+        if cache is not None and cache_write:
+            cache.advance(F)
+        shift, scale = (c[:, :, None] + self.head_modulation).unsqueeze(2).unbind(3)  # (B, F, 1, D) each
+        out = self.head(self.norm_out(x) * (1 + scale) + shift)  # (B, F, N, C*p*p)
+        return unpatchify(out, p, H, W)  # (B, F, C, H, W)
+
+    def _text_kv(self, text: Tensor, cache: KVCache | None) -> list[tuple[Tensor, Tensor]]:
+        """Per-block text keys/values; with a cache, computed once per text tensor (AAPT: text always visible)."""
+        if cache is not None and cache.text_source is text:
+            return cache.text_kv
+        embedded = self.text_embed(text)  # (B, L, D)
+        text_kv = [block.cross_attn.text_kv(embedded) for block in self.blocks]
+        if cache is not None:
+            cache.text_source, cache.text_kv = text, text_kv
+        return text_kv
+
+    def _check_inputs(self, latents: Tensor, timesteps: Tensor, recycled: Tensor | None, text: Tensor,
+                      controls: Tensor | None, cache: KVCache | None) -> None:
+        cfg = self.cfg
+        if latents.dim() != 5:
+            raise ValueError(f"latents must be (B, F, C, H, W); got shape {tuple(latents.shape)}")
+        B, F, C, H, W = latents.shape
+        if cfg.latent_channels != C:
+            raise ValueError(f"latents have {C} channels but BackboneConfig.latent_channels={cfg.latent_channels}")
+        if H % cfg.patch_size or W % cfg.patch_size:
+            raise ValueError(f"latent height/width {H}x{W} must be divisible by BackboneConfig.patch_size="
+                             f"{cfg.patch_size}")
+        if tuple(timesteps.shape) != (B, F):
+            raise ValueError(f"timesteps must be (B, F)=({B}, {F}) per-frame values; got {tuple(timesteps.shape)}")
+        if cfg.recycled_input:
+            if recycled is None or recycled.shape != latents.shape:
+                got = None if recycled is None else tuple(recycled.shape)
+                raise ValueError(f"recycled must have the latents' shape {tuple(latents.shape)} (frame f-1 for "
+                                 f"each frame f, zeros for the first); got {got}")
+        elif recycled is not None:
+            raise ValueError("this model has no recycled-input channels (BackboneConfig.recycled_input=False); "
+                             "pass recycled=None or convert it with convert_to_causal()")
+        if text.dim() != 3 or text.shape[0] != B or text.shape[2] != cfg.text_dim:
+            raise ValueError(f"text must be (B, L, Dt)=({B}, L, {cfg.text_dim}) (BackboneConfig.text_dim); "
+                             f"got {tuple(text.shape)}")
+        if cfg.control_dim:
+            if controls is None or tuple(controls.shape) != (B, F, cfg.control_dim):
+                got = None if controls is None else tuple(controls.shape)
+                raise ValueError(f"controls must be (B, F, A)=({B}, {F}, {cfg.control_dim}) "
+                                 f"(BackboneConfig.control_dim); got {got}")
+        elif controls is not None:
+            raise ValueError("controls were given but BackboneConfig.control_dim=0 (the model takes none)")
+        if cache is not None and cfg.bidirectional:
+            raise ValueError("a bidirectional model takes no KV cache (BackboneConfig.bidirectional=True)")
+
+
+def convert(model: CausalVideoDiT, **changes) -> CausalVideoDiT:
+    """`model`'s weights in a model of a changed config; new input groups start at zero.
+
+    `changes` are BackboneConfig fields. Turning on `recycled_input`, or raising `control_dim` from 0, adds
+    an input projection initialised to zero, so the output is unchanged whatever those inputs hold.
+    Anything else that changes a weight's shape is an error naming the weights.
+    """
+    cfg = dataclasses.replace(model.cfg, **changes)
+    converted = CausalVideoDiT(cfg).to(next(model.parameters()))
+    try:
+        missing, unexpected = converted.load_state_dict(model.state_dict(), strict=False)
+    except RuntimeError as err:
+        raise ValueError(f"cannot convert: the weights do not fit the changed config ({changes}): {err}") from err
+    bad_missing = set(missing) - {"recycled_embed.weight", "control_embed.weight"}
+    if unexpected or bad_missing:
+        raise ValueError(f"cannot convert with {changes}: weights without a place {sorted(unexpected)}, "
+                         f"weights without a source {sorted(bad_missing)}")
+    return converted
+
+
+def convert_to_causal(model: CausalVideoDiT, **changes) -> CausalVideoDiT:
+    """The causal form of a pretrained bidirectional model, with recycled-frame input channels (zero-init).
+
+    `changes` are further BackboneConfig fields (e.g. window_frames=30, sink_frames=1, control_dim=6).
+    """
+    return convert(model, bidirectional=False, recycled_input=True, **changes)

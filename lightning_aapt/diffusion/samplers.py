@@ -1,0 +1,35 @@
+"""Samplers of the rectified flow, all through one signature: `sampler(velocity_fn, noise, timesteps)`.
+
+`velocity_fn(x_t, t, step)` returns v_hat for the current sample x_t (any shape), the scalar timestep t
+(0-dim tensor) and the step index (so a streaming caller can decide which evaluation fills its KV cache).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from lightning_aapt.diffusion.flow import shift_time
+
+VelocityFn = Callable[[Tensor, Tensor, int], Tensor]
+
+
+def timestep_schedule(num_steps: int, shift: float = 1.0, device: torch.device | str | None = None) -> Tensor:
+    """K+1 decreasing timesteps from 1 (noise) to 0 (data), evenly spaced then shifted: (K + 1,)."""
+    if num_steps < 1:
+        raise ValueError(f"a sampler needs num_steps >= 1, got {num_steps}")
+    return shift_time(torch.linspace(1.0, 0.0, num_steps + 1, device=device), shift)
+
+
+def euler_sample(velocity_fn: VelocityFn, noise: Tensor, timesteps: Tensor) -> Tensor:
+    """Euler integration of dx/dt = v from timesteps[0] to timesteps[-1]; K = 1 is the 1-NFE generator.
+
+    With timesteps (1, 0) this is x0_hat = noise - v_hat(noise, 1), AAPT's one-step generator.
+    """
+    x = noise
+    for i in range(len(timesteps) - 1):
+        t, t_next = timesteps[i], timesteps[i + 1]
+        x = x + (t_next - t).to(x.dtype) * velocity_fn(x, t, i)
+    return x

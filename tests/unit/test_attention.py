@@ -1,0 +1,125 @@
+"""Mask rule, positions and attention paths against slow, literal references."""
+
+import pytest
+import torch
+
+from lightning_aapt.backbone import BackboneConfig, CausalVideoDiT
+from lightning_aapt.backbone.attention import (
+    block_causal_attention,
+    frame_visible,
+    reference_attention,
+    reference_distances,
+    temporal_positions,
+    token_mask,
+)
+from tests.helpers import tiny_inputs, tiny_model
+
+pytestmark = pytest.mark.unit
+
+
+def dense_rule(q: int, k: int, window: int | None, sink: int) -> bool:
+    """The mask rule of DESIGN §3, spelled out."""
+    if k > q:
+        return False
+    return window is None or q - k < window or k < sink
+
+
+@pytest.mark.parametrize(("window", "sink"), [(None, 0), (None, 1), (1, 0), (4, 1), (3, 2), (5, 0)])
+def test_mask_matches_rule(window, sink):
+    frames = tuple(range(12))
+    mask = token_mask(frames, frames, 3, window, sink, torch.device("cpu"))
+    expected = torch.tensor([[dense_rule(q, k, window, sink) for k in frames] for q in frames])
+    expected = expected.repeat_interleave(3, 0).repeat_interleave(3, 1)  # every token of a frame alike
+    assert torch.equal(mask, expected)
+    q, k = torch.tensor(frames)[:, None], torch.tensor(frames)[None]
+    assert torch.equal(frame_visible(q, k, window, sink), expected[::3, ::3])
+
+
+def test_mask_is_none_when_everything_is_visible():
+    assert token_mask((7,), (0, 4, 5, 6, 7), 4, 4, 1, torch.device("cpu")) is None
+
+
+@pytest.mark.parametrize(("window", "sink"), [(4, 1), (3, 2), (5, 3), (None, 1)])
+def test_positions_follow_the_layout(window, sink):
+    """The closed-form positions give every visible key the distance of the literal layout."""
+    cfg = BackboneConfig.preset("tiny", window_frames=window, sink_frames=sink)
+    frames = tuple(range(20))
+    for q in frames:
+        q_pos, k_pos, q_sink, k_is_sink = temporal_positions((q,), frames, cfg)
+        for k, distance in reference_distances(q, frames, cfg).items():
+            if q_sink is not None and k_is_sink[k]:
+                assert q_sink[0] - k == distance, (q, k)
+            else:
+                assert q_pos[0] - k_pos[k] == distance, (q, k)
+
+
+def test_sink_distance_with_one_sink_is_min_q_window():
+    cfg = BackboneConfig.preset("tiny", window_frames=4, sink_frames=1)
+    for q in range(12):
+        assert reference_distances(q, tuple(range(q + 1)), cfg)[0] == min(q, 4)
+
+
+@pytest.mark.parametrize(("window", "sink"), [(None, 1), (4, 1), (3, 2), (4, 0)])
+def test_masked_attention_equals_dense_reference(window, sink):
+    cfg = BackboneConfig.preset("tiny", window_frames=window, sink_frames=sink)
+    gen = torch.Generator().manual_seed(0)
+    B, nh, F, N, hd = 2, cfg.num_heads, 11, 4, cfg.head_dim
+    q, k, v = (torch.randn(B, nh, F, N, hd, generator=gen) for _ in range(3))
+    frames = tuple(range(F))
+    fast = block_causal_attention(q, k, v, frames, frames, (2, 2), cfg)
+    slow = reference_attention(q, k, v, frames, frames, (2, 2), cfg)
+    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("window", "sink"), [(None, 1), (4, 1)])
+def test_model_mask_path_equals_reference_path(window, sink):
+    model = tiny_model(window_frames=window, sink_frames=sink, control_dim=3)
+    reference = CausalVideoDiT(model.cfg.replace(attention_backend="reference"))
+    reference.load_state_dict(model.state_dict())
+    inputs = tiny_inputs(model.cfg, batch=2, frames=11)
+    with torch.no_grad():
+        torch.testing.assert_close(model(**inputs), reference(**inputs), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("window", "sink"), [(None, 1), (4, 1)])
+def test_future_frames_never_change_the_past(window, sink):
+    model = tiny_model(window_frames=window, sink_frames=sink, control_dim=3)
+    inputs = tiny_inputs(model.cfg, batch=2, frames=9)
+    with torch.no_grad():
+        before = model(**inputs)
+        for f in range(8):
+            perturbed = {k: (v if k == "text" else v.clone()) for k, v in inputs.items()}
+            for name in ("latents", "recycled", "controls"):
+                perturbed[name][:, f + 1] += 3.0
+            perturbed["timesteps"][:, f + 1] = 1 - perturbed["timesteps"][:, f + 1]
+            after = model(**perturbed)
+            assert torch.equal(after[:, : f + 1], before[:, : f + 1]), f"frame {f + 1} leaked into the past"
+            assert not torch.allclose(after[:, f + 1], before[:, f + 1])
+
+
+def test_bidirectional_attention_sees_the_future():
+    model = tiny_model(bidirectional=True, recycled_input=False)
+    inputs = tiny_inputs(model.cfg, batch=1, frames=4)
+    with torch.no_grad():
+        before = model(**inputs)
+        inputs["latents"][:, 3] += 3.0
+        assert not torch.allclose(model(**inputs)[:, 0], before[:, 0])
+
+
+def test_flex_backend_refuses_cpu():
+    model = tiny_model(window_frames=4, attention_backend="flex")
+    with pytest.raises(RuntimeError, match="attention_backend='flex' needs CUDA"):
+        model(**tiny_inputs(model.cfg, batch=1, frames=3))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="FlexAttention path needs CUDA")
+def test_flex_equals_sdpa_on_cuda():
+    model = tiny_model(window_frames=4, sink_frames=1, control_dim=3).cuda()
+    flex = CausalVideoDiT(model.cfg.replace(attention_backend="flex")).cuda()
+    flex.load_state_dict(model.state_dict())
+    sdpa = CausalVideoDiT(model.cfg.replace(attention_backend="sdpa")).cuda()
+    sdpa.load_state_dict(model.state_dict())
+    inputs = {k: None if v is None else v.cuda() for k, v in tiny_inputs(model.cfg, 2, 11).items()}
+    with torch.no_grad():
+        torch.testing.assert_close(flex(**inputs), sdpa(**inputs), atol=1e-4, rtol=1e-4)

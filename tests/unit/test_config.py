@@ -1,0 +1,63 @@
+"""BackboneConfig validation and presets."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from lightning_aapt.backbone import PRESETS, BackboneConfig, CausalVideoDiT
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(("changes", "flag"), [
+    ({"dim": 50, "num_heads": 4}, "num_heads"),
+    ({"window_frames": 0}, "window_frames"),
+    ({"sink_frames": -1}, "sink_frames"),
+    ({"control_dim": -2}, "control_dim"),
+    ({"patch_size": 0}, "patch_size"),
+    ({"attention_backend": "xformers"}, "attention_backend"),
+    ({"dim": 8, "num_heads": 2}, "head dim"),
+])
+def test_invalid_config_names_the_flag(changes, flag):
+    with pytest.raises(ValueError, match=flag):
+        BackboneConfig(**changes)
+
+
+def test_replace_gives_a_valid_config():
+    cfg = dataclasses.replace(BackboneConfig.preset("tiny"), window_frames=4, sink_frames=1)
+    assert (cfg.window_frames, cfg.sink_frames) == (4, 1)
+    assert cfg.uses_sink_positions
+
+
+def test_unknown_preset_lists_the_names():
+    with pytest.raises(ValueError, match="tiny"):
+        BackboneConfig.preset("huge")
+
+
+def test_rope_split_covers_the_head_dim():
+    for cfg in PRESETS.values():
+        t, h, w = cfg.rope_split
+        assert t + h + w == cfg.head_dim and t % 2 == h % 2 == w % 2 == 0 and min(t, h, w) > 0
+
+
+def parameters(cfg: BackboneConfig) -> int:
+    with torch.device("meta"):
+        return sum(p.numel() for p in CausalVideoDiT(cfg).parameters())
+
+
+@pytest.mark.parametrize(("name", "low", "high"), [
+    ("bench", 50e6, 150e6),
+    ("wan-1.3b-like", 1.2e9, 1.6e9),
+    ("aapt-8b-like", 7.5e9, 8.5e9),
+])
+def test_preset_sizes(name, low, high):
+    assert low <= parameters(BackboneConfig.preset(name)) <= high
+
+
+def test_any_latent_size_divisible_by_the_patch_works():
+    model = CausalVideoDiT(BackboneConfig.preset("tiny"))
+    out = model(torch.randn(1, 2, 4, 6, 10), torch.rand(1, 2), torch.randn(1, 2, 4, 6, 10), torch.randn(1, 3, 16))
+    assert out.shape == (1, 2, 4, 6, 10)
+    with pytest.raises(ValueError, match="patch_size"):
+        model(torch.randn(1, 2, 4, 5, 6), torch.rand(1, 2), torch.randn(1, 2, 4, 5, 6), torch.randn(1, 3, 16))
