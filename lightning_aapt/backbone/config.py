@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -79,6 +80,11 @@ class BackboneConfig:
             raise ValueError(
                 "BackboneConfig.attention_backend must be one of auto, sdpa, flex, reference; "
                 f"got {self.attention_backend!r}")
+        if self.patch_dim > self.dim:
+            warnings.warn(
+                f"BackboneConfig: a patch has {self.patch_dim} features (latent_channels * patch_size^2) but the "
+                f"width is dim={self.dim}: near t = 1 the velocity is mostly the input noise, which a narrower "
+                "model cannot pass through; training stalls. Raise dim or lower patch_size.", stacklevel=3)
         if self.rope_theta <= 0:
             raise ValueError(f"BackboneConfig.rope_theta must be > 0, got {self.rope_theta}")
 
@@ -123,9 +129,10 @@ PRESETS: dict[str, BackboneConfig] = {
     # Unit tests: milliseconds per forward.
     "tiny": BackboneConfig(latent_channels=4, patch_size=2, dim=48, depth=2, num_heads=2, text_dim=16,
                            control_dim=0, freq_dim=32, max_cache_frames=2048),
-    # Quick start on the toy world (CPU): 16x16 latents of 8 channels -> 64 tokens per frame.
-    "toy": BackboneConfig(latent_channels=8, patch_size=2, dim=192, depth=6, num_heads=3, text_dim=64,
-                          control_dim=4, window_frames=8, sink_frames=1, freq_dim=128),
+    # Quick start on the toy world (CPU): 8x8 latents of 48 channels (32x32 frames, toy codec) -> 16 tokens
+    # per frame; 2-D actions as controls.
+    "toy": BackboneConfig(latent_channels=48, patch_size=2, dim=256, depth=4, num_heads=4, text_dim=64,
+                          control_dim=2, window_frames=4, sink_frames=1, freq_dim=128),
     # CPU benchmarks: about 110M parameters.
     "bench": BackboneConfig(latent_channels=16, patch_size=2, dim=768, depth=12, num_heads=12, text_dim=512,
                             control_dim=0, window_frames=30, sink_frames=1),

@@ -37,9 +37,11 @@ def test_design_contract_runs_as_written():
 
 
 def test_backbone_imports_torch_only():
+    import subprocess
     import sys
 
-    import lightning_aapt.backbone  # noqa: F401
-
-    forbidden = [name for name in ("lightning", "pytorch_lightning", "torchmetrics") if name in sys.modules]
-    assert not forbidden, f"the backbone must import torch only, but {forbidden} got imported"
+    code = ("import sys, lightning_aapt.backbone, lightning_aapt.diffusion, lightning_aapt.inference; "
+            "print(sorted(m for m in ('lightning', 'pytorch_lightning', 'torchmetrics', 'torch.distributed.fsdp') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", f"the model code must import torch only, but it imported {out.strip()}"

@@ -1,0 +1,92 @@
+"""Writing WebDataset shards and their manifest, atomically (temporary name, then rename).
+
+One sample = one clip (DESIGN §6): `latents.npy` (F, C, H, W) float16, `text.npy` (L, Dt) float16,
+`controls.npy` (F, A) float32 when the data has controls, and `json` metadata.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import webdataset as wds
+
+MANIFEST = "manifest.json"
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+class ShardWriter:
+    """Writes clips into `{prefix}-{index:06d}.tar` shards of `samples_per_shard` clips each.
+
+    Each shard is written under a `.tmp` name and renamed when complete, so a crash never leaves a
+    truncated shard behind under its real name. Use as a context manager; `shards` lists the files written.
+    """
+
+    def __init__(self, directory: Path, prefix: str, samples_per_shard: int) -> None:
+        self.directory, self.prefix, self.samples_per_shard = Path(directory), prefix, samples_per_shard
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.shards: list[str] = []
+        self._writer: wds.TarWriter | None = None
+        self._count = 0
+
+    def write(self, key: str, latents: np.ndarray, text: np.ndarray, controls: np.ndarray | None,
+              meta: dict) -> None:
+        if self._writer is None or self._count == self.samples_per_shard:
+            self._close_shard()
+            name = f"{self.prefix}-{len(self.shards):06d}.tar"
+            self._tmp = self.directory / (name + ".tmp")
+            self._writer = wds.TarWriter(str(self._tmp), encoder=False)
+            self.shards.append(name)
+            self._count = 0
+        sample = {"__key__": key, "latents.npy": npy_bytes(latents.astype(np.float16)),
+                  "text.npy": npy_bytes(text.astype(np.float16)), "json": json.dumps(meta).encode()}
+        if controls is not None:
+            sample["controls.npy"] = npy_bytes(controls.astype(np.float32))
+        self._writer.write(sample)
+        self._count += 1
+
+    def _close_shard(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            os.replace(self._tmp, self.directory / self.shards[-1])
+            self._writer = None
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self._close_shard()
+        elif self._writer is not None:
+            self._writer.close()
+            self._tmp.unlink(missing_ok=True)
+            self.shards.pop()
+
+
+def write_manifest(directory: Path, manifest: dict) -> None:
+    write_atomic(Path(directory) / MANIFEST, json.dumps(manifest, indent=2).encode())
+
+
+def read_manifest(directory: Path) -> dict:
+    path = Path(directory) / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no {MANIFEST} in {directory}: write shards with `python -m lightning_aapt "
+                                "prepare` (it records shapes, codec and text encoder there)") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err

@@ -1,0 +1,296 @@
+"""`WebVideoDataModule`: streams clips of precomputed latents from WebDataset shards.
+
+Notation: B batch, F frames per training clip, C latent channels, H/W latent height/width, L text tokens,
+Dt text width, A control width.
+
+Splitting is explicit: shards are first divided between ranks (rank r takes shards r, r + world, ...), then
+between the data-loader workers of a rank, so no two processes ever read the same shard and DDP ranks see
+disjoint samples, also in the resampled (infinite, with replacement) training stream, which draws shards
+at random from its own subset. Shard order and in-shard shuffling come from torch's RNG at each pass
+(`seed_everything` makes them reproducible; each epoch draws anew). Resuming mid-epoch restarts the stream
+at a fresh random position: the data position is approximate, the rest of a checkpoint exact.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import numpy as np
+import torch
+import webdataset as wds
+from torch import Tensor
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from datamodules.shards import MANIFEST, read_manifest
+from datamodules.toy_world import ToyWorldSpec, prepare_toy_world
+
+
+class DataError(ValueError):
+    """A shard or sample that does not hold what the model expects; the message names it."""
+
+
+@dataclass
+class VideoBatch:
+    """A batch of clips (typed; Lightning moves its tensors to the device)."""
+
+    latents: Tensor  # (B, F, C, H, W) float32
+    text: Tensor  # (B, L, Dt) float32
+    controls: Tensor | None  # (B, F, A) float32
+    keys: list[str] = field(default_factory=list)  # "shard-url#sample-key"
+    meta: list[dict] = field(default_factory=list)
+    skipped: int = 0  # bad samples skipped since the previous batch (policy "skip")
+
+    def __len__(self) -> int:
+        return self.latents.shape[0]
+
+
+@dataclass(frozen=True)
+class ClipShapes:
+    """What every sample must hold (from the manifest, or from the toy spec before it is rendered)."""
+
+    clip_frames: int
+    latent_channels: int
+    height: int
+    width: int
+    text_tokens: int
+    text_dim: int
+    control_dim: int  # 0 = the data has no controls
+
+    @classmethod
+    def from_manifest(cls, manifest: dict) -> ClipShapes:
+        shapes = manifest["shapes"]
+        f, c, h, w = shapes["latents"]
+        controls = shapes.get("controls")
+        return cls(f, c, h, w, *shapes["text"], controls[1] if controls else 0)
+
+
+def _load_npy(sample: dict, name: str, where: str) -> np.ndarray:
+    if name not in sample:
+        raise DataError(f"{where}: no {name} in the sample (it has {sorted(k for k in sample if k[0] != '_')})")
+    try:
+        return np.load(io.BytesIO(sample[name]), allow_pickle=False)
+    except Exception as err:
+        raise DataError(f"{where}: {name} is not a readable .npy array ({err})") from err
+
+
+def decode_clip(sample: dict, shapes: ClipShapes, num_frames: int, start: int | None,
+                rng: random.Random) -> dict:
+    """Check and decode one raw sample; crop `num_frames` frames (at `start`, or at random when None)."""
+    where = f"shard {sample.get('__url__', '?')}, sample {sample.get('__key__', '?')}"
+    latents = _load_npy(sample, "latents.npy", where)
+    expected = (shapes.latent_channels, shapes.height, shapes.width)
+    if latents.ndim != 4 or latents.shape[1:] != expected or latents.shape[0] < num_frames:
+        raise DataError(f"{where}: latents.npy has shape {latents.shape}, expected (F >= {num_frames}, "
+                        f"{expected[0]}, {expected[1]}, {expected[2]}) from the manifest and model.num_frames")
+    if not np.isfinite(latents).all():
+        raise DataError(f"{where}: latents.npy holds NaN or Inf values")
+    text = _load_npy(sample, "text.npy", where)
+    if text.ndim != 2 or text.shape[1] != shapes.text_dim:
+        raise DataError(f"{where}: text.npy has shape {text.shape}, expected (L, {shapes.text_dim})")
+    if not np.isfinite(text).all():
+        raise DataError(f"{where}: text.npy holds NaN or Inf values")
+    controls = None
+    if shapes.control_dim:
+        controls = _load_npy(sample, "controls.npy", where)
+        if controls.shape != (latents.shape[0], shapes.control_dim) or not np.isfinite(controls).all():
+            raise DataError(f"{where}: controls.npy has shape {controls.shape} (or non-finite values), expected "
+                            f"finite ({latents.shape[0]}, {shapes.control_dim})")
+    first = rng.randrange(latents.shape[0] - num_frames + 1) if start is None else start
+    crop = slice(first, first + num_frames)
+    meta = json.loads(sample["json"]) if "json" in sample else {}
+    meta["crop_start"] = first
+    return {"latents": torch.from_numpy(latents[crop].astype(np.float32)),
+            "text": torch.from_numpy(text.astype(np.float32)),
+            "controls": None if controls is None else torch.from_numpy(controls[crop].astype(np.float32)),
+            "key": f"{sample.get('__url__')}#{sample.get('__key__')}", "meta": meta}
+
+
+class ClipStream(IterableDataset):
+    """Clips from a rank's share of the shards (see the module docstring for the splitting rules).
+
+    Args:
+        urls: shard paths or `pipe:` commands.
+        shapes: what each sample must hold.
+        num_frames: F, frames cropped from each clip.
+        resampled: infinite stream drawing shards with replacement (training); else one pass (validation).
+        shuffle: shuffle the shard order and, with a buffer of `shuffle_buffer` clips, the clips.
+        random_crop: crop at a random start; else at frame 0.
+        bad_samples: "fail" raises a `DataError` naming the shard; "skip" drops the sample or the rest of a
+            corrupt shard and counts it (`VideoBatch.skipped`).
+        rank, world_size: this process's place among the data-parallel ranks.
+    """
+
+    def __init__(self, urls: list[str], shapes: ClipShapes, num_frames: int, resampled: bool, shuffle: bool,
+                 random_crop: bool, bad_samples: Literal["fail", "skip"] = "fail", shuffle_buffer: int = 64,
+                 rank: int = 0, world_size: int = 1) -> None:
+        if len(urls) < world_size:
+            raise DataError(f"{len(urls)} shard(s) cannot be split over {world_size} ranks: write at least one "
+                            "shard per rank (prepare --samples-per-shard smaller)")
+        self.urls, self.shapes, self.num_frames = urls, shapes, num_frames
+        self.resampled, self.shuffle, self.random_crop = resampled, shuffle, random_crop
+        self.bad_samples, self.shuffle_buffer = bad_samples, shuffle_buffer
+        self.rank, self.world_size = rank, world_size
+
+    def worker_shards(self) -> list[str]:
+        """This rank's shards, then this worker's share of them.
+
+        A one-pass stream splits strictly (a worker may get none, and then yields nothing), so every clip is
+        read once; a resampled stream with fewer shards than workers lets each worker draw from all of them.
+        """
+        shards = self.urls[self.rank :: self.world_size]
+        info = get_worker_info()
+        if info is not None and (not self.resampled or len(shards) >= info.num_workers):
+            shards = shards[info.id :: info.num_workers]
+        return shards
+
+    def __iter__(self):
+        info = get_worker_info()
+        seed = info.seed if info is not None else int(torch.randint(2**62, (1,)).item())
+        rng = random.Random(seed * 1000003 + self.rank)
+        shards = self.worker_shards()
+        if not shards:
+            return
+        buffer: list[dict] = []
+        skipped = 0
+        for url in self._shard_order(shards, rng):
+            try:
+                for raw in wds.tarfile_samples([{"url": url}]):
+                    try:
+                        clip = decode_clip(raw, self.shapes, self.num_frames, None if self.random_crop else 0, rng)
+                    except DataError:
+                        if self.bad_samples == "fail":
+                            raise
+                        skipped += 1
+                        continue
+                    clip["skipped"], skipped = skipped, 0
+                    if not self.shuffle:
+                        yield clip
+                        continue
+                    buffer.append(clip)
+                    if len(buffer) >= self.shuffle_buffer:
+                        yield buffer.pop(rng.randrange(len(buffer)))
+            except DataError:
+                raise
+            except Exception as err:
+                if self.bad_samples == "fail":
+                    raise DataError(f"shard {url} is unreadable or truncated: {type(err).__name__}: {err}") from err
+                skipped += 1
+        rng.shuffle(buffer)
+        yield from buffer
+
+    def _shard_order(self, shards: list[str], rng: random.Random):
+        if self.resampled:
+            while True:
+                yield rng.choice(shards)
+        order = list(shards)
+        if self.shuffle:
+            rng.shuffle(order)
+        yield from order
+
+
+def collate_clips(clips: list[dict]) -> VideoBatch:
+    controls = [c["controls"] for c in clips]
+    return VideoBatch(
+        latents=torch.stack([c["latents"] for c in clips]),
+        text=torch.stack([c["text"] for c in clips]),
+        controls=None if controls[0] is None else torch.stack(controls),
+        keys=[c["key"] for c in clips], meta=[c["meta"] for c in clips],
+        skipped=sum(c["skipped"] for c in clips),
+    )
+
+
+class WebVideoDataModule(L.LightningDataModule):
+    """Clips of precomputed video latents from WebDataset shards (DESIGN §6).
+
+    Args:
+        data_dir: directory of the shards and their manifest.json (shapes, codec, text encoder).
+        train_shards, val_shards: shard patterns relative to `data_dir` or absolute, brace-expanded, `::`
+            separating several; `pipe:` URLs work too. None: the shards listed in the manifest.
+        num_frames: F, frames cropped from each clip (at random for training, from frame 0 for validation).
+        batch_size: clips per batch and rank.
+        num_workers: data-loader workers per rank.
+        shuffle_buffer: clips held for shuffling the training stream.
+        bad_samples: "fail" (default) stops with an error naming the shard and sample; "skip" drops bad
+            samples (and the rest of an unreadable shard), counted and logged as `train/skipped_samples`.
+        toy_world: when set and `data_dir` has no manifest, `prepare_data` renders this toy-world dataset
+            there first, so `fit` works on a fresh machine.
+    """
+
+    def __init__(self, data_dir: str = "data/toy", train_shards: str | None = None, val_shards: str | None = None,
+                 num_frames: int = 12, batch_size: int = 8, num_workers: int = 0, shuffle_buffer: int = 64,
+                 bad_samples: Literal["fail", "skip"] = "fail", toy_world: ToyWorldSpec | None = None) -> None:
+        super().__init__()
+        self.data_dir = Path(data_dir)
+        self.train_shards, self.val_shards = train_shards, val_shards
+        self.num_frames, self.batch_size, self.num_workers = num_frames, batch_size, num_workers
+        self.shuffle_buffer, self.bad_samples, self.toy_world = shuffle_buffer, bad_samples, toy_world
+        if bad_samples not in ("fail", "skip"):
+            raise ValueError(f"data.bad_samples must be 'fail' or 'skip', got {bad_samples!r}")
+
+    @property
+    def shapes(self) -> ClipShapes:
+        """Shapes of the data: from the manifest, or from `toy_world` before it has been rendered."""
+        if (self.data_dir / MANIFEST).exists():
+            return ClipShapes.from_manifest(read_manifest(self.data_dir))
+        if self.toy_world is not None:
+            return ClipShapes.from_manifest({"shapes": self.toy_world.shapes()})
+        raise FileNotFoundError(f"data.data_dir={self.data_dir} has no {MANIFEST} and data.toy_world is not set: "
+                                "write shards with `python -m lightning_aapt prepare` or set data.toy_world")
+
+    @property
+    def model_dims(self) -> dict[str, int]:
+        """Backbone fields the data decides (linked into the model by the CLI)."""
+        s = self.shapes
+        return {"latent_channels": s.latent_channels, "text_dim": s.text_dim, "control_dim": s.control_dim}
+
+    def prepare_data(self) -> None:
+        if not (self.data_dir / MANIFEST).exists() and self.toy_world is not None:
+            prepare_toy_world(self.data_dir, self.toy_world, overwrite=True)
+
+    def urls(self, split: str) -> list[str]:
+        pattern = self.train_shards if split == "train" else self.val_shards
+        if pattern is None:
+            names = read_manifest(self.data_dir)["splits"][split]["shards"]
+            return [str(self.data_dir / n) for n in names]
+        urls = wds.shardlists.expand_urls(pattern)
+        return [u if u.startswith("pipe:") or Path(u).is_absolute() else str(self.data_dir / u) for u in urls]
+
+    def _stream(self, split: str) -> ClipStream:
+        shapes = self.shapes
+        if shapes.clip_frames < self.num_frames:
+            raise DataError(f"data.num_frames={self.num_frames} is longer than the clips in {self.data_dir} "
+                            f"({shapes.clip_frames} frames)")
+        rank, world = self._rank_and_world_size()
+        train = split == "train"
+        return ClipStream(self.urls(split), shapes, self.num_frames, resampled=train, shuffle=train,
+                          random_crop=train, bad_samples=self.bad_samples, shuffle_buffer=self.shuffle_buffer,
+                          rank=rank, world_size=world)
+
+    def _rank_and_world_size(self) -> tuple[int, int]:
+        if self.trainer is not None:
+            return self.trainer.global_rank, self.trainer.world_size
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
+
+    def _loader(self, split: str) -> DataLoader:
+        return DataLoader(self._stream(split), batch_size=self.batch_size, num_workers=self.num_workers,
+                          collate_fn=collate_clips, persistent_workers=False, drop_last=split == "train")
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("val")

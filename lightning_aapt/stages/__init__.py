@@ -1,0 +1,7 @@
+"""Training stages, one LightningModule each (DESIGN §5)."""
+
+from lightning_aapt.stages.adaptation import DiffusionAdaptation
+from lightning_aapt.stages.base import OptimizerConfig, StageModule, TimestepConfig
+from lightning_aapt.stages.pretraining import BidirectionalPretraining
+
+__all__ = ["BidirectionalPretraining", "DiffusionAdaptation", "OptimizerConfig", "StageModule", "TimestepConfig"]

@@ -1,0 +1,192 @@
+"""`StageModule`: what every training stage shares — the backbone, AdamW with warm-up, EMA, `init_from`,
+timestep sampling, per-timestep-bucket loss logging and a deterministic validation loss.
+
+Notation: B batch, F frames, C latent channels, H/W latent height/width.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from lightning_aapt.backbone import BackboneConfig, CausalVideoDiT
+from lightning_aapt.diffusion import euler_sample, sample_timesteps, timestep_schedule
+from lightning_aapt.inference import StreamingGenerator
+from lightning_aapt.stages.checkpoints import init_backbone_from
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """AdamW with linear warm-up to `lr`, then constant.
+
+    Args:
+        lr: learning rate after warm-up.
+        betas: Adam betas.
+        weight_decay: decoupled weight decay (AAPT stage 1: 0.01).
+        warmup_steps: optimizer steps of linear warm-up from 0.
+    """
+
+    lr: float = 3e-4
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+
+
+@dataclass(frozen=True)
+class TimestepConfig:
+    """How training draws per-frame timesteps (DESIGN §4).
+
+    Args:
+        per: "clip" (one t for all frames of a clip: AAPT) or "frame" (independent per frame).
+        distribution: "uniform" (AAPT) or "logit_normal".
+        shift: time shift s applied on [0, 1] (AAPT: 24 for its large latents; small for the toy).
+    """
+
+    per: Literal["clip", "frame"] = "clip"
+    distribution: Literal["uniform", "logit_normal"] = "uniform"
+    shift: float = 1.0
+
+
+class StageModule(L.LightningModule):
+    """Base of the stage modules: owns `model` (the trained backbone) and `ema` (its moving average).
+
+    Args:
+        backbone: the backbone's configuration. Its `latent_channels`, `text_dim` and `control_dim` are
+            set from the data when the CLI links `model_dims`.
+        optimizer: AdamW settings.
+        timesteps: training timestep distribution.
+        ema_decay: EMA decay (with the usual warm-up min(decay, (1 + step) / (10 + step))); 0 disables EMA.
+        init_from: stage checkpoint whose backbone (EMA weights when present) initialises `model`.
+        model_dims: linked from the data module by the CLI (latent_channels, text_dim, control_dim).
+        loss_buckets: training loss is also logged per timestep bucket, this many equal buckets of [0, 1].
+        sample_steps: Euler steps per frame (per clip, bidirectional) when `predict` generates samples.
+    """
+
+    def __init__(self, backbone: BackboneConfig, optimizer: OptimizerConfig | None = None,
+                 timesteps: TimestepConfig | None = None, ema_decay: float = 0.999, init_from: str | None = None,
+                 model_dims: dict[str, int] | None = None, loss_buckets: int = 4, sample_steps: int = 8) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        for name, value in self.hparams.items():  # plain data, so checkpoints load with weights_only=True
+            if dataclasses.is_dataclass(value):
+                self.hparams[name] = dataclasses.asdict(value)
+        if model_dims:
+            backbone = dataclasses.replace(backbone, **model_dims)
+        self.check_backbone(backbone)
+        self.cfg = backbone
+        self.optimizer_cfg = optimizer or OptimizerConfig()
+        self.timestep_cfg = timesteps or TimestepConfig()
+        self.ema_decay, self.init_from, self.loss_buckets = ema_decay, init_from, loss_buckets
+        self.sample_steps = sample_steps
+        self.model = CausalVideoDiT(backbone)
+        if init_from:
+            init_backbone_from(self.model, init_from)
+        self.ema = copy.deepcopy(self.model).requires_grad_(False) if ema_decay > 0 else None
+
+    def check_backbone(self, cfg: BackboneConfig) -> None:
+        """Stages refuse a backbone form they cannot train (overridden per stage)."""
+
+    # -------------------------------------------------------------------------------- training
+
+    def draw_timesteps(self, batch: int, frames: int) -> Tensor:
+        t = self.timestep_cfg
+        return sample_timesteps(batch, frames, per=t.per, distribution=t.distribution, shift=t.shift,
+                                device=self.device)
+
+    def log_losses(self, split: str, per_frame: Tensor, t: Tensor, batch_size: int) -> Tensor:
+        """Log the mean loss and, for training, its mean per timestep bucket; per_frame/t (B, F)."""
+        loss = per_frame.mean()
+        self.log(f"{split}/loss", loss, prog_bar=True, batch_size=batch_size, sync_dist=split != "train")
+        if split == "train":
+            bucket = (t.detach() * self.loss_buckets).long().clamp(max=self.loss_buckets - 1)  # (B, F)
+            for k in range(self.loss_buckets):
+                chosen = bucket == k
+                if chosen.any():
+                    name = f"train/loss_t{k / self.loss_buckets:.2f}-{(k + 1) / self.loss_buckets:.2f}"
+                    self.log(name, per_frame.detach()[chosen].mean(), batch_size=int(chosen.sum()))
+        return loss
+
+    def per_frame_losses(self, batch, t: Tensor, noise: Tensor) -> Tensor:
+        """The stage's flow-matching loss (B, F) of a batch at timesteps t (B, F) with the given noise."""
+        raise NotImplementedError
+
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        B, F = batch.latents.shape[:2]
+        t = self.draw_timesteps(B, F)
+        losses = self.per_frame_losses(batch, t, torch.randn_like(batch.latents))
+        return self.log_losses("train", losses, t, B)
+
+    def evaluate(self, split: str, batch, batch_idx: int) -> None:
+        """Loss at fixed noise and one fixed t per clip, so numbers compare across runs and steps."""
+        B, F = batch.latents.shape[:2]
+        gen = self.validation_generator(batch_idx)
+        t = torch.rand(B, 1, generator=gen, device=self.device).expand(B, F)
+        noise = torch.randn(batch.latents.shape, generator=gen, device=self.device)
+        self.log_losses(split, self.per_frame_losses(batch, t, noise), t, B)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self.evaluate("val", batch, batch_idx)
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self.evaluate("test", batch, batch_idx)
+
+    @property
+    def sampling_model(self) -> CausalVideoDiT:
+        """The weights to sample with: the EMA when there is one."""
+        return self.ema if self.ema is not None else self.model
+
+    def predict_step(self, batch, batch_idx: int) -> dict:
+        """Generate clips for the batch's text and controls: {"keys", "latents" (B, F, C, H, W)}.
+
+        A causal model streams from the clip's first ground-truth frame (given through the recycled channels)
+        with `sample_steps` Euler steps per frame; a bidirectional one samples the whole clip jointly.
+        """
+        model = self.sampling_model
+        B, F = batch.latents.shape[:2]
+        noise = torch.randn(batch.latents.shape, generator=self.validation_generator(batch_idx), device=self.device)
+        if model.cfg.bidirectional:
+            def velocity(x, t, i):
+                return model(x, t.reshape(1, 1).expand(B, F), None, batch.text, batch.controls)
+
+            latents = euler_sample(velocity, noise, timestep_schedule(self.sample_steps, self.timestep_cfg.shift,
+                                                                      device=self.device))
+        else:
+            gen = StreamingGenerator(model, steps=self.sample_steps, shift=self.timestep_cfg.shift)
+            gen.reset(batch.text, first_frame=batch.latents[:, 0])
+            latents = gen.generate(F, batch.controls)
+        return {"keys": batch.keys, "latents": latents}
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if self.ema is not None:
+            step = self.global_step
+            decay = min(self.ema_decay, (1 + step) / (10 + step))
+            with torch.no_grad():
+                torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), 1 - decay)
+        if getattr(batch, "skipped", 0):
+            self.log("train/skipped_samples", float(batch.skipped), reduce_fx="sum", batch_size=1)
+
+    def validation_generator(self, batch_idx: int) -> torch.Generator:
+        """Fixed noise per validation batch, so validation losses compare across runs and steps."""
+        return torch.Generator(device=self.device).manual_seed(10_000 + batch_idx)
+
+    # ------------------------------------------------------------------------------ optimizers
+
+    def configure_optimizers(self):
+        cfg = self.optimizer_cfg
+        decay, no_decay = [], []
+        for name, p in self.model.named_parameters():
+            (no_decay if p.ndim < 2 or "modulation" in name else decay).append(p)
+        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                       {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas)
+        warmup = max(cfg.warmup_steps, 1)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["backbone_config"] = dataclasses.asdict(self.cfg)

@@ -1,0 +1,50 @@
+"""Reading backbone weights out of stage checkpoints (`init_from`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from lightning_aapt.backbone import BackboneConfig, CausalVideoDiT, convert
+
+
+def load_backbone(path: str | Path, prefer_ema: bool = True) -> CausalVideoDiT:
+    """The backbone stored in a stage checkpoint, with its EMA weights when present (DESIGN §5)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"init_from={path}: no such checkpoint. Train the previous stage first (stage 1 starts from "
+            "`python -m lightning_aapt fit --config experiments/stage0.yaml`) or point model.init_args.init_from "
+            "at its checkpoint")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"init_from={path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
+    if "backbone_config" not in checkpoint or "state_dict" not in checkpoint:
+        raise ValueError(f"init_from={path}: not a lightning_aapt stage checkpoint (no backbone_config/state_dict)")
+    model = CausalVideoDiT(BackboneConfig(**checkpoint["backbone_config"]))
+    state = checkpoint["state_dict"]
+    prefix = "ema." if prefer_ema and any(k.startswith("ema.") for k in state) else "model."
+    weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"init_from={path}: weights under '{prefix}' do not match the recorded config: {err}") from err
+    return model
+
+
+def init_backbone_from(model: CausalVideoDiT, path: str | Path) -> None:
+    """Load a checkpoint's backbone into `model` strictly, new zero-initialised input groups aside.
+
+    The checkpoint may hold the bidirectional form (stage 0) and `model` the causal one: recycled-frame
+    (and new control) projections start at zero, everything else must match exactly or this raises,
+    naming the mismatch.
+    """
+    source = load_backbone(path)
+    target = model.cfg
+    try:
+        converted = convert(source, **{f: getattr(target, f) for f in target.__dataclass_fields__})
+    except ValueError as err:
+        raise ValueError(f"init_from={path}: {err}") from err
+    model.load_state_dict(converted.state_dict(), strict=True)

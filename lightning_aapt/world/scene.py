@@ -1,0 +1,205 @@
+"""The toy world: sprites bouncing with simple physics and one agent steered by per-frame actions.
+
+Deterministic from a seed; `simulate(seed, actions)` re-renders the ground truth of any action sequence,
+which gives drift and control-following metrics a true reference. Frames are (F, S, S, 3) uint8.
+
+Convention: action f moves the world from state f-1 to state f, and frame f renders state f, so frame f and
+controls[f] belong together, as the model sees them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+COLOURS = {  # sprite palette: name -> RGB
+    "red": (230, 57, 70), "green": (82, 183, 136), "blue": (69, 123, 230), "yellow": (244, 211, 94),
+    "magenta": (214, 86, 196), "cyan": (72, 202, 228), "orange": (247, 140, 50),
+}
+BACKGROUNDS = {  # background gradient ends
+    "navy": (20, 30, 70), "forest": (20, 60, 35), "plum": (60, 25, 65), "slate": (45, 50, 60),
+    "umber": (70, 45, 25),
+}
+SHAPES = ("circle", "square", "diamond", "triangle")
+AGENT_COLOUR = (250, 250, 250)
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Parameters of the toy world.
+
+    Args:
+        size: frame edge in pixels (frames are size x size RGB).
+        min_sprites, max_sprites: passive sprites per scene.
+        min_radius, max_radius: sprite radius in pixels.
+        max_speed: initial sprite speed bound, pixels per frame.
+        agent_radius: radius of the agent in pixels.
+        agent_accel: acceleration per unit action, pixels per frame^2.
+        agent_damping: velocity kept per frame by the agent (friction).
+        agent_max_speed: agent speed bound, pixels per frame.
+    """
+
+    size: int = 32
+    min_sprites: int = 2
+    max_sprites: int = 3
+    min_radius: float = 2.5
+    max_radius: float = 4.0
+    max_speed: float = 1.2
+    agent_radius: float = 3.0
+    agent_accel: float = 0.5
+    agent_damping: float = 0.85
+    agent_max_speed: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.size < 8:
+            raise ValueError(f"WorldConfig.size must be >= 8 pixels, got {self.size}")
+        if not 1 <= self.min_sprites <= self.max_sprites:
+            raise ValueError(f"WorldConfig needs 1 <= min_sprites <= max_sprites, got {self.min_sprites}, "
+                             f"{self.max_sprites}")
+        if not 0 < self.min_radius <= self.max_radius:
+            raise ValueError(f"WorldConfig needs 0 < min_radius <= max_radius, got {self.min_radius}, "
+                             f"{self.max_radius}")
+
+    @property
+    def action_dim(self) -> int:
+        """Width of an action (the controls): the agent's acceleration (ax, ay) in [-1, 1]^2."""
+        return 2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class State:
+    """Bodies of the scene; index 0 is the agent, 1.. the sprites. Positions/velocities in pixels (x, y)."""
+
+    pos: np.ndarray  # (K, 2) float64
+    vel: np.ndarray  # (K, 2)
+    radius: np.ndarray  # (K,)
+    shape: list[str]  # K names, "agent" first
+    colour: list[str]  # K names, "white" first
+    background: tuple[str, str]  # gradient top, bottom
+
+
+@dataclass
+class Episode:
+    """A rendered clip and the states behind it."""
+
+    frames: np.ndarray  # (F, S, S, 3) uint8
+    agent_pos: np.ndarray  # (F, 2) float64, pixels
+    sprite_pos: np.ndarray  # (F, K-1, 2)
+    caption: str
+
+
+def initial_state(seed: int, cfg: WorldConfig) -> State:
+    """The scene drawn from `seed`: sprites with shapes, colours, positions and velocities; agent at rest."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(cfg.min_sprites, cfg.max_sprites + 1))
+    radius = np.concatenate([[cfg.agent_radius], rng.uniform(cfg.min_radius, cfg.max_radius, n)])
+    pos = rng.uniform(radius[:, None], cfg.size - radius[:, None], (n + 1, 2))
+    angle = rng.uniform(0, 2 * np.pi, n)
+    speed = rng.uniform(0.3, 1.0, n) * cfg.max_speed
+    vel = np.concatenate([[[0.0, 0.0]], np.stack([np.cos(angle), np.sin(angle)], 1) * speed[:, None]])
+    shapes = ["agent", *(SHAPES[i] for i in rng.integers(0, len(SHAPES), n))]
+    colours = ["white", *(str(c) for c in rng.choice(list(COLOURS), n, replace=False))]
+    background = tuple(str(c) for c in rng.choice(list(BACKGROUNDS), 2, replace=False))
+    return State(pos, vel, radius, shapes, colours, background)
+
+
+def step(state: State, action: np.ndarray, cfg: WorldConfig) -> None:
+    """Advance one frame in place: agent acceleration, motion, wall bounces, elastic collisions."""
+    a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+    state.vel[0] = state.vel[0] * cfg.agent_damping + cfg.agent_accel * a
+    speed = np.linalg.norm(state.vel[0])
+    if speed > cfg.agent_max_speed:
+        state.vel[0] *= cfg.agent_max_speed / speed
+    state.pos += state.vel
+    low, high = state.radius[:, None], cfg.size - state.radius[:, None]
+    below, above = state.pos < low, state.pos > high
+    state.vel[below | above] *= -1  # bounce off the walls
+    state.pos = np.where(below, 2 * low - state.pos, np.where(above, 2 * high - state.pos, state.pos))
+    mass = state.radius**2
+    for i in range(len(mass)):
+        for j in range(i + 1, len(mass)):
+            delta = state.pos[j] - state.pos[i]
+            dist = float(np.hypot(*delta))
+            if dist >= state.radius[i] + state.radius[j] or dist == 0.0:
+                continue
+            normal = delta / dist
+            approach = float(np.dot(state.vel[i] - state.vel[j], normal))
+            if approach <= 0:
+                continue  # already separating
+            impulse = 2 * approach / (mass[i] + mass[j])
+            state.vel[i] -= impulse * mass[j] * normal
+            state.vel[j] += impulse * mass[i] * normal
+
+
+def render(state: State, cfg: WorldConfig) -> np.ndarray:
+    """The scene as a (S, S, 3) uint8 frame (pixel centres at i + 0.5; hard edges, exact)."""
+    s = cfg.size
+    t = (np.arange(s) + 0.5)[:, None, None] / s  # (S, 1, 1) vertical ramp
+    top, bottom = (np.array(BACKGROUNDS[name], dtype=np.float64) for name in state.background)
+    img = np.broadcast_to((1 - t) * top + t * bottom, (s, s, 3)).copy()
+    ys, xs = np.mgrid[0:s, 0:s] + 0.5
+    for k in [*range(1, len(state.radius)), 0]:  # the agent on top
+        dx, dy, r = xs - state.pos[k, 0], ys - state.pos[k, 1], state.radius[k]
+        shape = state.shape[k]
+        if shape in ("circle", "agent"):
+            mask = dx**2 + dy**2 <= r**2
+        elif shape == "square":
+            mask = (np.abs(dx) <= 0.8 * r) & (np.abs(dy) <= 0.8 * r)
+        elif shape == "diamond":
+            mask = np.abs(dx) + np.abs(dy) <= r
+        else:  # triangle, apex up
+            mask = (dy <= 0.8 * r) & (dy >= -r) & (np.abs(dx) <= (dy + r) / 1.8 * 0.9)
+        colour = AGENT_COLOUR if shape == "agent" else COLOURS[state.colour[k]]
+        img[mask] = colour
+        if shape == "agent":  # a dark centre marks the agent's position
+            img[dx**2 + dy**2 <= (0.4 * r) ** 2] = (20, 20, 20)
+    return img.round().astype(np.uint8)
+
+
+def caption(state: State) -> str:
+    """A sentence describing the scene."""
+    sprites = [f"{'an' if c[0] in 'aeiou' else 'a'} {c} {s}"
+               for s, c in zip(state.shape[1:], state.colour[1:], strict=True)]
+    listed = ", ".join(sprites[:-1]) + f" and {sprites[-1]}" if len(sprites) > 1 else sprites[0]
+    top, bottom = state.background
+    return f"{listed} bounce over a {top} to {bottom} background while a white agent moves"
+
+
+def simulate(seed: int, actions: np.ndarray, cfg: WorldConfig | None = None) -> Episode:
+    """Render the clip of scene `seed` under actions (F, 2): frame f shows the state after action f."""
+    cfg = cfg or WorldConfig()
+    actions = np.asarray(actions)
+    if actions.ndim != 2 or actions.shape[1] != cfg.action_dim:
+        raise ValueError(f"actions must be (F, {cfg.action_dim}); got {actions.shape}")
+    state = initial_state(seed, cfg)
+    frames, agent, sprites = [], [], []
+    for a in actions:
+        step(state, a, cfg)
+        frames.append(render(state, cfg))
+        agent.append(state.pos[0].copy())
+        sprites.append(state.pos[1:].copy())
+    return Episode(np.stack(frames), np.stack(agent), np.stack(sprites), caption(state))
+
+
+def scripted_actions(seed: int, num_frames: int, persistence: float = 0.85, idle: float = 0.2) -> np.ndarray:
+    """A steering policy with persistence: (F, 2) float32 actions in [-1, 1].
+
+    Each frame keeps the previous action with probability `persistence`; otherwise it draws a new one:
+    rest (zeros) with probability `idle`, else a random direction at a random strength in [0.5, 1].
+    """
+    rng = np.random.default_rng(seed)
+    actions = np.zeros((num_frames, 2), dtype=np.float32)
+    current = np.zeros(2)
+    for f in range(num_frames):
+        if f == 0 or rng.random() > persistence:
+            if rng.random() < idle:
+                current = np.zeros(2)
+            else:
+                angle = rng.uniform(0, 2 * np.pi)
+                current = rng.uniform(0.5, 1.0) * np.array([np.cos(angle), np.sin(angle)])
+        actions[f] = current
+    return actions

@@ -1,0 +1,33 @@
+"""Running the shipped experiment YAMLs small: the same files, with tiny sizes and temporary paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from lightning_aapt.cli import main
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+# patch 1: a toy latent patch then has 48 features, no wider than the tiny model (see BackboneConfig's warning)
+TINY_BACKBONE = {"dim": 48, "depth": 2, "num_heads": 2, "freq_dim": 32, "patch_size": 1}
+
+
+def tiny_config(stage: str, tmp_path: Path, data_dir: Path, steps: int = 3, **model_args) -> Path:
+    """experiments/<stage>.yaml with the tiny backbone, `steps` steps, the tiny dataset and paths in tmp_path."""
+    config = yaml.safe_load((EXPERIMENTS / f"{stage}.yaml").read_text())
+    trainer = config["trainer"]
+    trainer.update(max_steps=steps, val_check_interval=steps, limit_val_batches=1, log_every_n_steps=1,
+                   default_root_dir=str(tmp_path / stage), enable_progress_bar=False, enable_model_summary=False)
+    trainer["logger"]["init_args"]["save_dir"] = str(tmp_path)
+    init = config["model"]["init_args"]
+    init["backbone"].update(TINY_BACKBONE)
+    init.update(model_args)
+    config["data"]["init_args"].update(data_dir=str(data_dir), num_frames=6, batch_size=2, toy_world=None)
+    path = tmp_path / f"{stage}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def fit(config: Path, *overrides: str) -> None:
+    assert main(["fit", "--config", str(config), *overrides]) == 0

@@ -1,0 +1,36 @@
+"""Every shipped YAML parses (LightningCLI, omegaconf mode), without building the model."""
+
+from pathlib import Path
+
+import pytest
+
+from lightning_aapt.cli import main
+
+pytestmark = pytest.mark.smoke
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+CONFIGS = sorted(p for p in EXPERIMENTS.rglob("*.yaml"))
+
+
+def test_there_are_configs_for_each_stage_and_for_scale():
+    names = {p.relative_to(EXPERIMENTS).as_posix() for p in CONFIGS}
+    assert {"stage0.yaml", "stage1.yaml"} <= names
+    assert any(n.startswith("scale/") for n in names)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.relative_to(EXPERIMENTS).as_posix())
+def test_config_parses(config, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--config", str(config), "--print_config"])
+    assert done.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert "class_path: lightning_aapt.stages." in printed and "${" not in printed
+
+
+def test_bad_config_key_names_the_key(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((EXPERIMENTS / "stage0.yaml").read_text().replace("ema_decay:", "ema_decayy:"))
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--config", str(bad), "--print_config"])
+    assert done.value.code != 0
+    assert "ema_decayy" in capsys.readouterr().err

@@ -1,0 +1,129 @@
+"""Shards: round trip, re-rendering ground truth, and clear errors on bad data."""
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from datamodules.shards import ShardWriter, read_manifest
+from datamodules.toy_world import encode_frames, render_clip, spec_from_manifest
+from datamodules.web_video import ClipShapes, ClipStream, DataError, WebVideoDataModule
+from lightning_aapt.world import simulate
+from tests.conftest import TINY_SPEC
+
+pytestmark = pytest.mark.unit
+
+
+def one_pass(directory: Path, split: str = "val", bad_samples: str = "fail", urls=None, num_frames: int = 8):
+    dm = WebVideoDataModule(str(directory), num_frames=num_frames)
+    stream = ClipStream(urls or dm.urls(split), dm.shapes, num_frames, resampled=False, shuffle=False,
+                        random_crop=False, bad_samples=bad_samples)
+    return list(stream)
+
+
+def test_round_trip_gives_the_written_tensors(toy_data):
+    clips = one_pass(toy_data, "val")
+    assert len(clips) == TINY_SPEC.val_clips
+    codec, encoder = TINY_SPEC.codec(), TINY_SPEC.text_encoder()
+    for i in (0, 9):
+        frames, actions, meta = render_clip(TINY_SPEC, "val", i)
+        clip = clips[i]
+        assert clip["key"].endswith(f"val_{i:07d}")
+        assert torch.equal(clip["latents"], torch.from_numpy(encode_frames(codec, frames).astype(np.float32)))
+        assert torch.equal(clip["controls"], torch.from_numpy(actions))
+        text = encoder.encode([meta["caption"]])[0].numpy().astype(np.float16).astype(np.float32)
+        assert torch.equal(clip["text"], torch.from_numpy(text))
+        assert clip["meta"]["caption"] == meta["caption"]
+
+
+def test_stored_clip_re_renders_exactly_from_its_seed_and_actions(toy_data):
+    spec = spec_from_manifest(toy_data)
+    codec = spec.codec()
+    for clip in one_pass(toy_data, "train")[:5]:
+        world = clip["meta"]["world"]
+        episode = simulate(world["scene_seed"], clip["controls"].numpy(), spec.world)
+        assert episode.caption == clip["meta"]["caption"]
+        assert np.array_equal(encode_frames(codec, episode.frames).astype(np.float32), clip["latents"].numpy())
+        pixels = (codec.decode(clip["latents"][None]) * 255).round().byte()[0].permute(0, 2, 3, 1).numpy()
+        assert np.array_equal(pixels, episode.frames)
+
+
+def test_manifest_records_shapes_and_provenance(toy_data):
+    manifest = read_manifest(toy_data)
+    assert manifest["shapes"]["latents"] == [8, 48, 4, 4]
+    assert manifest["codec"]["name"] == "toy-dct4" and manifest["splits"]["train"]["clips"] == 24
+    shapes = ClipShapes.from_manifest(manifest)
+    assert (shapes.latent_channels, shapes.text_dim, shapes.control_dim) == (48, 64, 2)
+
+
+def write_bad_shard(path: Path, latents: np.ndarray) -> str:
+    with ShardWriter(path.parent, path.stem, 10) as writer:
+        writer.write("good_0", np.zeros((8, 48, 4, 4)), np.zeros((24, 64)), np.zeros((8, 2)), {})
+        writer.write("bad_1", latents, np.zeros((24, 64)), np.zeros((latents.shape[0], 2)), {})
+    return str(path.parent / writer.shards[0])
+
+
+@pytest.mark.parametrize(("latents", "message"), [
+    (np.zeros((8, 12, 4, 4)), r"latents.npy has shape \(8, 12, 4, 4\)"),
+    (np.full((8, 48, 4, 4), np.nan), "NaN"),
+])
+def test_bad_latents_name_the_shard_and_sample(toy_data, tmp_path, latents, message):
+    url = write_bad_shard(tmp_path / "bad", latents)
+    with pytest.raises(DataError, match=message) as err:
+        one_pass(toy_data, urls=[url])
+    assert url in str(err.value) and "bad_1" in str(err.value)
+    clips = one_pass(toy_data, urls=[url], bad_samples="skip")
+    assert [c["key"].split("#")[1] for c in clips] == ["good_0"]
+
+
+def test_truncated_shard_names_the_shard_or_is_counted(toy_data, tmp_path):
+    source = Path(WebVideoDataModule(str(toy_data)).urls("val")[0])
+    truncated = tmp_path / "truncated.tar"
+    data = source.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2 + 100])
+    good = str(Path(source).with_name("val-000001.tar"))
+    with pytest.raises(DataError, match="truncated") as err:
+        one_pass(toy_data, urls=[str(truncated), good])
+    assert str(truncated) in str(err.value)
+    clips = one_pass(toy_data, urls=[str(truncated), good], bad_samples="skip")
+    assert sum(c["skipped"] for c in clips) >= 1
+    assert any(c["key"].startswith(good) for c in clips)  # the good shard still streams
+
+
+def test_training_stream_crops_at_random_and_never_ends(toy_data):
+    dm = WebVideoDataModule(str(toy_data), num_frames=5, batch_size=4)
+    batches = iter(dm.train_dataloader())
+    seen = [next(batches) for _ in range(12)]  # 48 clips from 24: resampled
+    assert all(b.latents.shape == (4, 5, 48, 4, 4) and b.controls.shape == (4, 5, 2) for b in seen)
+    assert len({m["crop_start"] for b in seen for m in b.meta}) > 1
+
+
+def test_clips_shorter_than_num_frames_are_refused(toy_data):
+    with pytest.raises(DataError, match="num_frames=20"):
+        WebVideoDataModule(str(toy_data), num_frames=20).train_dataloader()
+
+
+def test_missing_data_without_toy_spec_names_the_flag(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"data\.toy_world"):
+        _ = WebVideoDataModule(str(tmp_path / "nothing")).shapes
+
+
+def test_shard_writer_leaves_no_partial_file_on_error(tmp_path):
+    with pytest.raises(RuntimeError), ShardWriter(tmp_path, "x", 10) as writer:
+        writer.write("a", np.zeros((2, 3, 2, 2)), np.zeros((1, 4)), None, {})
+        raise RuntimeError("crash mid-shard")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_written_tar_holds_the_documented_members(toy_data):
+    with tarfile.open(toy_data / "val-000000.tar") as tar:
+        names = tar.getnames()[:4]
+        key = names[0].split(".")[0]
+        meta = json.load(tar.extractfile(f"{key}.json"))
+        latents = np.load(io.BytesIO(tar.extractfile(f"{key}.latents.npy").read()))
+    assert {n.split(".", 1)[1] for n in names} == {"latents.npy", "text.npy", "controls.npy", "json"}
+    assert latents.dtype == np.float16 and meta["source"] == "toy-world" and "scene_seed" in meta["world"]
