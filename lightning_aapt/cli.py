@@ -2,6 +2,8 @@
 
 Commands:
     fit | validate | test | predict   LightningCLI (parser_mode="omegaconf"): --config X.yaml, --print_config
+    pipeline --config PIPELINE.yaml   run the stages in order, each from the previous one (resumable)
+    sample --ckpt CKPT --frames N --out FILE.gif|mp4   stream a stage's generator next to the toy truth
     prepare toy-world --out DIR       render the toy world into WebDataset shards + manifest.json
     stream                            time the streaming generator, frame by frame
 """
@@ -24,6 +26,12 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 def lightning_cli(argv: list[str] | None) -> int:
     """LightningCLI on `argv` (None: the command line itself)."""
+    run_lightning(argv)
+    return 0
+
+
+def run_lightning(argv: list[str] | None):
+    """Run LightningCLI on `argv` and return it (its trainer holds the final metrics)."""
     from lightning.pytorch.cli import LightningCLI
 
     from datamodules.web_video import WebVideoDataModule
@@ -34,8 +42,143 @@ def lightning_cli(argv: list[str] | None) -> int:
             # The data decides latent channels, text width and control width; the model gets them from it.
             parser.link_arguments("data.model_dims", "model.init_args.model_dims", apply_on="instantiate")
 
-    AAPTCLI(StageModule, WebVideoDataModule, subclass_mode_model=True, subclass_mode_data=True,
-            parser_kwargs={"parser_mode": "omegaconf"}, save_config_kwargs={"overwrite": True}, args=argv)
+    return AAPTCLI(StageModule, WebVideoDataModule, subclass_mode_model=True, subclass_mode_data=True,
+                   parser_kwargs={"parser_mode": "omegaconf"}, save_config_kwargs={"overwrite": True}, args=argv)
+
+
+def pipeline(argv: list[str]) -> int:
+    """Run the stages of a pipeline YAML in order; finished stages are skipped, interrupted ones resumed."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    parser = argparse.ArgumentParser(prog="python -m lightning_aapt pipeline",
+                                     description="Run AAPT's stages in order, each starting from the previous.")
+    parser.add_argument("--config", type=Path, required=True, help="pipeline YAML (experiments/pipeline.yaml)")
+    parser.add_argument("--experiment-dir", type=Path, help="override the YAML's experiment_dir")
+    parser.add_argument("overrides", nargs="*", help="arguments added to every stage, e.g. --trainer.max_steps=5")
+    args = parser.parse_args(argv)
+    spec = OmegaConf.to_container(OmegaConf.load(args.config), resolve=True)
+    exp = Path(args.experiment_dir or spec["experiment_dir"])
+    exp.mkdir(parents=True, exist_ok=True)
+    finished = {}
+    for stage in spec["stages"]:
+        name = stage["name"]
+        done = exp / name / "DONE.json"
+        if done.exists():
+            finished[name] = json.loads(done.read_text())
+            print(f"[pipeline] {name}: finished earlier ({done}), skipped")
+            continue
+        run = ["fit", "--config", str(stage["config"]), f"--trainer.logger.init_args.save_dir={exp}",
+               f"--trainer.logger.init_args.name={name}", f"--trainer.default_root_dir={exp / name}"]
+        for key in ("init_from", "disc_init_from"):
+            if stage.get(key):
+                run.append(f"--model.init_args.{key}={exp / stage[key] / 'checkpoints' / 'last.ckpt'}")
+        last = exp / name / "checkpoints" / "last.ckpt"
+        if last.exists():
+            run += ["--ckpt_path", str(last)]
+            print(f"[pipeline] {name}: resuming from {last}")
+        run += [*stage.get("args", []), *spec.get("args", []), *args.overrides]
+        print(f"[pipeline] {name}: python -m lightning_aapt {' '.join(run)}")
+        start = time.perf_counter()
+        cli = run_lightning(run)
+        metrics = {k: float(v) for k, v in cli.trainer.callback_metrics.items()}
+        record = {"seconds": round(time.perf_counter() - start, 1), "global_step": cli.trainer.global_step,
+                  "metrics": metrics, "checkpoint": str(last)}
+        done.write_text(json.dumps(record, indent=2))
+        finished[name] = record
+    summary = long_stream_summary(exp, spec, finished)
+    print(summary)
+    return 0
+
+
+def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
+    """Stream the causal stages far past the clip length next to the toy truth; write a report and a video."""
+    import json
+
+    from datamodules.toy_world import clip_seeds, spec_from_manifest
+    from lightning_aapt.inference.toy_eval import policy_actions, stream_toy_clips
+    from lightning_aapt.inference.video import to_uint8, write_video
+    from lightning_aapt.stages.checkpoints import load_backbone
+
+    report = spec.get("report", {})
+    data = Path(report.get("data_dir", "data/toy"))
+    toy = spec_from_manifest(data)
+    clip_frames = int(report.get("clip_frames", 8))
+    frames = int(report.get("frames", 10 * clip_frames))
+    seeds = [clip_seeds(toy, "val", i) for i in range(int(report.get("clips", 8)))]
+    actions = policy_actions([a for _, a in seeds], frames, toy.persistence)
+    window = clip_frames
+    lines = [f"## Long streams: {frames} frames ({frames // clip_frames}x the {clip_frames}-frame training clips), "
+             f"{len(seeds)} validation scenes, truth re-rendered by the toy world", "",
+             "| stage | steps/frame | pixel MSE, frames 1-{w} | pixel MSE, last {w} frames | ratio | ms/frame |"
+             .replace("{w}", str(window)), "|---|---|---|---|---|---|"]
+    results = {}
+    for entry in report.get("streams", []):
+        name, steps = entry["stage"], int(entry["steps"])
+        model = load_backbone(exp / name / "checkpoints" / "last.ckpt").eval()
+        stream = stream_toy_clips(model, toy.codec(), toy.text_encoder(), toy.world, [s for s, _ in seeds],
+                                  actions, steps=steps, progress=False)
+        error = stream.frame_error()
+        first, last = error[1 : window + 1].mean().item(), error[-window:].mean().item()
+        results[name] = {"steps": steps, "mse_first": first, "mse_last": last, "ms_per_frame":
+                         1e3 * stream.seconds_per_frame, "frame_mse": error.tolist()}
+        lines.append(f"| {name} | {steps} | {first:.4f} | {last:.4f} | {last / max(first, 1e-12):.2f} | "
+                     f"{1e3 * stream.seconds_per_frame:.1f} |")
+        if entry.get("video"):
+            video = torch.cat([stream.generated[0], stream.truth[0]], dim=-1)  # generated | truth, side by side
+            write_video(exp / entry["video"], to_uint8(video), fps=8, scale=4)
+            lines.append(f"|  | video: {exp / entry['video']} (generated left, truth right) | | | | |")
+    stages = " · ".join(f"{n} {r['seconds']:.0f} s" for n, r in finished.items())
+    lines += ["", f"stage times: {stages}; ms/frame is the network time for all {len(seeds)} scenes together, "
+              "decode excluded"]
+    (exp / "summary.json").write_text(json.dumps({"stages": finished, "streams": results}, indent=2))
+    text = "\n".join(lines)
+    (exp / "summary.md").write_text(text + "\n")
+    return text
+
+
+def sample(argv: list[str]) -> int:
+    """Stream a checkpoint's generator from a toy validation scene and write it next to the truth."""
+    import numpy as np
+
+    from datamodules.toy_world import clip_seeds, spec_from_manifest
+    from lightning_aapt.inference.toy_eval import policy_actions, stream_toy_clips
+    from lightning_aapt.inference.video import to_uint8, write_video
+    from lightning_aapt.stages.checkpoints import load_backbone
+
+    parser = argparse.ArgumentParser(prog="python -m lightning_aapt sample",
+                                     description="Stream a stage's generator (EMA weights) to a video file.")
+    parser.add_argument("--ckpt", type=Path, required=True, help="stage checkpoint (stage 1, 2 or 3)")
+    parser.add_argument("--frames", type=int, default=80, help="frames of the video, the real first frame included")
+    parser.add_argument("--out", type=Path, required=True, help="output .gif or .mp4")
+    parser.add_argument("--steps", type=int, default=1, help="network evaluations per frame (1 for stage 3)")
+    parser.add_argument("--data", type=Path, default=Path("data/toy"), help="toy-world dataset (its manifest)")
+    parser.add_argument("--clip", type=int, default=0, help="validation scene whose first frame and caption start")
+    parser.add_argument("--actions", type=Path, help=".npy (T, 2) actions; default the scripted policy")
+    parser.add_argument("--seed", type=int, default=0, help="noise seed")
+    parser.add_argument("--scale", type=int, default=4, help="pixel upscaling of the written video")
+    args = parser.parse_args(argv)
+    model = load_backbone(args.ckpt).eval()
+    if model.cfg.bidirectional:
+        raise SystemExit(f"{args.ckpt} holds a bidirectional (stage-0) model: sample streams causal stages 1-3")
+    toy = spec_from_manifest(args.data)
+    scene, action_seed = clip_seeds(toy, "val", args.clip)
+    if args.actions:
+        actions = torch.from_numpy(np.load(args.actions).astype(np.float32))[None]
+        if actions.shape[1:] != (args.frames, toy.world.action_dim):
+            raise SystemExit(f"--actions {args.actions}: expected ({args.frames}, {toy.world.action_dim}), "
+                             f"got {tuple(actions.shape[1:])}")
+    else:
+        actions = policy_actions([action_seed], args.frames, toy.persistence)
+    stream = stream_toy_clips(model, toy.codec(), toy.text_encoder(), toy.world, [scene], actions,
+                              steps=args.steps, seed=args.seed, progress=True)
+    video = torch.cat([stream.generated[0], stream.truth[0]], dim=-1)  # generated | truth
+    write_video(args.out, to_uint8(video), fps=8, scale=args.scale)
+    error = stream.frame_error()
+    print(f"wrote {args.out}: {args.frames} frames (generated left, truth right); pixel MSE vs truth "
+          f"{error[1:9].mean():.4f} (frames 1-8) -> {error[-8:].mean():.4f} (last 8); "
+          f"{1e3 * stream.seconds_per_frame:.1f} ms/frame ({args.steps} NFE, decode excluded)")
     return 0
 
 
@@ -103,7 +246,7 @@ def stream(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"prepare": prepare, "stream": stream}
+COMMANDS = {"pipeline": pipeline, "prepare": prepare, "sample": sample, "stream": stream}
 
 
 def main(argv: list[str] | None = None) -> int:

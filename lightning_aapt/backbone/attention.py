@@ -53,7 +53,19 @@ def frame_visible(q: Tensor, k: Tensor, window: int | None, sink: int) -> Tensor
 # --------------------------------------------------------------------------------------------- masks
 
 
-@functools.lru_cache(maxsize=64)
+def _cached_outside_inference_mode(factory):
+    """Cache a tensor factory by its arguments, building outside inference mode: a tensor first made while
+    streaming must stay usable by a later pass with gradients (inference tensors are not)."""
+
+    @functools.lru_cache(maxsize=256)
+    def cached(*args):
+        with torch.inference_mode(False):
+            return factory(*args)
+
+    return functools.wraps(factory)(cached)
+
+
+@_cached_outside_inference_mode
 def token_mask(q_frames: Frames, k_frames: Frames, tokens_per_frame: int, window: int | None, sink: int,
                device: torch.device) -> Tensor | None:
     """Boolean SDPA mask (Fq*N, Fk*N), True = attend; None when every key is visible to every query."""
@@ -66,7 +78,7 @@ def token_mask(q_frames: Frames, k_frames: Frames, tokens_per_frame: int, window
     return visible.repeat_interleave(n, dim=0).repeat_interleave(n, dim=1)  # (Fq*N, Fk*N)
 
 
-@functools.lru_cache(maxsize=16)
+@_cached_outside_inference_mode
 def flex_block_mask(num_frames: int, tokens_per_frame: int, window: int | None, sink: int,
                     device: torch.device):
     """FlexAttention BlockMask of the mask rule over a full sequence of frames 0..F-1 (built lazily, cached)."""
@@ -115,7 +127,7 @@ def temporal_positions(q_frames: Frames, k_frames: Frames, cfg: BackboneConfig):
     return q_pos, k_pos, q_sink, k_is_sink
 
 
-@functools.lru_cache(maxsize=256)
+@_cached_outside_inference_mode
 def rotary_tables(q_frames: Frames, k_frames: Frames, grid: tuple[int, int], cfg: BackboneConfig,
                   device: torch.device) -> RotaryTables:
     """cos/sin tables for queries of `q_frames` attending keys of `k_frames` on a (h, w) token grid.

@@ -14,6 +14,7 @@ of R = window_frames slots the most recent frames; an unbounded cache (window_fr
 up to `max_frames`. Keys are stored un-rotated; RoPE is applied at read time with window-local positions
 (attention.py), so the cache never holds a position. Reads return the visible frames in temporal order.
 The text's cross-attention keys/values are cached too, per text tensor (a new tensor = a prompt switch).
+Stored keys/values never carry gradients; the new frames of a call do (within that call).
 
 A failed forward may leave some layers written and others not: `reset()` the cache before reusing it.
 """
@@ -85,7 +86,7 @@ class KVCache:
         old = self._visible_stored(first)
         if self.keys[layer] is None:
             self._allocate(layer, k)
-        if write and not self._write_evicts(new, old):
+        if write and not k.requires_grad and not self._write_evicts(new, old):
             self._write(layer, k, v, new)  # the common case, one frame at a time: read straight from storage
             return *self._read(layer, old + new), old + new
         if old:
@@ -97,6 +98,15 @@ class KVCache:
         if write:
             self._write(layer, k, v, new)
         return k_ctx, v_ctx, old + new
+
+    def snapshot(self) -> KVCache:
+        """An independent copy of the cache's current state (storage cloned; the text K/V shared)."""
+        copy = KVCache(self.num_layers, self.batch_size, self.window_frames, self.sink_frames, self.max_frames)
+        copy.keys = [None if t is None else t.clone() for t in self.keys]
+        copy.values = [None if t is None else t.clone() for t in self.values]
+        copy.text_source, copy.text_kv = self.text_source, list(self.text_kv)
+        copy.num_frames, copy._slot_frames = self.num_frames, list(self._slot_frames)
+        return copy
 
     def advance(self, num_new: int) -> None:
         """Mark `num_new` appended frames as stored in every layer (called once per forward)."""
@@ -160,10 +170,11 @@ class KVCache:
         return len(set(slots)) < len(slots)
 
     def _write(self, layer: int, k: Tensor, v: Tensor, new: Frames) -> None:
-        # In order, so when more frames come than the ring holds, the most recent ones stay.
+        # In order, so when more frames come than the ring holds, the most recent ones stay. Stored entries
+        # never carry gradients (no autograd through in-place writes into shared buffers: peer pitfall 7).
         for i, frame in enumerate(new):
-            self.keys[layer][:, :, self._slot(frame)].copy_(k[:, :, i])
-            self.values[layer][:, :, self._slot(frame)].copy_(v[:, :, i])
+            self.keys[layer][:, :, self._slot(frame)].copy_(k[:, :, i].detach())
+            self.values[layer][:, :, self._slot(frame)].copy_(v[:, :, i].detach())
 
     def _read(self, layer: int, frames: Frames) -> tuple[Tensor, Tensor]:
         """Stored keys/values of `frames`, in that order: a view when their slots are contiguous."""
@@ -178,6 +189,7 @@ class KVCache:
         # A bounded cache cycles through at most R layouts, so their index tensors are built once.
         index = self._index_cache.get(slots)
         if index is None:
-            index = torch.tensor(slots, device=next(t.device for t in self.keys if t is not None))
+            with torch.inference_mode(False):  # usable later by passes with gradients too
+                index = torch.tensor(slots, device=next(t.device for t in self.keys if t is not None))
             self._index_cache[slots] = index
         return index

@@ -156,6 +156,17 @@ class CausalVideoDiT(nn.Module):
     def forward(self, latents: Tensor, timesteps: Tensor, recycled: Tensor | None, text: Tensor,
                 controls: Tensor | None = None, cache: KVCache | None = None, *,
                 cache_write: bool = True) -> Tensor:
+        H, W = latents.shape[-2:]
+        x, c, _ = self.trunk(latents, timesteps, recycled, text, controls, cache, cache_write=cache_write)
+        shift, scale = (c[:, :, None] + self.head_modulation).unsqueeze(2).unbind(3)  # (B, F, 1, D) each
+        out = self.head(self.norm_out(x) * (1 + scale) + shift)  # (B, F, N, C*p*p)
+        return unpatchify(out, self.cfg.patch_size, H, W)  # (B, F, C, H, W)
+
+    def trunk(self, latents: Tensor, timesteps: Tensor, recycled: Tensor | None, text: Tensor,
+              controls: Tensor | None = None, cache: KVCache | None = None, *, cache_write: bool = True,
+              feature_layers: tuple[int, ...] = ()) -> tuple[Tensor, Tensor, list[Tensor]]:
+        """Everything but the output layer: tokens after the last block (B, F, N, D), the per-frame time
+        embedding (B, F, D), and the tokens after each block listed in `feature_layers` (0-based)."""
         cfg = self.cfg
         self._check_inputs(latents, timesteps, recycled, text, controls, cache)
         B, F, C, H, W = latents.shape
@@ -171,13 +182,14 @@ class CausalVideoDiT(nn.Module):
         text_kv = self._text_kv(text, cache)
         first = 0 if cache is None else cache.num_frames
         frames = tuple(range(first, first + F))
+        features = []
         for i, block in enumerate(self.blocks):
             x = block(x, mod, text_kv[i], frames, grid, cache, i, cache_write)  # (B, F, N, D)
+            if i in feature_layers:
+                features.append(x)
         if cache is not None and cache_write:
             cache.advance(F)
-        shift, scale = (c[:, :, None] + self.head_modulation).unsqueeze(2).unbind(3)  # (B, F, 1, D) each
-        out = self.head(self.norm_out(x) * (1 + scale) + shift)  # (B, F, N, C*p*p)
-        return unpatchify(out, p, H, W)  # (B, F, C, H, W)
+        return x, c, features
 
     def _text_kv(self, text: Tensor, cache: KVCache | None) -> list[tuple[Tensor, Tensor]]:
         """Per-block text keys/values; with a cache, computed once per text tensor (AAPT: text always visible)."""

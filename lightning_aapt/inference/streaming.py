@@ -24,8 +24,9 @@ class StreamingGenerator:
 
     The first pass is frame 0 of the cache, so with `sink_frames=1` it stays visible forever; a user's
     first frame enters through its recycled channels (as in AAPT) and is not emitted again.
-    Everything runs under `torch.inference_mode`. Once the window is full, a step allocates no new state:
-    the cache, recycled frame and noise live in fixed buffers (activations are the forward's own).
+    Everything runs under `torch.inference_mode` (or `no_grad`, see below). Once the window is full, a step
+    allocates no new state: the cache, recycled frame and noise live in fixed buffers (activations are the
+    forward's own).
 
     Args:
         model: a causal `CausalVideoDiT` (bidirectional=False).
@@ -34,15 +35,19 @@ class StreamingGenerator:
         shift: time shift of the K-step schedule (ignored for steps=1: its only step is t = 1 -> 0).
         seed: seed of the noise generator (on the model's device).
         max_frames: capacity of an unbounded cache (window_frames=None); default the config's.
+        inference_mode: run under `torch.inference_mode` (fastest); False runs under `torch.no_grad`, so the
+            cache and frames can later feed a pass with gradients (student forcing in stage 3).
     """
 
     def __init__(self, model: CausalVideoDiT, latent_size: tuple[int, int] | None = None, steps: int = 1,
-                 shift: float = 1.0, seed: int = 0, max_frames: int | None = None) -> None:
+                 shift: float = 1.0, seed: int = 0, max_frames: int | None = None,
+                 inference_mode: bool = True) -> None:
         if model.cfg.bidirectional:
             raise ValueError("StreamingGenerator needs a causal model; convert_to_causal() a bidirectional one")
         param = next(model.parameters())
         self.model, self.steps, self.latent_size, self.max_frames = model, steps, latent_size, max_frames
         self.device, self.dtype = param.device, param.dtype
+        self._no_grad = torch.inference_mode if inference_mode else torch.no_grad
         self.schedule = timestep_schedule(steps, shift, device=self.device)  # (K + 1,)
         self.rng = torch.Generator(device=self.device).manual_seed(seed)
         self.cache: KVCache | None = None
@@ -68,7 +73,7 @@ class StreamingGenerator:
         else:
             raise ValueError("StreamingGenerator needs latent_size=(H, W) at construction or a first_frame")
         shape = (B, C, *size)
-        with torch.inference_mode():
+        with self._no_grad():
             if self.cache is None or self.cache.batch_size != B or self._recycled.shape != shape:
                 self.cache = self.model.new_cache(B, self.max_frames)
                 self._recycled = torch.zeros(shape, device=self.device, dtype=self.dtype)
@@ -86,7 +91,7 @@ class StreamingGenerator:
             raise RuntimeError("call StreamingGenerator.reset(text, first_frame=None) before step()")
         B = self._recycled.shape[0]
         last = self.steps - 1
-        with torch.inference_mode():
+        with self._no_grad():
             if noise is None:
                 noise = self._noise.normal_(generator=self.rng)
             elif noise.shape != self._recycled.shape:
@@ -108,7 +113,7 @@ class StreamingGenerator:
             raise RuntimeError("call StreamingGenerator.reset(text, first_frame=None) before generate()")
         if controls is not None and controls.shape[1] < num_frames:
             raise ValueError(f"controls cover {controls.shape[1]} frames but {num_frames} were asked for")
-        with torch.inference_mode():
+        with self._no_grad():
             out = torch.empty(self._recycled.shape[0], num_frames, *self._recycled.shape[1:],
                               device=self.device, dtype=self.dtype)  # (B, F, C, H, W)
             frames = range(num_frames)

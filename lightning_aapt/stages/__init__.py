@@ -1,7 +1,10 @@
 """Training stages, one LightningModule each (DESIGN §5)."""
 
 from lightning_aapt.stages.adaptation import DiffusionAdaptation
+from lightning_aapt.stages.adversarial import AdversarialPostTraining
 from lightning_aapt.stages.base import OptimizerConfig, StageModule, TimestepConfig
+from lightning_aapt.stages.consistency import ConsistencyDistillation
 from lightning_aapt.stages.pretraining import BidirectionalPretraining
 
-__all__ = ["BidirectionalPretraining", "DiffusionAdaptation", "OptimizerConfig", "StageModule", "TimestepConfig"]
+__all__ = ["AdversarialPostTraining", "BidirectionalPretraining", "ConsistencyDistillation", "DiffusionAdaptation",
+           "OptimizerConfig", "StageModule", "TimestepConfig"]

@@ -136,6 +136,16 @@ class StageModule(L.LightningModule):
     def test_step(self, batch, batch_idx: int) -> None:
         self.evaluate("test", batch, batch_idx)
 
+    def stream_error(self, batch, batch_idx: int, steps: int) -> Tensor:
+        """Per-frame latent MSE (B, F-1) of the sampling model streaming a clip from its first real frame with
+        its real controls (`steps` Euler steps per frame; 1 = one network evaluation), against the real clip."""
+        model = self.sampling_model
+        gen = StreamingGenerator(model, steps=steps, shift=self.timestep_cfg.shift, seed=batch_idx)
+        gen.reset(batch.text, first_frame=batch.latents[:, 0])
+        controls = None if batch.controls is None else batch.controls[:, 1:]
+        frames = gen.generate(batch.latents.shape[1] - 1, controls)  # (B, F-1, C, H, W)
+        return (frames.float() - batch.latents[:, 1:].float()).pow(2).flatten(2).mean(-1)
+
     @property
     def sampling_model(self) -> CausalVideoDiT:
         """The weights to sample with: the EMA when there is one."""

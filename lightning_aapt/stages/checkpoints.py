@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -13,10 +14,11 @@ def load_backbone(path: str | Path, prefer_ema: bool = True) -> CausalVideoDiT:
     """The backbone stored in a stage checkpoint, with its EMA weights when present (DESIGN §5)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
-            f"init_from={path}: no such checkpoint. Train the previous stage first (stage 1 starts from "
-            "`python -m lightning_aapt fit --config experiments/stage0.yaml`) or point model.init_args.init_from "
-            "at its checkpoint")
+        stage = re.search(r"stage(\d)", str(path))
+        make = (f"`python -m lightning_aapt fit --config experiments/stage{stage.group(1)}.yaml` writes it"
+                if stage else "train the stage that writes it first")
+        raise FileNotFoundError(f"{path}: no such checkpoint; {make}, or point init_from / disc_init_from at "
+                                "an existing checkpoint")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:

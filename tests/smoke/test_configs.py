@@ -9,12 +9,13 @@ from lightning_aapt.cli import main
 pytestmark = pytest.mark.smoke
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
-CONFIGS = sorted(p for p in EXPERIMENTS.rglob("*.yaml"))
+PIPELINES = [EXPERIMENTS / "pipeline.yaml"]
+CONFIGS = sorted(p for p in EXPERIMENTS.rglob("*.yaml") if p not in PIPELINES)
 
 
 def test_there_are_configs_for_each_stage_and_for_scale():
     names = {p.relative_to(EXPERIMENTS).as_posix() for p in CONFIGS}
-    assert {"stage0.yaml", "stage1.yaml"} <= names
+    assert {"stage0.yaml", "stage1.yaml", "stage2.yaml", "stage3.yaml"} <= names
     assert any(n.startswith("scale/") for n in names)
 
 
@@ -34,3 +35,15 @@ def test_bad_config_key_names_the_key(tmp_path, capsys):
         main(["fit", "--config", str(bad), "--print_config"])
     assert done.value.code != 0
     assert "ema_decayy" in capsys.readouterr().err
+
+
+def test_pipeline_lists_existing_stage_configs_in_order():
+    from omegaconf import OmegaConf
+
+    spec = OmegaConf.to_container(OmegaConf.load(PIPELINES[0]), resolve=True)
+    names = [s["name"] for s in spec["stages"]]
+    assert names == ["stage0", "stage1", "stage2", "stage3"]
+    for stage in spec["stages"]:
+        assert (EXPERIMENTS.parent / stage["config"]).is_file()
+        for key in ("init_from", "disc_init_from"):
+            assert stage.get(key) is None or names.index(stage[key]) < names.index(stage["name"])

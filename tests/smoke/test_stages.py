@@ -55,10 +55,10 @@ def test_init_from_mismatch_is_a_clear_error(stage0_run, toy_data, tmp_path):
         fit(config, "--model.init_args.backbone.dim", "96")
 
 
-def test_missing_init_from_names_the_previous_stage(toy_data, tmp_path):
-    config = tiny_config("stage1", tmp_path, toy_data, init_from=str(tmp_path / "nope.ckpt"))
+def test_missing_init_from_names_the_command_that_writes_it(toy_data, tmp_path):
+    config = tiny_config("stage1", tmp_path, toy_data, init_from=str(tmp_path / "runs/stage0/checkpoints/last.ckpt"))
     # (the CLI re-raises it inside its own validation error; the message travels with it)
-    with pytest.raises((FileNotFoundError, ValueError), match=r"no such checkpoint.*stage0\.yaml"):
+    with pytest.raises((FileNotFoundError, ValueError), match=r"no such checkpoint.*experiments/stage0\.yaml"):
         fit(config)
 
 

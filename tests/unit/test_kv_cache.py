@@ -78,3 +78,16 @@ def test_reset_forgets_frames_and_text():
         model(**tiny_inputs(model.cfg, batch=1, frames=3), cache=cache)
     cache.reset()
     assert cache.num_frames == 0 and cache.frames() == () and cache.text_source is None
+
+
+def test_layouts_cached_while_streaming_serve_a_later_pass_with_gradients():
+    """Masks/RoPE tables/indices are cached by layout; the first use may be inside inference_mode."""
+    model = tiny_model(window_frames=4, sink_frames=1, control_dim=3)
+    gen = StreamingGenerator(model, latent_size=LATENT)  # inference_mode
+    gen.reset(torch.randn(1, 5, 16))
+    gen.generate(7, torch.randn(1, 7, 3))
+    cache = model.new_cache(1)
+    inputs = tiny_inputs(model.cfg, batch=1, frames=7)
+    outputs = [model(**frames_slice(inputs, f, f + 1), cache=cache) for f in range(7)]  # same layouts, with grad
+    torch.cat(outputs, dim=1).sum().backward()
+    assert model.head.weight.grad is not None

@@ -1,0 +1,105 @@
+"""Stage 2, `ConsistencyDistillation`: a causal student learns to jump to x0 in few steps (AAPT §2.2 (2)).
+
+Discrete-time consistency distillation on a grid 0 = t_0 < ... < t_N = 1 (evenly spaced, then shifted; AAPT:
+N = 32, s = 24), with teacher forcing (ground-truth recycled frames) and no classifier-free guidance (AAPT:
+CFG caused artefacts autoregressively). For a clip, pick n and its noisy x_{t_n}; one Euler step of the frozen
+teacher (the stage-1 model) gives x_{t_{n-1}}; the target is the consistency function of a target network at
+that point, f(x, t) = x - t * v(x, t) (so f(x, 0) = x); the student's f(x_{t_n}, t_n) regresses onto it.
+The target network is the student itself under stop-gradient (`target_ema_decay: 0`, AAPT's "improved"
+recipe) or an EMA of it. Loss per frame: L2 or pseudo-Huber (iCT), no extra weighting.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from lightning_aapt.backbone import BackboneConfig
+from lightning_aapt.diffusion import add_noise, shift_time
+from lightning_aapt.stages.adaptation import teacher_forced_recycled
+from lightning_aapt.stages.base import OptimizerConfig, StageModule, TimestepConfig
+from lightning_aapt.stages.checkpoints import load_backbone
+
+
+class ConsistencyDistillation(StageModule):
+    """Consistency distillation of the stage-1 model into a few-step causal generator.
+
+    Args (beyond `StageModule`):
+        teacher_from: checkpoint of the frozen teacher (EMA weights); default `init_from` (the student
+            starts from the teacher).
+        grid_steps: N, intervals of the discretisation grid (AAPT: 32).
+        target_ema_decay: EMA decay of the target network; 0 = stop-gradient of the current student (AAPT).
+        loss: "l2" or "pseudo_huber".
+        huber_c: pseudo-Huber c per latent element (iCT's 0.00054 * sqrt(d), divided by sqrt(d)).
+        eval_steps: numbers of steps per frame whose streamed samples are scored in validation.
+    """
+
+    def __init__(self, backbone: BackboneConfig, optimizer: OptimizerConfig | None = None,
+                 timesteps: TimestepConfig | None = None, ema_decay: float = 0.999, init_from: str | None = None,
+                 model_dims: dict[str, int] | None = None, loss_buckets: int = 4, sample_steps: int = 4,
+                 teacher_from: str | None = None, grid_steps: int = 32, target_ema_decay: float = 0.0,
+                 loss: Literal["l2", "pseudo_huber"] = "pseudo_huber", huber_c: float = 0.00054,
+                 eval_steps: tuple[int, ...] = (1, 2, 4)) -> None:
+        super().__init__(backbone, optimizer, timesteps, ema_decay, init_from, model_dims, loss_buckets, sample_steps)
+        source = teacher_from or init_from
+        if source is None:
+            raise ValueError("stage 2 needs a teacher: set model.init_args.init_from (or teacher_from) to the "
+                             "stage-1 checkpoint (python -m lightning_aapt fit --config experiments/stage1.yaml)")
+        if loss not in ("l2", "pseudo_huber"):
+            raise ValueError(f"model.init_args.loss must be 'l2' or 'pseudo_huber', got {loss!r}")
+        self.teacher = load_backbone(source).requires_grad_(False).eval()
+        if self.teacher.cfg != self.cfg:
+            raise ValueError(f"teacher_from={source}: the teacher's config differs from the student's: "
+                             f"{self.teacher.cfg} vs {self.cfg}")
+        self.target = copy.deepcopy(self.model).requires_grad_(False) if target_ema_decay > 0 else None
+        self.grid_steps, self.target_ema_decay = grid_steps, target_ema_decay
+        self.loss_kind, self.huber_c, self.eval_steps = loss, huber_c, tuple(eval_steps)
+
+    def check_backbone(self, cfg: BackboneConfig) -> None:
+        if cfg.bidirectional or not cfg.recycled_input:
+            raise ValueError("stage 2 distils the causal form: set model.backbone.bidirectional=false and "
+                             "model.backbone.recycled_input=true")
+
+    def grid(self) -> Tensor:
+        """t_0 = 0 < ... < t_N = 1, evenly spaced then shifted: (N + 1,)."""
+        return shift_time(torch.linspace(0.0, 1.0, self.grid_steps + 1, device=self.device), self.timestep_cfg.shift)
+
+    def distance(self, a: Tensor, b: Tensor) -> Tensor:
+        """Per-frame distance (B, F) between consistency outputs (B, F, C, H, W)."""
+        mse = (a.float() - b.float()).pow(2).flatten(2).mean(-1)
+        if self.loss_kind == "l2":
+            return mse
+        return torch.sqrt(mse + self.huber_c**2) - self.huber_c
+
+    def per_frame_losses(self, batch, t: Tensor, noise: Tensor) -> Tensor:
+        """`t` (B, F) is snapped to the grid point t_n at or above it; the pair is (t_n, t_{n-1})."""
+        x0, text, controls = batch.latents, batch.text, batch.controls
+        grid = self.grid()
+        n = torch.searchsorted(grid, t[:, :1].contiguous()).clamp(1, self.grid_steps)  # (B, 1)
+        t_n = grid[n].expand_as(t)  # (B, F)
+        t_prev = grid[n - 1].expand_as(t)
+        recycled = teacher_forced_recycled(x0)
+        x_n = add_noise(x0, noise, t_n)
+        with torch.no_grad():
+            x_prev = x_n + (t_prev - t_n)[..., None, None, None] * self.teacher(x_n, t_n, recycled, text, controls)
+            target_net = self.target if self.target is not None else self.model
+            v_prev = target_net(x_prev, t_prev, recycled, text, controls)
+            target = x_prev - t_prev[..., None, None, None] * v_prev  # f(x, 0) = x where t_prev = 0
+        student = x_n - t_n[..., None, None, None] * self.model(x_n, t_n, recycled, text, controls)
+        return self.distance(student, target)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        super().on_train_batch_end(outputs, batch, batch_idx)
+        if self.target is not None:
+            with torch.no_grad():
+                torch._foreach_lerp_(list(self.target.parameters()), list(self.model.parameters()),
+                                     1 - self.target_ema_decay)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        super().validation_step(batch, batch_idx)
+        for steps in self.eval_steps:
+            self.log(f"val/stream_mse_{steps}step", self.stream_error(batch, batch_idx, steps).mean(),
+                     batch_size=len(batch), sync_dist=True)

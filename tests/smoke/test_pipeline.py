@@ -1,0 +1,49 @@
+"""The pipeline runs every stage from the shipped configs, chains them, reports, and resumes."""
+
+import json
+
+import pytest
+import yaml
+
+from lightning_aapt.cli import main
+from tests.helpers_cli import EXPERIMENTS, TINY_BACKBONE
+
+pytestmark = pytest.mark.smoke
+
+
+def test_pipeline_runs_all_stages_then_skips_them(toy_data, tmp_path, capsys):
+    spec = yaml.safe_load((EXPERIMENTS / "pipeline.yaml").read_text())
+    spec["experiment_dir"] = str(tmp_path / "exp")
+    for stage in spec["stages"]:
+        stage["config"] = str(EXPERIMENTS.parent / stage["config"])
+    tiny = [f"--model.init_args.backbone.{k}={v}" for k, v in TINY_BACKBONE.items()]
+    spec["args"] = [*tiny, f"--data.init_args.data_dir={toy_data}", "--data.init_args.num_frames=6",
+                    "--data.init_args.batch_size=2", "--data.init_args.toy_world=null", "--trainer.max_steps=2",
+                    "--trainer.val_check_interval=1", "--trainer.limit_val_batches=1",
+                    "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+    spec["report"].update(data_dir=str(toy_data), clip_frames=6, frames=12, clips=2)
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(yaml.safe_dump(spec))
+    assert main(["pipeline", "--config", str(config)]) == 0
+    exp = tmp_path / "exp"
+    for name in ("stage0", "stage1", "stage2", "stage3"):
+        record = json.loads((exp / name / "DONE.json").read_text())
+        assert record["global_step"] == 2 and (exp / name / "checkpoints" / "last.ckpt").is_file()
+    summary = json.loads((exp / "summary.json").read_text())
+    assert set(summary["streams"]) == {"stage1", "stage2", "stage3"}
+    assert len(summary["streams"]["stage3"]["frame_mse"]) == 12
+    assert (exp / "stage3_stream.gif").stat().st_size > 0 and "| stage3 | 1 |" in (exp / "summary.md").read_text()
+    capsys.readouterr()
+    assert main(["pipeline", "--config", str(config)]) == 0  # everything finished: all skipped
+    out = capsys.readouterr().out
+    assert out.count("finished earlier") == 4
+
+
+def test_sample_writes_a_video_next_to_the_truth(toy_data, tmp_path, capsys):
+    from tests.helpers_cli import fit, tiny_config
+
+    fit(tiny_config("stage1", tmp_path, toy_data, init_from=None))
+    out = tmp_path / "stream.mp4"
+    assert main(["sample", "--ckpt", str(tmp_path / "stage1/checkpoints/last.ckpt"), "--frames", "12",
+                 "--out", str(out), "--data", str(toy_data), "--steps", "2"]) == 0
+    assert out.stat().st_size > 0 and "pixel MSE vs truth" in capsys.readouterr().out

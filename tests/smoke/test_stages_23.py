@@ -1,0 +1,43 @@
+"""Stages 2 and 3 train a few steps from their shipped YAMLs, chained after stages 0 and 1."""
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.helpers_cli import fit, tiny_config
+
+pytestmark = pytest.mark.smoke
+
+
+@pytest.fixture(scope="module")
+def chain(toy_data, tmp_path_factory):
+    """Checkpoints of tiny stage 0 and stage 1 runs."""
+    tmp = tmp_path_factory.mktemp("chain")
+    fit(tiny_config("stage0", tmp, toy_data))
+    fit(tiny_config("stage1", tmp, toy_data, init_from=str(tmp / "stage0/checkpoints/last.ckpt")))
+    return tmp
+
+
+def test_stage2_distils_three_steps_and_scores_few_step_streams(chain, toy_data, tmp_path):
+    stage1 = str(chain / "stage1/checkpoints/last.ckpt")
+    fit(tiny_config("stage2", tmp_path, toy_data, init_from=stage1, grid_steps=4, eval_steps=[1, 2]))
+    state = torch.load(tmp_path / "stage2/checkpoints/last.ckpt", map_location="cpu", weights_only=True)
+    assert state["global_step"] == 3
+    tags = set(EventAccumulator(str(tmp_path / "stage2")).Reload().Tags()["scalars"])
+    assert {"train/loss", "val/loss", "val/stream_mse_1step", "val/stream_mse_2step"} <= tags
+
+
+@pytest.mark.parametrize("rollout_frames", [None, 11])  # 11 > 6-frame clips: long-video training by segments
+def test_stage3_trains_generator_and_discriminator(chain, toy_data, tmp_path, rollout_frames):
+    stage1 = str(chain / "stage1/checkpoints/last.ckpt")
+    # 4 optimizer steps = 2 batches (Lightning counts the generator's and the discriminator's steps)
+    config = tiny_config("stage3", tmp_path, toy_data, steps=4, val_every=2, init_from=stage1, disc_init_from=stage1,
+                         num_rollout_frames=rollout_frames)
+    fit(config)
+    state = torch.load(tmp_path / "stage3/checkpoints/last.ckpt", map_location="cpu", weights_only=True)
+    assert state["gan_counters"]["d_updates"] == 2 and len(state["optimizer_states"]) == 2
+    assert any(k.startswith("discriminator.heads.") for k in state["state_dict"])
+    events = EventAccumulator(str(tmp_path / "stage3")).Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss_d", "train/loss_g", "train/r1", "train/r2", "val/stream_mse_1step"} <= tags
+    assert all(torch.isfinite(torch.tensor(e.value)) for e in events.Scalars("train/loss_g"))

@@ -1,0 +1,82 @@
+"""Student forcing: the parallel recomputation reproduces the rollout; gradients go only where allowed."""
+
+import pytest
+import torch
+
+from lightning_aapt.adversarial.rollout import extend_controls, regenerate, rollout
+from lightning_aapt.stages.adversarial import segment_starts
+from tests.helpers import LATENT, tiny_model
+
+pytestmark = pytest.mark.unit
+
+
+def make_rollout(model, frames=9, snapshot_at=()):
+    gen = torch.Generator().manual_seed(3)
+    first = torch.randn(2, 4, *LATENT, generator=gen)
+    text = torch.randn(2, 5, 16, generator=gen)
+    noises = torch.randn(2, frames, 4, *LATENT, generator=gen)
+    controls = torch.randn(2, frames, 3, generator=gen)
+    return rollout(model, first, text, noises, controls, snapshot_at=snapshot_at)
+
+
+@pytest.mark.parametrize("kv_gradients", [True, False])
+@pytest.mark.parametrize("window", [None, 4])
+def test_parallel_recomputation_reproduces_the_rollout(kv_gradients, window):
+    model = tiny_model(window_frames=window, sink_frames=1, control_dim=3)
+    ro = make_rollout(model, frames=9, snapshot_at=(3, 5))
+    assert ro.frames.abs().mean() > 0.1
+    for start, stop in [(0, 9), (3, 9), (5, 8)]:
+        again = regenerate(model, ro, start, stop, kv_gradients)
+        assert again.requires_grad
+        torch.testing.assert_close(again, ro.frames[:, start:stop], atol=1e-5, rtol=1e-5)
+
+
+def grads_of_noises(model, kv_gradients, start=0, stop=10):
+    ro = make_rollout(model, frames=10, snapshot_at=(start,))
+    ro.noises.requires_grad_(True)
+    frames = regenerate(model, ro, start, stop, kv_gradients)
+    frames[:, -1].pow(2).sum().backward()  # a loss on the last frame only
+    return ro.noises.grad.flatten(2).abs().sum(-1).sum(0)  # (R,) gradient mass per frame's noise
+
+
+def test_gradients_flow_through_earlier_keys_and_values_when_allowed():
+    model = tiny_model(window_frames=4, sink_frames=1, control_dim=3)
+    mass = grads_of_noises(model, kv_gradients=True)
+    # Frame 9 attends to frames 6..9 and the sink; each of 2 layers reaches window - 1 = 3 frames further back,
+    # so its receptive field is the sink plus frames 3..9. Frames 1-2 reach it only through the (detached)
+    # recycled frames: no gradient.
+    assert mass[0] > 0 and (mass[3:] > 0).all()
+    assert mass[1] == 0 and mass[2] == 0
+
+
+def test_no_gradients_through_history_when_disabled():
+    model = tiny_model(window_frames=4, sink_frames=1, control_dim=3)
+    mass = grads_of_noises(model, kv_gradients=False)
+    assert mass[-1] > 0 and (mass[:-1] == 0).all()
+
+
+def test_recycled_frames_and_context_before_the_span_carry_no_gradient():
+    model = tiny_model(window_frames=None, sink_frames=1, control_dim=3)
+    mass = grads_of_noises(model, kv_gradients=True, start=3, stop=10)
+    assert (mass[:3] == 0).all() and (mass[3:] > 0).all()
+    for p in model.parameters():
+        p.grad = None
+    ro = make_rollout(model, frames=4)
+    frames = regenerate(model, ro, 0, 4)
+    frames.sum().backward()
+    assert model.recycled_embed.weight.grad is not None  # parameters learn...
+    assert not ro.recycled.requires_grad and ro.recycled.grad is None  # ...but no gradient into recycled frames
+
+
+def test_segments_cover_the_video_with_overlap():
+    assert segment_starts(8, 8, 1) == [0]
+    assert segment_starts(16, 8, 1) == [0, 7, 8]
+    assert segment_starts(15, 8, 1) == [0, 7]
+    with pytest.raises(ValueError, match="segment_overlap"):
+        segment_starts(16, 8, 8)
+
+
+def test_controls_extend_back_and_forth():
+    controls = torch.arange(4.0).reshape(1, 4, 1)
+    assert extend_controls(controls, 9)[0, :, 0].tolist() == [0, 1, 2, 3, 2, 1, 0, 1, 2]
+    assert extend_controls(controls, 3).shape == (1, 3, 1) and extend_controls(None, 5) is None
