@@ -42,8 +42,15 @@ def run_lightning(argv: list[str] | None):
             # The data decides latent channels, text width and control width; the model gets them from it.
             parser.link_arguments("data.model_dims", "model.init_args.model_dims", apply_on="instantiate")
 
-    return AAPTCLI(StageModule, WebVideoDataModule, subclass_mode_model=True, subclass_mode_data=True,
-                   parser_kwargs={"parser_mode": "omegaconf"}, save_config_kwargs={"overwrite": True}, args=argv)
+    # LightningCLI reads sys.argv; run it on `argv` as if typed, so it never sees two argument lists.
+    saved = sys.argv
+    if argv is not None:
+        sys.argv = [saved[0], *argv]
+    try:
+        return AAPTCLI(StageModule, WebVideoDataModule, subclass_mode_model=True, subclass_mode_data=True,
+                       parser_kwargs={"parser_mode": "omegaconf"}, save_config_kwargs={"overwrite": True})
+    finally:
+        sys.argv = saved
 
 
 def pipeline(argv: list[str]) -> int:
@@ -111,8 +118,8 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     window = clip_frames
     lines = [f"## Long streams: {frames} frames ({frames // clip_frames}x the {clip_frames}-frame training clips), "
              f"{len(seeds)} validation scenes, truth re-rendered by the toy world", "",
-             "| stage | steps/frame | pixel MSE, frames 1-{w} | pixel MSE, last {w} frames | ratio | ms/frame |"
-             .replace("{w}", str(window)), "|---|---|---|---|---|---|"]
+             "| stage | steps/frame | pixel MSE, frames 1-{w} | pixel MSE, last {w} frames | ratio | ms/frame "
+             "| KV cache (window full → end) |".replace("{w}", str(window)), "|---|---|---|---|---|---|---|"]
     results = {}
     for entry in report.get("streams", []):
         name, steps = entry["stage"], int(entry["steps"])
@@ -122,13 +129,15 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
         error = stream.frame_error()
         first, last = error[1 : window + 1].mean().item(), error[-window:].mean().item()
         results[name] = {"steps": steps, "mse_first": first, "mse_last": last, "ms_per_frame":
-                         1e3 * stream.seconds_per_frame, "frame_mse": error.tolist()}
+                         1e3 * stream.seconds_per_frame, "frame_mse": error.tolist(),
+                         "cache_bytes": list(stream.cache_bytes)}
+        kib = [b / 1024 for b in stream.cache_bytes]
         lines.append(f"| {name} | {steps} | {first:.4f} | {last:.4f} | {last / max(first, 1e-12):.2f} | "
-                     f"{1e3 * stream.seconds_per_frame:.1f} |")
+                     f"{1e3 * stream.seconds_per_frame:.1f} | {kib[0]:.0f} KiB → {kib[1]:.0f} KiB |")
         if entry.get("video"):
             video = torch.cat([stream.generated[0], stream.truth[0]], dim=-1)  # generated | truth, side by side
             write_video(exp / entry["video"], to_uint8(video), fps=8, scale=4)
-            lines.append(f"|  | video: {exp / entry['video']} (generated left, truth right) | | | | |")
+            lines.append(f"|  | video: {exp / entry['video']} (generated left, truth right) | | | | | |")
     stages = " · ".join(f"{n} {r['seconds']:.0f} s" for n, r in finished.items())
     lines += ["", f"stage times: {stages}; ms/frame is the network time for all {len(seeds)} scenes together, "
               "decode excluded"]

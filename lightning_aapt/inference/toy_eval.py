@@ -29,6 +29,7 @@ class ToyStream:
     generated: torch.Tensor  # (B, T, 3, S, S) in [0, 1], frame 0 = the given real first frame
     truth: torch.Tensor  # (B, T, 3, S, S)
     seconds_per_frame: float  # network time per generated frame (all clips together), decode excluded
+    cache_bytes: tuple[int, int]  # KV-cache storage once the window is full, and at the end of the stream
 
     def frame_error(self) -> torch.Tensor:
         """Mean squared pixel error per frame (T,), over clips, pixels and colours."""
@@ -55,10 +56,14 @@ def stream_toy_clips(model: CausalVideoDiT, codec: LatentCodec, encoder: TextEnc
     gen.reset(text, first_frame=latents0[:, 0])
     gen.generate(1, None if controls is None else controls[:, :1])  # warm-up, not timed
     gen.reset(text, first_frame=latents0[:, 0])
+    full = min(frames - 1, (model.cfg.window_frames or 0) + model.cfg.sink_frames + 1)  # window full after this
     start = time.perf_counter()
-    latents = gen.generate(frames - 1, controls, progress=progress)  # (B, T-1, C, H, W)
+    head = gen.generate(full, None if controls is None else controls[:, :full])
+    filled = gen.cache.memory_bytes()
+    tail = gen.generate(frames - 1 - full, None if controls is None else controls[:, full:], progress=progress)
     seconds = (time.perf_counter() - start) / (frames - 1)
+    latents = torch.cat([head, tail], dim=1)  # (B, T-1, C, H, W)
     if not torch.isfinite(latents).all():
         raise FloatingPointError("the generator produced non-finite latents")
     generated = torch.cat([truth[:, :1], codec.decode(latents.float().cpu())], dim=1)
-    return ToyStream(generated, truth, seconds)
+    return ToyStream(generated, truth, seconds, (filled, gen.cache.memory_bytes()))

@@ -32,6 +32,8 @@ def test_pipeline_runs_all_stages_then_skips_them(toy_data, tmp_path, capsys):
     summary = json.loads((exp / "summary.json").read_text())
     assert set(summary["streams"]) == {"stage1", "stage2", "stage3"}
     assert len(summary["streams"]["stage3"]["frame_mse"]) == 12
+    filled, end = summary["streams"]["stage3"]["cache_bytes"]
+    assert filled == end > 0  # constant KV-cache memory once the window is full
     assert (exp / "stage3_stream.gif").stat().st_size > 0 and "| stage3 | 1 |" in (exp / "summary.md").read_text()
     capsys.readouterr()
     assert main(["pipeline", "--config", str(config)]) == 0  # everything finished: all skipped
