@@ -135,8 +135,7 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
         lines.append(f"| {name} | {steps} | {first:.4f} | {last:.4f} | {last / max(first, 1e-12):.2f} | "
                      f"{1e3 * stream.seconds_per_frame:.1f} | {kib[0]:.0f} KiB → {kib[1]:.0f} KiB |")
         if entry.get("video"):
-            video = torch.cat([stream.generated[0], stream.truth[0]], dim=-1)  # generated | truth, side by side
-            write_video(exp / entry["video"], to_uint8(video), fps=8, scale=4)
+            write_video(exp / entry["video"], to_uint8(stream.side_by_side()), fps=8, scale=4)
             lines.append(f"|  | video: {exp / entry['video']} (generated left, truth right) | | | | | |")
     stages = " · ".join(f"{n} {r['seconds']:.0f} s" for n, r in finished.items())
     lines += ["", f"stage times: {stages}; ms/frame is the network time for all {len(seeds)} scenes together, "
@@ -182,8 +181,7 @@ def sample(argv: list[str]) -> int:
         actions = policy_actions([action_seed], args.frames, toy.persistence)
     stream = stream_toy_clips(model, toy.codec(), toy.text_encoder(), toy.world, [scene], actions,
                               steps=args.steps, seed=args.seed, progress=True)
-    video = torch.cat([stream.generated[0], stream.truth[0]], dim=-1)  # generated | truth
-    write_video(args.out, to_uint8(video), fps=8, scale=args.scale)
+    write_video(args.out, to_uint8(stream.side_by_side()), fps=8, scale=args.scale)
     error = stream.frame_error()
     print(f"wrote {args.out}: {args.frames} frames (generated left, truth right); pixel MSE vs truth "
           f"{error[1:9].mean():.4f} (frames 1-8) -> {error[-8:].mean():.4f} (last 8); "

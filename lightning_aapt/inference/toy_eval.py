@@ -31,6 +31,10 @@ class ToyStream:
     seconds_per_frame: float  # network time per generated frame (all clips together), decode excluded
     cache_bytes: tuple[int, int]  # KV-cache storage once the window is full, and at the end of the stream
 
+    def side_by_side(self, clip: int = 0) -> torch.Tensor:
+        """(T, 3, S, 2S): the generated video left, the truth right."""
+        return torch.cat([self.generated[clip], self.truth[clip]], dim=-1)
+
     def frame_error(self) -> torch.Tensor:
         """Mean squared pixel error per frame (T,), over clips, pixels and colours."""
         return (self.generated - self.truth).pow(2).mean(dim=(0, 2, 3, 4))

@@ -136,14 +136,17 @@ class StageModule(L.LightningModule):
     def test_step(self, batch, batch_idx: int) -> None:
         self.evaluate("test", batch, batch_idx)
 
-    def stream_error(self, batch, batch_idx: int, steps: int) -> Tensor:
-        """Per-frame latent MSE (B, F-1) of the sampling model streaming a clip from its first real frame with
-        its real controls (`steps` Euler steps per frame; 1 = one network evaluation), against the real clip."""
-        model = self.sampling_model
-        gen = StreamingGenerator(model, steps=steps, shift=self.timestep_cfg.shift, seed=batch_idx)
+    def stream_from_first_frame(self, batch, steps: int, seed: int) -> Tensor:
+        """The sampling model streams each clip after its first real frame, driven by the clip's own controls
+        (frame f gets controls[f]) with `steps` Euler steps per frame: (B, F-1, C, H, W)."""
+        gen = StreamingGenerator(self.sampling_model, steps=steps, shift=self.timestep_cfg.shift, seed=seed)
         gen.reset(batch.text, first_frame=batch.latents[:, 0])
         controls = None if batch.controls is None else batch.controls[:, 1:]
-        frames = gen.generate(batch.latents.shape[1] - 1, controls)  # (B, F-1, C, H, W)
+        return gen.generate(batch.latents.shape[1] - 1, controls)
+
+    def stream_error(self, batch, batch_idx: int, steps: int) -> Tensor:
+        """Per-frame latent MSE (B, F-1) of `stream_from_first_frame` against the real clip."""
+        frames = self.stream_from_first_frame(batch, steps, seed=batch_idx)  # (B, F-1, C, H, W)
         return (frames.float() - batch.latents[:, 1:].float()).pow(2).flatten(2).mean(-1)
 
     @property
@@ -154,8 +157,8 @@ class StageModule(L.LightningModule):
     def predict_step(self, batch, batch_idx: int) -> dict:
         """Generate clips for the batch's text and controls: {"keys", "latents" (B, F, C, H, W)}.
 
-        A causal model streams from the clip's first ground-truth frame (given through the recycled channels)
-        with `sample_steps` Euler steps per frame; a bidirectional one samples the whole clip jointly.
+        A causal model keeps the clip's first real frame and streams the rest after it (`sample_steps` Euler
+        steps per frame); a bidirectional one samples the whole clip jointly.
         """
         model = self.sampling_model
         B, F = batch.latents.shape[:2]
@@ -167,9 +170,8 @@ class StageModule(L.LightningModule):
             latents = euler_sample(velocity, noise, timestep_schedule(self.sample_steps, self.timestep_cfg.shift,
                                                                       device=self.device))
         else:
-            gen = StreamingGenerator(model, steps=self.sample_steps, shift=self.timestep_cfg.shift)
-            gen.reset(batch.text, first_frame=batch.latents[:, 0])
-            latents = gen.generate(F, batch.controls)
+            streamed = self.stream_from_first_frame(batch, self.sample_steps, seed=batch_idx)
+            latents = torch.cat([batch.latents[:, :1], streamed], dim=1)  # (B, F, C, H, W)
         return {"keys": batch.keys, "latents": latents}
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
