@@ -105,10 +105,11 @@ def _compiled_flex_attention():
 
 
 class RotaryTables(NamedTuple):
-    """cos/sin of the rotation angles of a query/key layout (float32)."""
+    """cos/sin of the rotation angles of a query/key layout (float32), temporal and spatial apart."""
 
-    q: tuple[Tensor, Tensor]  # (Fq, N, hd/2) each: temporal (window positions) + spatial
-    k: tuple[Tensor, Tensor]  # (Fk, N, hd/2)
+    q: tuple[Tensor, Tensor]  # (Fq, 1, ct/2) each: temporal channels at window positions
+    k: tuple[Tensor, Tensor]  # (Fk, 1, ct/2)
+    spatial: tuple[Tensor, Tensor]  # (N, (hd - ct)/2): height and width channels, the same in every frame
     q_sink: tuple[Tensor, Tensor] | None  # (Fq, 1, ct/2): temporal channels at the sink-viewing position
     k_sink: tuple[Tensor, Tensor] | None  # (Fk, 1, ct/2): temporal channels of sink keys at their index
     k_is_sink: Tensor | None  # (Fk, 1, 1) float: 1 for sink frames
@@ -134,38 +135,38 @@ def rotary_tables(q_frames: Frames, k_frames: Frames, grid: tuple[int, int], cfg
 
     Cached by key: in a steady stream the rebased layout repeats every frame, so tables are built once.
     """
-    ct, _, _ = cfg.rope_split
-    theta = cfg.rope_theta
+    ct = cfg.rope_split[0]
     q_pos, k_pos, q_sink, k_is_sink = temporal_positions(q_frames, k_frames, cfg)
-    spatial = spatial_angles(grid[0], grid[1], cfg.rope_split, theta, device)  # (N, (ch+cw)/2)
-
-    def full(positions: list[int]) -> tuple[Tensor, Tensor]:
-        t = rope_angles(torch.tensor(positions, device=device), ct, theta)  # (Fx, ct/2)
-        angles = torch.cat([t[:, None].expand(-1, spatial.shape[0], -1),
-                            spatial[None].expand(len(positions), -1, -1)], dim=-1)  # (Fx, N, hd/2)
-        return angles.cos(), angles.sin()
 
     def temporal(positions: list[int]) -> tuple[Tensor, Tensor]:
-        t = rope_angles(torch.tensor(positions, device=device), ct, theta)[:, None]  # (Fx, 1, ct/2)
+        t = rope_angles(torch.tensor(positions, device=device), ct, cfg.rope_theta)[:, None]  # (Fx, 1, ct/2)
         return t.cos(), t.sin()
 
+    spatial = spatial_angles(grid[0], grid[1], cfg.rope_split, cfg.rope_theta, device)  # (N, (ch+cw)/2)
+    spatial_tables = (spatial.cos(), spatial.sin())
     if q_sink is None:
-        return RotaryTables(full(q_pos), full(k_pos), None, None, None)
+        return RotaryTables(temporal(q_pos), temporal(k_pos), spatial_tables, None, None, None)
     is_sink = torch.tensor(k_is_sink, device=device, dtype=torch.float32)[:, None, None]  # (Fk, 1, 1)
-    return RotaryTables(full(q_pos), full(k_pos), temporal(q_sink), temporal(list(k_frames)), is_sink)
+    return RotaryTables(temporal(q_pos), temporal(k_pos), spatial_tables, temporal(q_sink), temporal(list(k_frames)),
+                        is_sink)
 
 
 def apply_rotary(q: Tensor, k: Tensor, tables: RotaryTables, ct: int) -> tuple[Tensor, Tensor]:
-    """Rotate q (B, nh, Fq, N, hd) and k (B, nh, Fk, N, hd); returns (B, nh, Fq*N, E), (B, nh, Fk*N, E)."""
-    qr = rotate(q, *tables.q)  # (B, nh, Fq, N, hd)
-    kr = rotate(k, *tables.k)  # (B, nh, Fk, N, hd)
-    if tables.q_sink is not None:
+    """Rotate q (B, nh, Fq, N, hd) and k (B, nh, Fk, N, hd); returns (B, nh, Fq*N, E), (B, nh, Fk*N, E).
+
+    Channels [0, ct) rotate with time, [ct, hd) with height and width.
+    """
+    q_space, k_space = rotate(q[..., ct:], *tables.spatial), rotate(k[..., ct:], *tables.spatial)
+    q_time, k_time = rotate(q[..., :ct], *tables.q), rotate(k[..., :ct], *tables.k)  # (B, nh, F, N, ct)
+    if tables.q_sink is None:
+        parts_q, parts_k = [q_time, q_space], [k_time, k_space]
+    else:
         is_sink = tables.k_is_sink.to(k.dtype)  # (Fk, 1, 1)
         q_extra = rotate(q[..., :ct], *tables.q_sink)  # (B, nh, Fq, N, ct)
         k_extra = rotate(k[..., :ct], *tables.k_sink) * is_sink  # (B, nh, Fk, N, ct)
-        qr = torch.cat([qr, q_extra], dim=-1)  # (B, nh, Fq, N, hd + ct)
-        kr = torch.cat([kr[..., :ct] * (1 - is_sink), kr[..., ct:], k_extra], dim=-1)  # (B, nh, Fk, N, hd + ct)
-    return qr.flatten(2, 3), kr.flatten(2, 3)
+        parts_q = [q_time, q_space, q_extra]  # (B, nh, Fq, N, hd + ct)
+        parts_k = [k_time * (1 - is_sink), k_space, k_extra]
+    return torch.cat(parts_q, dim=-1).flatten(2, 3), torch.cat(parts_k, dim=-1).flatten(2, 3)
 
 
 # -------------------------------------------------------------------------------------------- paths
