@@ -143,7 +143,7 @@ class AdversarialPostTraining(StageModule):
         starts = segment_starts(R, F, self.segment_overlap)
         noises = torch.randn(B, R - 1, *real.shape[2:], device=self.device, dtype=real.dtype)
         ro = rollout(self.model, real[:, 0], text, noises, None if controls is None else controls[:, 1:],
-                     snapshot_at=tuple(max(a, 1) - 1 for a in starts))
+                     snapshot_at=tuple(max(a, 1) - 1 for a in starts if a > 1))  # a span from 0 needs none
         fake = torch.cat([real[:, :1], ro.frames], dim=1)  # (B, R, C, H, W): the real first frame, then G's
         real_controls = None if controls is None else controls[:, :F]
         shared = self.shared_generator()
