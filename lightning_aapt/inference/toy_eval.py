@@ -28,6 +28,8 @@ class ToyStream:
 
     generated: torch.Tensor  # (B, T, 3, S, S) in [0, 1], frame 0 = the given real first frame
     truth: torch.Tensor  # (B, T, 3, S, S)
+    latents: torch.Tensor  # (B, T, C, H, W) generated latents, frame 0 the encoded real first frame
+    agent_pos: torch.Tensor  # (B, T, 2) true agent positions, pixels (x, y)
     seconds_per_frame: float  # network time per generated frame (all clips together), decode excluded
     cache_bytes: tuple[int, int]  # KV-cache storage once the window is full, and at the end of the stream
 
@@ -69,5 +71,7 @@ def stream_toy_clips(model: CausalVideoDiT, codec: LatentCodec, encoder: TextEnc
     latents = torch.cat([head, tail], dim=1)  # (B, T-1, C, H, W)
     if not torch.isfinite(latents).all():
         raise FloatingPointError("the generator produced non-finite latents")
-    generated = torch.cat([truth[:, :1], codec.decode(latents.float().cpu())], dim=1)
-    return ToyStream(generated, truth, seconds, (filled, gen.cache.memory_bytes()))
+    latents = torch.cat([latents0, latents], dim=1).float().cpu()  # (B, T, C, H, W)
+    generated = torch.cat([truth[:, :1], codec.decode(latents[:, 1:])], dim=1)
+    agent_pos = torch.from_numpy(np.stack([e.agent_pos for e in episodes])).float()
+    return ToyStream(generated, truth, latents, agent_pos, seconds, (filled, gen.cache.memory_bytes()))

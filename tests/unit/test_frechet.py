@@ -10,9 +10,9 @@ from lightning_aapt.metrics import FrechetDistance
 pytestmark = pytest.mark.unit
 
 
-def textbook_fd(a: np.ndarray, b: np.ndarray) -> float:
+def textbook_fd(a: np.ndarray, b: np.ndarray, bias: bool = False) -> float:
     mu_a, mu_b = a.mean(0), b.mean(0)
-    s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    s_a, s_b = np.cov(a, rowvar=False, bias=bias), np.cov(b, rowvar=False, bias=bias)
     covmean = scipy.linalg.sqrtm(s_a @ s_b).real
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a + s_b - 2 * covmean))
 
@@ -25,8 +25,8 @@ def exact_sample(n: int, mean: np.ndarray, cov: np.ndarray, seed: int) -> torch.
     return torch.from_numpy(x @ np.linalg.cholesky(cov).T + mean)
 
 
-def fd(real, fake, batch=64):
-    metric = FrechetDistance()
+def fd(real, fake, batch=64, unbiased=True):
+    metric = FrechetDistance(unbiased=unbiased)
     for i in range(0, len(real), batch):
         metric.update(real[i : i + batch], real=True)
     for i in range(0, len(fake), batch):
@@ -39,6 +39,14 @@ def test_matches_the_textbook_formula_on_random_features():
     a = rng.normal(size=(500, 16)) @ rng.normal(size=(16, 16))
     b = rng.normal(loc=0.3, size=(400, 16)) @ rng.normal(size=(16, 16))
     assert fd(torch.from_numpy(a).float(), torch.from_numpy(b).float()) == pytest.approx(textbook_fd(a, b), rel=1e-4)
+
+
+def test_default_covariance_is_stylegan_v_maximum_likelihood():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(20, 4)), rng.normal(loc=0.5, scale=2.0, size=(30, 4))
+    got = fd(torch.from_numpy(a), torch.from_numpy(b), unbiased=False)
+    assert got == pytest.approx(textbook_fd(a, b, bias=True), rel=1e-6)
+    assert got != pytest.approx(textbook_fd(a, b, bias=False), rel=1e-3)
 
 
 def test_closed_form_for_two_known_gaussians():

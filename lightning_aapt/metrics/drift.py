@@ -1,0 +1,120 @@
+"""Long-horizon drift: how a streamed video's quality changes with time, window by window (DESIGN §7).
+
+Notation: B clips, T frames, C latent channels, h/w latent size, S pixel size, w frames per window.
+
+A stream of T frames (frame 0 the given real frame) is cut into windows of w frames starting at frame 1; every
+metric is computed per window, and its ratio last window / first window says whether quality decays:
+- `fd_<extractor>` / `fvd`: Fréchet distance between the generated windows and reference windows (real video
+  of the same length, at the same times when the reference is as long as the stream, else its first window);
+- `latent_mean_shift`: mean over channels of |mean_gen - mean_real| / std_real (real = reference latents);
+- `latent_std_ratio`: mean over channels of std_gen / std_real (collapse < 1 < explosion);
+- `saturation`: fraction of decoded pixel values outside [0, 1] before clamping;
+- on the toy world, `pixel_mse_truth` against the re-rendered truth for the same actions, and
+  `agent_error_px`: distance between the agent found in the generated frame and its true position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from lightning_aapt.metrics.frechet import FrechetDistance
+
+
+def window_starts(frames: int, window: int) -> list[int]:
+    """Starts of the full windows of `window` frames in frames 1 .. frames-1 (frame 0 is given, not generated)."""
+    if window < 1 or frames - 1 < window:
+        raise ValueError(f"a stream of {frames} frames holds no full window of {window} generated frames")
+    return list(range(1, frames - window + 1, window))
+
+
+def locate_agent(frames: Tensor, white: float = 0.9) -> Tensor:
+    """Toy world: the agent's (x, y) position in pixels (B, T, 2) as the centroid of near-white pixels of
+    frames (B, T, 3, S, S) in [0, 1]; NaN where no pixel is white (the agent is lost)."""
+    weight = ((frames.min(dim=2).values - white) / (1 - white)).clamp(0, 1)  # (B, T, S, S)
+    size = frames.shape[-1]
+    coords = torch.arange(size, dtype=frames.dtype) + 0.5  # pixel centres, as the renderer
+    mass = weight.sum(dim=(-2, -1))  # (B, T)
+    x = (weight.sum(-2) * coords).sum(-1) / mass
+    y = (weight.sum(-1) * coords).sum(-1) / mass
+    pos = torch.stack([x, y], dim=-1)  # (B, T, 2)
+    return torch.where((mass >= 1)[..., None], pos, torch.full_like(pos, float("nan")))
+
+
+def agent_error(frames: Tensor, true_pos: Tensor) -> Tensor:
+    """(B, T) distance in pixels between the located and the true agent position (B, T, 2); a lost agent
+    counts as the frame size S (as far off as the frame allows)."""
+    dist = (locate_agent(frames) - true_pos.to(frames.dtype)).norm(dim=-1)
+    return torch.nan_to_num(dist, nan=float(frames.shape[-1]))
+
+
+@dataclass
+class DriftReport:
+    """Per-window curves of a long stream; `curves[name][k]` is the metric of window k (frames starts[k]...)."""
+
+    window_frames: int
+    starts: list[int]
+    curves: dict[str, list[float]] = field(default_factory=dict)
+    fps: float | None = None  # frames per second, to put seconds on the plot
+
+    def ratio(self, name: str) -> float:
+        """Last window / first window of one curve."""
+        first, last = self.curves[name][0], self.curves[name][-1]
+        return last / max(first, 1e-12)
+
+    def ratios(self) -> dict[str, float]:
+        return {name: self.ratio(name) for name in self.curves}
+
+    def to_dict(self) -> dict:
+        return {"window_frames": self.window_frames, "starts": self.starts, "fps": self.fps, "curves": self.curves,
+                "ratios": self.ratios()}
+
+
+def long_horizon_drift(generated: Tensor, reference: Tensor, window: int, extractor=None, metric: str = "fd",
+                       latents: Tensor | None = None, real_latents: Tensor | None = None,
+                       truth: Tensor | None = None, agent_pos: Tensor | None = None,
+                       fps: float | None = None) -> DriftReport:
+    """Per-window drift metrics of streams `generated` (B, T, 3, S, S), decoded and not clamped.
+
+    Args:
+        reference: real videos (B', T', 3, S, S) for the Fréchet distance and the latent reference; windows are
+            taken at the same frames when T' >= T, else every window is compared with frames 1 .. w.
+        window: frames per window.
+        extractor: video feature extractor for the Fréchet distance (None: no FD curve); logged as `metric`.
+        latents, real_latents: (B, T, C, h, w) generated and (B', T', C, h, w) real latents for the latent curves.
+        truth: (B, T, 3, S, S) the re-rendered truth of the same clips and actions (toy world).
+        agent_pos: (B, T, 2) the true agent positions (toy world).
+    """
+    T = generated.shape[1]
+    starts = window_starts(T, window)
+    report = DriftReport(window, starts, fps=fps)
+    clamped = generated.clamp(0, 1)
+    if real_latents is not None:
+        flat = real_latents.float().transpose(1, 2).flatten(2)  # (B', C, T' h w)
+        real_mean, real_std = flat.mean(dim=(0, 2)), flat.std(dim=(0, 2)).clamp_min(1e-6)  # (C,)
+    curves: dict[str, list[float]] = {}
+
+    def add(name: str, value: float) -> None:
+        curves.setdefault(name, []).append(float(value))
+
+    for s in starts:
+        frames = slice(s, s + window)
+        if extractor is not None:
+            ref = reference[:, frames] if reference.shape[1] >= T else reference[:, 1 : 1 + window]
+            fd = FrechetDistance()
+            fd.update(extractor(ref.clamp(0, 1)), real=True)
+            fd.update(extractor(clamped[:, frames]), real=False)
+            add(metric, fd.compute().item())
+        if latents is not None and real_latents is not None:
+            flat = latents[:, frames].float().transpose(1, 2).flatten(2)  # (B, C, w h w)
+            add("latent_mean_shift", ((flat.mean(dim=(0, 2)) - real_mean).abs() / real_std).mean().item())
+            add("latent_std_ratio", (flat.std(dim=(0, 2)) / real_std).mean().item())
+        add("saturation", ((generated[:, frames] < 0) | (generated[:, frames] > 1)).float().mean().item())
+        if truth is not None:
+            add("pixel_mse_truth", (clamped[:, frames] - truth[:, frames]).pow(2).mean().item())
+        if agent_pos is not None:
+            add("agent_error_px", agent_error(clamped[:, frames], agent_pos[:, frames]).mean().item())
+    report.curves = curves
+    return report
