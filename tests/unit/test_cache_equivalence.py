@@ -45,3 +45,18 @@ def test_read_only_call_leaves_cache_unchanged():
         assert all(torch.equal(a, b) for a, b in zip(keys_before, cache.keys, strict=True))
         last = model(**frames_slice(inputs, 6, 7), cache=cache)
     torch.testing.assert_close(last, full[:, 6:7], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize(("window", "sink"), LAYOUTS)
+def test_cuda_streaming_equals_flex_full_sequence(window, sink):
+    """On CUDA the full sequence runs FlexAttention ("auto") while streaming runs SDPA on the cache."""
+    model = tiny_model(window_frames=window, sink_frames=sink, control_dim=3).cuda()
+    frames = 2 * (window or 4) + 3
+    inputs = {k: None if v is None else v.cuda() for k, v in tiny_inputs(model.cfg, 2, frames).items()}
+    with torch.no_grad():
+        full = model(**inputs)
+        cache = model.new_cache(2)
+        streamed = torch.cat([model(**frames_slice(inputs, s, s + 1), cache=cache) for s in range(frames)], dim=1)
+    torch.testing.assert_close(streamed, full, atol=1e-4, rtol=1e-4)
