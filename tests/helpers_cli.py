@@ -22,6 +22,12 @@ def tiny_config(stage: str, tmp_path: Path, data_dir: Path, steps: int = 3, val_
     trainer.update(max_steps=steps, val_check_interval=val_every or steps, limit_val_batches=1, log_every_n_steps=1,
                    default_root_dir=str(tmp_path / stage), enable_progress_bar=False, enable_model_summary=False)
     trainer["logger"]["init_args"]["save_dir"] = str(tmp_path)
+    for callback in trainer.get("callbacks", []):  # evaluation callbacks sized to the tiny data
+        if callback["class_path"] == "callbacks.FVDCallback":
+            trainer["limit_val_batches"] = 2
+            callback["init_args"].update(num_clips=4, cache_dir=str(tmp_path / "fd_cache"))
+        if callback["class_path"] == "callbacks.LongHorizonDriftCallback":
+            callback["init_args"].update(horizon=2, window_frames=4, num_clips=2)
     init = config["model"]["init_args"]
     init["backbone"].update(TINY_BACKBONE)
     init.update(model_args)

@@ -1,13 +1,36 @@
-"""Reading backbone weights out of stage checkpoints (`init_from`)."""
+"""Stage checkpoints: writing them atomically, and reading backbone weights out of them (`init_from`)."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from lightning_aapt.backbone import BackboneConfig, CausalVideoDiT, convert
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints are written under a temporary name and renamed into place, so a run killed mid-write never
+    leaves a truncated `last.ckpt`; an unreadable checkpoint is reported with its path.
+    Use as `trainer.plugins: [{class_path: lightning_aapt.stages.checkpoints.AtomicCheckpointIO}]`."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        super().save_checkpoint(checkpoint, tmp, storage_options)
+        os.replace(tmp, path)
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
+        if not Path(path).exists():
+            raise FileNotFoundError(f"ckpt_path={path}: no such checkpoint")
+        try:
+            return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
+        except Exception as err:
+            raise ValueError(f"ckpt_path={path}: unreadable checkpoint (truncated, or not a Lightning checkpoint): "
+                             f"{type(err).__name__}: {err}") from err
 
 
 def load_backbone(path: str | Path, prefer_ema: bool = True) -> CausalVideoDiT:

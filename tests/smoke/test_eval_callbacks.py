@@ -1,0 +1,64 @@
+"""FVDCallback and LongHorizonDriftCallback in a tiny run: numbers, protocol, cache, curves and plot."""
+
+import json
+
+import pytest
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.helpers_cli import fit, tiny_config
+
+pytestmark = pytest.mark.smoke
+
+
+def test_fd_and_drift_are_logged_with_their_protocol(toy_data, tmp_path):
+    config = tiny_config("stage1", tmp_path, toy_data, steps=4, val_every=2, init_from=None, sample_steps=2)
+    spec = yaml.safe_load(config.read_text())
+    spec["trainer"]["limit_val_batches"] = 2
+    spec["trainer"]["callbacks"] += [
+        {"class_path": "callbacks.FVDCallback",
+         "init_args": {"num_clips": 4, "cache_dir": str(tmp_path / "cache")}},
+        {"class_path": "callbacks.LongHorizonDriftCallback",
+         "init_args": {"horizon": 3, "window_frames": 4, "num_clips": 3}}]
+    config.write_text(yaml.safe_dump(spec))
+    fit(config)
+
+    run = tmp_path / "stage1"
+    events = EventAccumulator(str(run), size_guidance={"images": 0, "scalars": 0}).Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"val/fd_rand3d", "val/kd_rand3d", "val/drift_ratio", "val/drift/pixel_mse_truth_ratio",
+            "val/drift/agent_error_px_ratio", "val/drift/latent_std_ratio_ratio"} <= scalars
+    assert "val/fvd" not in scalars  # the toy extractor is not I3D
+    assert len(events.Scalars("val/fd_rand3d")) == 2  # two validations after the sanity check
+    assert all(s.value > 0 for s in events.Scalars("val/fd_rand3d"))
+    assert "val/drift_plot" in events.Tags()["images"]
+    assert any(t.startswith("drift_curves/fd_rand3d/") for t in scalars)
+
+    protocol = json.loads((run / "fd_protocol.json").read_text())
+    assert protocol["metric"] == "fd_rand3d" and protocol["clips"] == 4 and protocol["clip_frames"] == 6
+    assert protocol["resolution"] == [16, 16] and protocol["seed"] == 0
+    assert len(list((tmp_path / "cache").glob("fd_rand3d-*.pt"))) == 1  # real features extracted once
+
+    drift = json.loads(sorted((run / "drift").glob("step*.json"))[-1].read_text())
+    assert drift["starts"] == [1, 5, 9, 13] and len(drift["curves"]["pixel_mse_truth"]) == 4
+
+
+def test_eval_command_writes_its_report(toy_data, tmp_path):
+    from lightning_aapt.cli import main
+
+    config = tiny_config("stage1", tmp_path, toy_data, steps=2, init_from=None, sample_steps=1)
+    fit(config)
+    ckpt = tmp_path / "stage1" / "checkpoints" / "last.ckpt"
+    out = tmp_path / "report"
+    args = ["eval", "--ckpt", str(ckpt), "--config", str(config), "--out", str(out), "--num_clips", "4",
+            "--horizon", "3", "--drift_clips", "3", "--window_frames", "4", "--cache_dir", str(tmp_path / "c")]
+    assert main(args) == 0
+    result = json.loads((out / "report.json").read_text())
+    assert result["global_step"] == 2 and result["model"] == "DiffusionAdaptation"
+    assert set(result["fd"]["values"]) == {"fd_rand3d", "kd_rand3d"}  # 4 clips: no subsets, no spread
+    assert result["drift"]["starts"] == [1, 5, 9, 13]
+    assert "| last / first |" in (out / "report.md").read_text()
+    assert (out / "drift_plot.png").stat().st_size > 0 and (out / "drift_stream.gif").stat().st_size > 0
+
+    with pytest.raises(FileNotFoundError, match="--ckpt"):
+        main(["eval", "--ckpt", str(tmp_path / "missing.ckpt"), "--config", str(config)])
