@@ -6,15 +6,22 @@ Dt text width, A control width.
 Splitting is explicit: shards are first divided between ranks (rank r takes shards r, r + world, ...), then
 between the data-loader workers of a rank, so no two processes ever read the same shard and DDP ranks see
 disjoint samples, also in the resampled (infinite, with replacement) training stream, which draws shards
-at random from its own subset. Shard order and in-shard shuffling come from torch's RNG at each pass
-(`seed_everything` makes them reproducible; each epoch draws anew). Resuming mid-epoch restarts the stream
-at a fresh random position: the data position is approximate, the rest of a checkpoint exact.
+at random from its own subset.
+
+Determinism and exact resume: a stream's shard draws, shuffle-buffer picks and random crops come from RNGs
+seeded by (data seed, rank, worker, pass) only — never from torch's global RNG — so the training stream is a fixed
+sequence. Checkpoints record how many training batches were consumed (`state_dict`); on resume every worker
+replays its share of them, reading those samples but not decoding them, and the run continues with exactly the
+batches the uninterrupted run would have seen. The replay re-reads the consumed samples' bytes (time grows with
+the run's length; `resume="approximate"` instead starts a fresh deterministic stream at once). One exception: a
+sample dropped as bad (`bad_samples="skip"`) is replayed as if it had been used, shifting the stream by one.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,11 +131,16 @@ class ClipStream(IterableDataset):
         bad_samples: "fail" raises a `DataError` naming the shard; "skip" drops the sample or the rest of a
             corrupt shard and counts it (`VideoBatch.skipped`).
         rank, world_size: this process's place among the data-parallel ranks.
+        seed: seeds every RNG of the stream (with rank, worker and pass).
+        skip_batches, batch_size: batches of this rank already consumed (resume); each worker skips its share,
+            `batch_size` clips per batch, without decoding them.
+        epoch: pass number of a one-pass stream (a new shuffle each pass).
     """
 
     def __init__(self, urls: list[str], shapes: ClipShapes, num_frames: int, resampled: bool, shuffle: bool,
                  random_crop: bool, bad_samples: Literal["fail", "skip"] = "fail", shuffle_buffer: int = 64,
-                 rank: int = 0, world_size: int = 1) -> None:
+                 rank: int = 0, world_size: int = 1, seed: int = 0, skip_batches: int = 0, batch_size: int = 1,
+                 epoch: int = 0) -> None:
         if len(urls) < world_size:
             raise DataError(f"{len(urls)} shard(s) cannot be split over {world_size} ranks: write at least one "
                             "shard per rank (prepare --samples-per-shard smaller)")
@@ -136,6 +148,7 @@ class ClipStream(IterableDataset):
         self.resampled, self.shuffle, self.random_crop = resampled, shuffle, random_crop
         self.bad_samples, self.shuffle_buffer = bad_samples, shuffle_buffer
         self.rank, self.world_size = rank, world_size
+        self.seed, self.skip_batches, self.batch_size, self.epoch = seed, skip_batches, batch_size, epoch
 
     def worker_shards(self) -> list[str]:
         """This rank's shards, then this worker's share of them.
@@ -144,45 +157,75 @@ class ClipStream(IterableDataset):
         read once; a resampled stream with fewer shards than workers lets each worker draw from all of them.
         """
         shards = self.urls[self.rank :: self.world_size]
-        info = get_worker_info()
-        if info is not None and (not self.resampled or len(shards) >= info.num_workers):
-            shards = shards[info.id :: info.num_workers]
+        worker, workers = self._worker()
+        if workers > 1 and (not self.resampled or len(shards) >= workers):
+            shards = shards[worker::workers]
         return shards
 
-    def __iter__(self):
+    def _worker(self) -> tuple[int, int]:
+        """(stream id, number of workers) of this data-loader worker. A resumed loader starts its round robin
+        at worker 0, but the next batch is the one stream (skip_batches mod workers) would have made, so worker
+        w continues stream (w + skip_batches) mod workers."""
         info = get_worker_info()
-        seed = info.seed if info is not None else int(torch.randint(2**62, (1,)).item())
-        rng = random.Random(seed * 1000003 + self.rank)
+        if info is None:
+            return 0, 1
+        return (info.id + self.skip_batches) % info.num_workers, info.num_workers
+
+    def __iter__(self):
+        worker, workers = self._worker()
+        rng = random.Random(f"{self.seed}/{self.rank}/{worker}/{self.epoch}")  # shard draws and shuffling
+        # DataLoader workers hand out batches in turn: worker w made batches w, w + workers, ...
+        skip = len(range(worker, self.skip_batches, workers)) * self.batch_size
         shards = self.worker_shards()
         if not shards:
             return
+        emitted = 0
         buffer: list[dict] = []
-        skipped = 0
+        for raw in self._raw_samples(shards, rng):
+            if not self.shuffle:
+                chosen = raw
+            else:
+                buffer.append(raw)
+                if len(buffer) < self.shuffle_buffer:
+                    continue
+                chosen = buffer.pop(rng.randrange(len(buffer)))
+            clip = self._emit(chosen, emitted, worker, skip)
+            emitted += 1
+            if clip is not None:
+                yield clip
+        rng.shuffle(buffer)
+        for raw in buffer:
+            clip = self._emit(raw, emitted, worker, skip)
+            emitted += 1
+            if clip is not None:
+                yield clip
+
+    def _raw_samples(self, shards: list[str], rng: random.Random):
+        """Undecoded samples of the shards in stream order; an unreadable shard raises or is counted."""
+        self._skipped = 0
         for url in self._shard_order(shards, rng):
             try:
-                for raw in wds.tarfile_samples([{"url": url}]):
-                    try:
-                        clip = decode_clip(raw, self.shapes, self.num_frames, None if self.random_crop else 0, rng)
-                    except DataError:
-                        if self.bad_samples == "fail":
-                            raise
-                        skipped += 1
-                        continue
-                    clip["skipped"], skipped = skipped, 0
-                    if not self.shuffle:
-                        yield clip
-                        continue
-                    buffer.append(clip)
-                    if len(buffer) >= self.shuffle_buffer:
-                        yield buffer.pop(rng.randrange(len(buffer)))
-            except DataError:
-                raise
+                yield from wds.tarfile_samples([{"url": url}])
             except Exception as err:
                 if self.bad_samples == "fail":
                     raise DataError(f"shard {url} is unreadable or truncated: {type(err).__name__}: {err}") from err
-                skipped += 1
-        rng.shuffle(buffer)
-        yield from buffer
+                self._skipped += 1
+
+    def _emit(self, raw: dict, index: int, worker: int, skip: int) -> dict | None:
+        """Decode the index-th sample of this worker's stream (None: replayed on resume, or bad and skipped).
+        Its crop comes from its own RNG, so replaying need not decode."""
+        if index < skip:
+            return None
+        crop_rng = random.Random(f"{self.seed}/{self.rank}/{worker}/{self.epoch}/{index}")
+        try:
+            clip = decode_clip(raw, self.shapes, self.num_frames, None if self.random_crop else 0, crop_rng)
+        except DataError:
+            if self.bad_samples == "fail":
+                raise
+            self._skipped += 1
+            return None
+        clip["skipped"], self._skipped = self._skipped, 0
+        return clip
 
     def _shard_order(self, shards: list[str], rng: random.Random):
         if self.resampled:
@@ -220,11 +263,15 @@ class WebVideoDataModule(L.LightningDataModule):
             samples (and the rest of an unreadable shard), counted and logged as `train/skipped_samples`.
         toy_world: when set and `data_dir` has no manifest, `prepare_data` renders this toy-world dataset
             there first, so `fit` works on a fresh machine.
+        seed: seed of the training stream's RNGs (None: `seed_everything`'s seed, else 0).
+        resume: "exact" replays the consumed part of the training stream when a run resumes (see the module
+            docstring); "approximate" starts a fresh stream, seeded by the number of batches consumed.
     """
 
     def __init__(self, data_dir: str = "data/toy", train_shards: str | None = None, val_shards: str | None = None,
                  num_frames: int = 12, batch_size: int = 8, num_workers: int = 0, shuffle_buffer: int = 64,
-                 bad_samples: Literal["fail", "skip"] = "fail", toy_world: ToyWorldSpec | None = None) -> None:
+                 bad_samples: Literal["fail", "skip"] = "fail", toy_world: ToyWorldSpec | None = None,
+                 seed: int | None = None, resume: Literal["exact", "approximate"] = "exact") -> None:
         super().__init__()
         self.data_dir = Path(data_dir)
         self.train_shards, self.val_shards = train_shards, val_shards
@@ -232,6 +279,26 @@ class WebVideoDataModule(L.LightningDataModule):
         self.shuffle_buffer, self.bad_samples, self.toy_world = shuffle_buffer, bad_samples, toy_world
         if bad_samples not in ("fail", "skip"):
             raise ValueError(f"data.bad_samples must be 'fail' or 'skip', got {bad_samples!r}")
+        if resume not in ("exact", "approximate"):
+            raise ValueError(f"data.resume must be 'exact' or 'approximate', got {resume!r}")
+        self.seed, self.resume = seed, resume
+        self.consumed_at_start = 0  # training batches consumed before this run (from the checkpoint)
+
+    def state_dict(self) -> dict:
+        """Saved in every checkpoint: training batches consumed so far on each rank."""
+        trainer = self.trainer
+        done = trainer.fit_loop.epoch_loop.batch_progress.total.processed if trainer is not None else 0
+        return {"train_batches": int(done), "seed": self.stream_seed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.consumed_at_start = int(state.get("train_batches", 0))
+        if state.get("seed", self.stream_seed) != self.stream_seed:
+            raise ValueError(f"the checkpoint's data stream used seed {state['seed']}, this run {self.stream_seed}: "
+                             "set data.seed to the checkpoint's to resume exactly")
+
+    @property
+    def stream_seed(self) -> int:
+        return self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
 
     @property
     def shapes(self) -> ClipShapes:
@@ -268,9 +335,15 @@ class WebVideoDataModule(L.LightningDataModule):
                             f"({shapes.clip_frames} frames)")
         rank, world = self._rank_and_world_size()
         train = split == "train"
+        skip, seed = 0, self.stream_seed
+        if train and self.consumed_at_start:
+            if self.resume == "exact":
+                skip = self.consumed_at_start
+            else:
+                seed = hash((seed, self.consumed_at_start)) & (2**62 - 1)
         return ClipStream(self.urls(split), shapes, self.num_frames, resampled=train, shuffle=train,
                           random_crop=train, bad_samples=self.bad_samples, shuffle_buffer=self.shuffle_buffer,
-                          rank=rank, world_size=world)
+                          rank=rank, world_size=world, seed=seed, skip_batches=skip, batch_size=self.batch_size)
 
     def _rank_and_world_size(self) -> tuple[int, int]:
         if self.trainer is not None:

@@ -24,16 +24,17 @@ def relativistic_losses(fake_logits: Tensor, real_logits: Tensor) -> tuple[Tenso
 
 
 def approximate_gradient_penalty(discriminator: Callable[[Tensor], Tensor], x: Tensor, sigma: float,
-                                 logits: Tensor | None = None) -> Tensor:
+                                 logits: Tensor | None = None, noise: Tensor | None = None) -> Tensor:
     """Approximated R1 (x real) or R2 (x fake), AAPT eq. 2-3: ||D(x + sigma * eps) - D(x)||^2 per frame (B, F).
 
     For small sigma, E_eps of this equals sigma^2 * ||grad_x D(x)||^2, the exact penalty scaled by sigma^2,
     without double backward (which fused attention kernels lack). `discriminator` maps a video to (B, F)
-    logits with everything else (its timestep and noise) held fixed; pass `logits` = D(x) to reuse them.
+    logits with everything else (its timestep and noise) held fixed; pass `logits` = D(x) to reuse them, and
+    `noise` (like x) to choose eps (default: drawn from the global RNG).
     """
     if logits is None:
         logits = discriminator(x)
-    perturbed = discriminator(x + sigma * torch.randn_like(x))
+    perturbed = discriminator(x + sigma * (torch.randn_like(x) if noise is None else noise))
     return (perturbed.float() - logits.float()) ** 2
 
 

@@ -92,8 +92,16 @@ class Block(nn.Module):
                                  nn.Linear(cfg.hidden_dim, cfg.dim))
         self.modulation = nn.Parameter(torch.randn(6, cfg.dim) / cfg.dim**0.5)  # (6, D)
 
-    def forward(self, x: Tensor, mod: Tensor, text_kv: tuple[Tensor, Tensor], frames: Frames,
+    def forward(self, x: Tensor, mod: Tensor, text: Tensor | None, frames: Frames,
                 grid: tuple[int, int], cache: KVCache | None, layer: int, cache_write: bool) -> Tensor:
+        """`text`: embedded text (B, L, D), or None to reuse the cache's text keys/values of this layer.
+        Text K/V are computed here, inside the block, so a sharded block has its weights gathered."""
+        if text is None:
+            text_kv = cache.text_kv[layer]
+        else:
+            text_kv = self.cross_attn.text_kv(text)  # (B, nh, L, hd) x 2
+            if cache is not None:
+                cache.text_kv[layer] = text_kv
         shift1, scale1, gate1, shift2, scale2, gate2 = (mod + self.modulation).unsqueeze(2).unbind(3)  # (B, F, 1, D)
         h = self.norm1(x) * (1 + scale1) + shift1  # (B, F, N, D)
         x = x + gate1 * self.self_attn(h, frames, grid, cache, layer, cache_write)
@@ -179,27 +187,26 @@ class CausalVideoDiT(nn.Module):
             x = x + self.control_embed(controls.to(x.dtype))[:, :, None]  # (B, F, 1, D) over N tokens
         c = self.time_embed(timestep_features(timesteps, cfg.freq_dim).to(x.dtype))  # (B, F, D)
         mod = self.time_proj(c).unflatten(-1, (6, cfg.dim))  # (B, F, 6, D)
-        text_kv = self._text_kv(text, cache)
+        embedded = self._embed_text(text, cache)  # (B, L, D), or None: the cache holds this text's K/V
         first = 0 if cache is None else cache.num_frames
         frames = tuple(range(first, first + F))
         features = []
         for i, block in enumerate(self.blocks):
-            x = block(x, mod, text_kv[i], frames, grid, cache, i, cache_write)  # (B, F, N, D)
+            x = block(x, mod, embedded, frames, grid, cache, i, cache_write)  # (B, F, N, D)
             if i in feature_layers:
                 features.append(x)
         if cache is not None and cache_write:
             cache.advance(F)
         return x, c, features
 
-    def _text_kv(self, text: Tensor, cache: KVCache | None) -> list[tuple[Tensor, Tensor]]:
-        """Per-block text keys/values; with a cache, computed once per text tensor (AAPT: text always visible)."""
+    def _embed_text(self, text: Tensor, cache: KVCache | None) -> Tensor | None:
+        """Embedded text (B, L, D) for the blocks to turn into keys/values, or None when the cache already holds
+        them for this very text tensor (AAPT: text always visible, computed once per prompt)."""
         if cache is not None and cache.text_source is text:
-            return cache.text_kv
-        embedded = self.text_embed(text)  # (B, L, D)
-        text_kv = [block.cross_attn.text_kv(embedded) for block in self.blocks]
+            return None
         if cache is not None:
-            cache.text_source, cache.text_kv = text, text_kv
-        return text_kv
+            cache.text_source, cache.text_kv = text, [None] * len(self.blocks)
+        return self.text_embed(text)
 
     def _check_inputs(self, latents: Tensor, timesteps: Tensor, recycled: Tensor | None, text: Tensor,
                       controls: Tensor | None, cache: KVCache | None) -> None:

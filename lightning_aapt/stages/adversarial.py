@@ -28,7 +28,8 @@ from torch import Tensor
 from lightning_aapt.adversarial import CausalDiscriminator, approximate_gradient_penalty, relativistic_losses
 from lightning_aapt.adversarial.rollout import extend_controls, regenerate, rollout
 from lightning_aapt.backbone import BackboneConfig
-from lightning_aapt.stages.base import OptimizerConfig, StageModule, TimestepConfig
+from lightning_aapt.parallel import ParallelConfig
+from lightning_aapt.stages.base import OptimizerConfig, RandomStream, StageModule, TimestepConfig
 from lightning_aapt.stages.checkpoints import load_backbone
 
 ADAM_GAN = OptimizerConfig(lr=3e-6, betas=(0.0, 0.9), weight_decay=0.0, warmup_steps=0)
@@ -73,9 +74,9 @@ class AdversarialPostTraining(StageModule):
                  disc_head_layers: tuple[int, ...] | None = None, num_rollout_frames: int | None = None,
                  segment_overlap: int = 1, d_updates_per_g: int = 1, r1_gamma: float = 1000.0,
                  r2_gamma: float = 1000.0, sigma: float = 0.1, kv_gradients: bool = True, grad_clip: float = 1.0,
-                 max_bad_steps: int = 5) -> None:
+                 max_bad_steps: int = 5, parallel: ParallelConfig | None = None) -> None:
         super().__init__(backbone, optimizer or ADAM_GAN, timesteps, ema_decay, init_from, model_dims,
-                         loss_buckets, sample_steps)
+                         loss_buckets, sample_steps, parallel)
         self.automatic_optimization = False
         if disc_init_from is not None:
             disc_backbone = load_backbone(disc_init_from)
@@ -96,6 +97,18 @@ class AdversarialPostTraining(StageModule):
         if cfg.bidirectional or not cfg.recycled_input:
             raise ValueError("stage 3 trains the causal generator: set model.backbone.bidirectional=false and "
                              "model.backbone.recycled_input=true")
+
+    def networks(self) -> list[torch.nn.Module]:
+        return [*super().networks(), self.discriminator]
+
+    def setup(self, stage: str) -> None:
+        from lightning.pytorch.strategies import DDPStrategy
+
+        strategy = self.trainer.strategy if self._trainer is not None else None
+        if isinstance(strategy, DDPStrategy) and not strategy._ddp_kwargs.get("find_unused_parameters", False):
+            # Each optimizer step uses one network only: DDP must not wait for the other's gradients.
+            raise ValueError("stage 3 under DDP needs trainer.strategy=ddp_find_unused_parameters_true (the "
+                             "generator and discriminator update in turn); or use ModelParallelStrategy (FSDP2)")
 
     def configure_optimizers(self):
         def adam(params, cfg: OptimizerConfig):
@@ -141,7 +154,7 @@ class AdversarialPostTraining(StageModule):
         R = max(self.num_rollout_frames or F, F)
         controls = extend_controls(batch.controls, R)  # (B, R, A)
         starts = segment_starts(R, F, self.segment_overlap)
-        noises = torch.randn(B, R - 1, *real.shape[2:], device=self.device, dtype=real.dtype)
+        noises = self.sample_randn((B, R - 1, *real.shape[2:]), RandomStream.ROLLOUT, real.dtype)
         ro = rollout(self.model, real[:, 0], text, noises, None if controls is None else controls[:, 1:],
                      snapshot_at=tuple(max(a, 1) - 1 for a in starts if a > 1))  # a span from 0 needs none
         fake = torch.cat([real[:, :1], ro.frames], dim=1)  # (B, R, C, H, W): the real first frame, then G's
@@ -152,31 +165,34 @@ class AdversarialPostTraining(StageModule):
         a = starts[int(torch.randint(len(starts), (1,), generator=shared))]
         seg_controls = None if controls is None else controls[:, a : a + F]
         before = fake[:, a - 1] if a > 0 else None
-        t_d = torch.rand(B, device=self.device)
-        noise_d = torch.randn_like(real)
+        t_d = self.sample_rand(B, RandomStream.D_TIMESTEPS)
+        noise_d = self.sample_randn(tuple(real.shape), RandomStream.D_NOISE, real.dtype)
         self.toggle_optimizer(opt_d)
         real_logits = self.judge(real, t_d, noise_d, text, real_controls, None)
         fake_seg = fake[:, a : a + F].detach()
         fake_logits = self.judge(fake_seg, t_d, noise_d, text, seg_controls, before)
         _, loss_d = relativistic_losses(fake_logits, real_logits)
         r1 = approximate_gradient_penalty(lambda x: self.judge(x, t_d, noise_d, text, real_controls, None),
-                                          real, self.sigma, real_logits).mean()
+                                          real, self.sigma, real_logits,
+                                          self.sample_randn(tuple(real.shape), RandomStream.R1, real.dtype)).mean()
         r2 = approximate_gradient_penalty(lambda x: self.judge(x, t_d, noise_d, text, seg_controls, before),
-                                          fake_seg, self.sigma, fake_logits).mean()
+                                          fake_seg, self.sigma, fake_logits,
+                                          self.sample_randn(tuple(real.shape), RandomStream.R2, real.dtype)).mean()
         total_d = loss_d.mean() + self.r1_gamma * r1 + self.r2_gamma * r2
         self.manual_backward(total_d)
         self._update(opt_d, total_d, self.discriminator.parameters(), "d")
         self.untoggle_optimizer(opt_d)
         self.d_updates += 1
         self.log_dict({"train/loss_d": loss_d.mean(), "train/r1": r1, "train/r2": r2,
-                       "train/logit_real": real_logits.mean(), "train/logit_fake": fake_logits.mean()}, batch_size=B)
+                       "train/logit_real": real_logits.mean(), "train/logit_fake": fake_logits.mean()}, batch_size=B,
+                      sync_dist=True)
 
         if self.d_updates % self.d_updates_per_g:
             return
         # generator: every segment, recomputed with gradients, judged, back-propagated at once
         self.toggle_optimizer(opt_g)
-        t_g = torch.rand(B, device=self.device)
-        noise_g = torch.randn_like(real)
+        t_g = self.sample_rand(B, RandomStream.G_TIMESTEPS)
+        noise_g = self.sample_randn(tuple(real.shape), RandomStream.G_NOISE, real.dtype)
         with torch.no_grad():
             real_logits = self.judge(real, t_g, noise_g, text, real_controls, None)
         total_g = torch.zeros((), device=self.device)
@@ -190,9 +206,10 @@ class AdversarialPostTraining(StageModule):
             loss = loss_g[:, first - a :].mean() / len(starts)
             self.manual_backward(loss)
             total_g = total_g + loss.detach()
-        self._update(opt_g, total_g, self.model.parameters(), "g")
+        if self._update(opt_g, total_g, self.model.parameters(), "g"):
+            self.update_averages()
         self.untoggle_optimizer(opt_g)
-        self.log("train/loss_g", total_g, prog_bar=True, batch_size=B)
+        self.log("train/loss_g", total_g, prog_bar=True, batch_size=B, sync_dist=True)
 
     # ------------------------------------------------------------------------------ validation
 
@@ -207,6 +224,7 @@ class AdversarialPostTraining(StageModule):
         checkpoint["gan_counters"] = {"bad_steps": self.bad_steps, "d_updates": self.d_updates}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
         counters = checkpoint.get("gan_counters", {})
         self.bad_steps, self.d_updates = counters.get("bad_steps", 0), counters.get("d_updates", 0)
 

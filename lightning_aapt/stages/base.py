@@ -8,17 +8,35 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import enum
+import os
 from dataclasses import dataclass
 from typing import Literal
 
 import lightning as L
+import numpy as np
 import torch
 from torch import Tensor
 
 from lightning_aapt.backbone import BackboneConfig, CausalVideoDiT
 from lightning_aapt.diffusion import euler_sample, sample_timesteps, timestep_schedule
 from lightning_aapt.inference import StreamingGenerator
+from lightning_aapt.parallel import ParallelConfig, parallelize
 from lightning_aapt.stages.checkpoints import init_backbone_from
+
+
+class RandomStream(enum.IntEnum):
+    """Independent random streams of a training step (see `StageModule.sample_generators`)."""
+
+    NOISE = 0
+    TIMESTEPS = 1
+    ROLLOUT = 2
+    D_TIMESTEPS = 3
+    D_NOISE = 4
+    G_TIMESTEPS = 5
+    G_NOISE = 6
+    R1 = 7
+    R2 = 8
 
 
 @dataclass(frozen=True)
@@ -66,11 +84,14 @@ class StageModule(L.LightningModule):
         model_dims: linked from the data module by the CLI (latent_channels, text_dim, control_dim).
         loss_buckets: training loss is also logged per timestep bucket, this many equal buckets of [0, 1].
         sample_steps: Euler steps per frame (per clip, bidirectional) when `predict` generates samples.
+        parallel: sharding (FSDP2 under ModelParallelStrategy), mixed precision, activation checkpointing and
+            compilation of the stage's networks (`lightning_aapt.parallel`).
     """
 
     def __init__(self, backbone: BackboneConfig, optimizer: OptimizerConfig | None = None,
                  timesteps: TimestepConfig | None = None, ema_decay: float = 0.999, init_from: str | None = None,
-                 model_dims: dict[str, int] | None = None, loss_buckets: int = 4, sample_steps: int = 8) -> None:
+                 model_dims: dict[str, int] | None = None, loss_buckets: int = 4, sample_steps: int = 8,
+                 parallel: ParallelConfig | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         for name, value in self.hparams.items():  # plain data, so checkpoints load with weights_only=True
@@ -84,6 +105,8 @@ class StageModule(L.LightningModule):
         self.timestep_cfg = timesteps or TimestepConfig()
         self.ema_decay, self.init_from, self.loss_buckets = ema_decay, init_from, loss_buckets
         self.sample_steps = sample_steps
+        self.parallel_cfg = parallel or ParallelConfig()
+        self._parallelized = False
         self.model = CausalVideoDiT(backbone)
         if init_from:
             init_backbone_from(self.model, init_from)
@@ -92,17 +115,56 @@ class StageModule(L.LightningModule):
     def check_backbone(self, cfg: BackboneConfig) -> None:
         """Stages refuse a backbone form they cannot train (overridden per stage)."""
 
+    def networks(self) -> list[torch.nn.Module]:
+        """Every network the stage runs (sharded and switched by `parallel`); stages add theirs."""
+        return [m for m in (self.model, self.ema) if m is not None]
+
+    def configure_model(self) -> None:
+        """Apply `parallel` (FSDP2 when the strategy gives a device mesh) once, before the optimizers exist."""
+        if not self._parallelized:
+            parallelize(self.networks(), self.device_mesh, self.parallel_cfg)
+            self._parallelized = True
+
     # -------------------------------------------------------------------------------- training
 
+    # ------------------------------------------------------------------------------ randomness
+
+    def sample_generators(self, batch: int, stream: int) -> list[torch.Generator]:
+        """One generator per sample of this rank's batch, seeded by (seed, step, stream, global sample index).
+
+        Training noise and timesteps come from these, not from the global RNG: a sample's randomness depends
+        only on the run's seed, the step and the sample's place in the global batch (rank r holds places
+        r*B .. r*B+B-1). So N ranks of batch B draw exactly what 1 rank of batch N*B draws, and a resumed run
+        draws what the uninterrupted one did without restoring any RNG state.
+        """
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        first = self.global_rank * batch
+        states = np.random.SeedSequence([seed, self.global_step, stream]).spawn(first + batch)[first:]
+        return [torch.Generator(device=self.device).manual_seed(int(s.generate_state(1, np.uint64)[0] >> 1))
+                for s in states]
+
+    def sample_randn(self, shape: tuple[int, ...], stream: int, dtype: torch.dtype | None = None) -> Tensor:
+        """Standard normal (B, ...) from `sample_generators`."""
+        return torch.stack([torch.randn(shape[1:], generator=g, device=self.device, dtype=dtype)
+                            for g in self.sample_generators(shape[0], stream)])
+
+    def sample_rand(self, batch: int, stream: int) -> Tensor:
+        """Uniform [0, 1) (B,) from `sample_generators`."""
+        generators = self.sample_generators(batch, stream)
+        return torch.cat([torch.rand(1, generator=g, device=self.device) for g in generators])
+
     def draw_timesteps(self, batch: int, frames: int) -> Tensor:
+        """Training timesteps (B, F), drawn per sample (see `sample_generators`)."""
         t = self.timestep_cfg
-        return sample_timesteps(batch, frames, per=t.per, distribution=t.distribution, shift=t.shift,
-                                device=self.device)
+        return torch.cat([sample_timesteps(1, frames, per=t.per, distribution=t.distribution, shift=t.shift,
+                                           device=self.device, generator=g)
+                          for g in self.sample_generators(batch, RandomStream.TIMESTEPS)])
 
     def log_losses(self, split: str, per_frame: Tensor, t: Tensor, batch_size: int) -> Tensor:
         """Log the mean loss and, for training, its mean per timestep bucket; per_frame/t (B, F)."""
         loss = per_frame.mean()
-        self.log(f"{split}/loss", loss, prog_bar=True, batch_size=batch_size, sync_dist=split != "train")
+        # Synced in training too: the logged loss is the global batch's, whatever the number of ranks.
+        self.log(f"{split}/loss", loss, prog_bar=True, batch_size=batch_size, sync_dist=True)
         if split == "train":
             bucket = (t.detach() * self.loss_buckets).long().clamp(max=self.loss_buckets - 1)  # (B, F)
             for k in range(self.loss_buckets):
@@ -119,7 +181,8 @@ class StageModule(L.LightningModule):
     def training_step(self, batch, batch_idx: int) -> Tensor:
         B, F = batch.latents.shape[:2]
         t = self.draw_timesteps(B, F)
-        losses = self.per_frame_losses(batch, t, torch.randn_like(batch.latents))
+        noise = self.sample_randn(tuple(batch.latents.shape), RandomStream.NOISE, batch.latents.dtype)
+        losses = self.per_frame_losses(batch, t, noise)
         return self.log_losses("train", losses, t, B)
 
     def evaluate(self, split: str, batch, batch_idx: int) -> None:
@@ -174,12 +237,21 @@ class StageModule(L.LightningModule):
             latents = torch.cat([batch.latents[:, :1], streamed], dim=1)  # (B, F, C, H, W)
         return {"keys": batch.keys, "latents": latents}
 
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+    def update_averages(self) -> None:
+        """EMA of the trained weights, after each of their optimizer steps. Updated here rather than at batch end,
+        so a checkpoint written by a callback's `on_train_batch_end` (which runs before the module's) holds the
+        EMA of exactly the weights it holds. Sharded weights average shard by shard."""
         if self.ema is not None:
             step = self.global_step
             decay = min(self.ema_decay, (1 + step) / (10 + step))
             with torch.no_grad():
                 torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), 1 - decay)
+
+    def optimizer_step(self, *args, **kwargs) -> None:
+        super().optimizer_step(*args, **kwargs)
+        self.update_averages()
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         if getattr(batch, "skipped", 0):
             self.log("train/skipped_samples", float(batch.skipped), reduce_fx="sum", batch_size=1)
 
@@ -202,3 +274,15 @@ class StageModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["backbone_config"] = dataclasses.asdict(self.cfg)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Resuming from a checkpoint of another backbone fails here, naming the fields that differ."""
+        saved = checkpoint.get("backbone_config")
+        if saved is None:
+            raise ValueError("the checkpoint has no backbone_config: not a lightning_aapt stage checkpoint")
+        ours = dataclasses.asdict(self.cfg)
+        diff = {k: (saved.get(k), v) for k, v in ours.items() if saved.get(k) != v and not (
+            isinstance(v, tuple) and tuple(saved.get(k) or ()) == v)}
+        if diff:
+            listed = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in diff.items())
+            raise ValueError(f"the checkpoint's backbone differs from model.backbone: {listed}")

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from lightning_aapt.backbone import BackboneConfig
 from lightning_aapt.diffusion import add_noise, shift_time
+from lightning_aapt.parallel import ParallelConfig
 from lightning_aapt.stages.adaptation import teacher_forced_recycled
 from lightning_aapt.stages.base import OptimizerConfig, StageModule, TimestepConfig
 from lightning_aapt.stages.checkpoints import load_backbone
@@ -42,8 +43,9 @@ class ConsistencyDistillation(StageModule):
                  model_dims: dict[str, int] | None = None, loss_buckets: int = 4, sample_steps: int = 4,
                  teacher_from: str | None = None, grid_steps: int = 32, target_ema_decay: float = 0.0,
                  loss: Literal["l2", "pseudo_huber"] = "pseudo_huber", huber_c: float = 0.00054,
-                 eval_steps: tuple[int, ...] = (1, 2, 4)) -> None:
-        super().__init__(backbone, optimizer, timesteps, ema_decay, init_from, model_dims, loss_buckets, sample_steps)
+                 eval_steps: tuple[int, ...] = (1, 2, 4), parallel: ParallelConfig | None = None) -> None:
+        super().__init__(backbone, optimizer, timesteps, ema_decay, init_from, model_dims, loss_buckets, sample_steps,
+                         parallel)
         source = teacher_from or init_from
         if source is None:
             raise ValueError("stage 2 needs a teacher: set model.init_args.init_from (or teacher_from) to the "
@@ -57,6 +59,9 @@ class ConsistencyDistillation(StageModule):
         self.target = copy.deepcopy(self.model).requires_grad_(False) if target_ema_decay > 0 else None
         self.grid_steps, self.target_ema_decay = grid_steps, target_ema_decay
         self.loss_kind, self.huber_c, self.eval_steps = loss, huber_c, tuple(eval_steps)
+
+    def networks(self) -> list[torch.nn.Module]:
+        return [*super().networks(), self.teacher, *([self.target] if self.target is not None else [])]
 
     def check_backbone(self, cfg: BackboneConfig) -> None:
         if cfg.bidirectional or not cfg.recycled_input:
@@ -91,8 +96,8 @@ class ConsistencyDistillation(StageModule):
         student = x_n - t_n[..., None, None, None] * self.model(x_n, t_n, recycled, text, controls)
         return self.distance(student, target)
 
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        super().on_train_batch_end(outputs, batch, batch_idx)
+    def update_averages(self) -> None:
+        super().update_averages()
         if self.target is not None:
             with torch.no_grad():
                 torch._foreach_lerp_(list(self.target.parameters()), list(self.model.parameters()),

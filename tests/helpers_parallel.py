@@ -1,0 +1,71 @@
+"""Data and runners for the multi-process tests: the same global batches whatever the number of ranks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.utils.data import DataLoader, IterableDataset
+
+from datamodules.web_video import ClipStream, WebVideoDataModule, collate_clips
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class GlobalBatchData(WebVideoDataModule):
+    """Training batch b is clips [b G, (b + 1) G) of the train split in file order (G = batch_size x world
+    size); rank r gets the r-th slice of batch_size clips. So 1 rank of batch 4 sees exactly what 2 ranks of
+    batch 2 see together: the test isolates the strategy from the data split."""
+
+    def train_dataloader(self):
+        rank, world = self._rank_and_world_size()
+        stream = ClipStream(self.urls("train"), self.shapes, self.num_frames, resampled=False, shuffle=False,
+                            random_crop=False)
+        clips = list(stream)
+        size = self.batch_size * world
+        batches = [collate_clips(clips[b * size + rank * self.batch_size : b * size + (rank + 1) * self.batch_size])
+                   for b in range(len(clips) // size)]
+        return DataLoader(Batches(batches), batch_size=None)
+
+
+class Batches(IterableDataset):
+    """Ready-made batches (iterable, so Lightning adds no distributed sampler)."""
+
+    def __init__(self, batches: list) -> None:
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+
+def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`python -m lightning_aapt ARGS` in a fresh process (Lightning's launcher re-runs this command per rank)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "lightning_aapt", *args], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n"
+                             f"{result.stderr[-6000:]}")
+    return result
+
+
+def scalars(run_dir: Path, tag: str) -> dict[int, float]:
+    """{step: value} of one TensorBoard scalar of a run."""
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0}).Reload()
+    return {e.step: e.value for e in events.Scalars(tag)}
+
+
+class KillAt(L.Callback):
+    """SIGKILL this process after training batch `step` (no cleanup, no final checkpoint: a preemption)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step >= self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
