@@ -44,7 +44,7 @@ def load_stage(ckpt: Path, config: Path) -> tuple[L.LightningModule, L.Lightning
     """The stage module and data module the YAML describes, with the checkpoint's weights (EMA included)."""
     from lightning_aapt.cli import build_lightning
 
-    if not ckpt.is_file():
+    if not ckpt.exists():
         raise FileNotFoundError(f"--ckpt {ckpt}: no such checkpoint")
     if not config.is_file():
         raise FileNotFoundError(f"--config {config}: no such experiment YAML")
@@ -53,13 +53,20 @@ def load_stage(ckpt: Path, config: Path) -> tuple[L.LightningModule, L.Lightning
     no_init = [f"--model.init_args.{k}=null" for k in ("init_from", "disc_init_from") if k in init_args]
     cli = build_lightning(["--config", str(config), *no_init, "--trainer.logger=false",
                            "--trainer.enable_progress_bar=false"])
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    state = read_checkpoint(ckpt)
     try:
         cli.model.load_state_dict(state["state_dict"])
     except (KeyError, RuntimeError) as err:
         raise ValueError(f"--ckpt {ckpt} does not fit the model of --config {config}: {err}") from err
     cli.model.eval()
     return cli.model, cli.datamodule
+
+
+def read_checkpoint(path: Path) -> dict:
+    """A checkpoint file, or a sharded checkpoint folder (its weights gathered here)."""
+    from lightning_aapt.stages.checkpoints import read_sharded_checkpoint
+
+    return read_sharded_checkpoint(path) if path.is_dir() else torch.load(path, map_location="cpu", weights_only=True)
 
 
 def markdown(result: dict) -> str:
@@ -108,7 +115,7 @@ def evaluate(argv: list[str]) -> int:
                                          args.cache_dir)
     report, videos = drift_of_module(module, data.data_dir, batches[0], args.horizon, args.window_frames,
                                      extractor, args.drift_clips, module.sample_steps, args.seed)
-    global_step = torch.load(ckpt, map_location="cpu", weights_only=True).get("global_step")
+    global_step = read_checkpoint(ckpt).get("global_step")
     result = {"checkpoint": str(ckpt), "config": args.config, "model": type(module).__name__,
               "global_step": global_step, "steps_per_frame": module.sample_steps,
               "fd": {"values": values, "protocol": protocol}, "horizon": args.horizon,

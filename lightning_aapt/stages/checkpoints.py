@@ -33,9 +33,35 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                              f"{type(err).__name__}: {err}") from err
 
 
+def read_sharded_checkpoint(path: Path) -> dict:
+    """A checkpoint folder written by ModelParallelStrategy(save_distributed_checkpoint=True), read whole in one
+    process: its metadata (`meta.pt`) plus the full `state_dict` (optimizer shards are not read)."""
+    from torch.distributed.checkpoint import FileSystemReader
+    from torch.distributed.checkpoint import load as dcp_load
+    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+
+    checkpoint = torch.load(path / "meta.pt", map_location="cpu", weights_only=True)
+    reader = FileSystemReader(str(path))
+    stored = reader.read_metadata().state_dict_metadata
+    weights = {key.removeprefix("state_dict."): torch.empty(meta.size, dtype=meta.properties.dtype)
+               for key, meta in stored.items()
+               if key.startswith("state_dict.") and isinstance(meta, TensorStorageMetadata)}
+    state = {"state_dict": weights}
+    dcp_load(state, storage_reader=reader)  # no process group: reads in this process alone
+    checkpoint["state_dict"] = state["state_dict"]
+    return checkpoint
+
+
 def load_backbone(path: str | Path, prefer_ema: bool = True) -> CausalVideoDiT:
-    """The backbone stored in a stage checkpoint, with its EMA weights when present (DESIGN §5)."""
+    """The backbone stored in a stage checkpoint (a file, or a sharded checkpoint folder), with its EMA weights
+    when present (DESIGN §5)."""
     path = Path(path)
+    if path.is_dir() and (path / "meta.pt").is_file():
+        try:
+            checkpoint = read_sharded_checkpoint(path)
+        except Exception as err:
+            raise ValueError(f"init_from={path}: unreadable sharded checkpoint ({type(err).__name__}: {err})") from err
+        return backbone_from_checkpoint(checkpoint, path, prefer_ema)
     if not path.is_file():
         stage = re.search(r"stage(\d)", str(path))
         make = (f"`python -m lightning_aapt fit --config experiments/stage{stage.group(1)}.yaml` writes it"
@@ -46,6 +72,10 @@ def load_backbone(path: str | Path, prefer_ema: bool = True) -> CausalVideoDiT:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise ValueError(f"init_from={path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
+    return backbone_from_checkpoint(checkpoint, path, prefer_ema)
+
+
+def backbone_from_checkpoint(checkpoint: dict, path: Path, prefer_ema: bool = True) -> CausalVideoDiT:
     if "backbone_config" not in checkpoint or "state_dict" not in checkpoint:
         raise ValueError(f"init_from={path}: not a lightning_aapt stage checkpoint (no backbone_config/state_dict)")
     model = CausalVideoDiT(BackboneConfig(**checkpoint["backbone_config"]))

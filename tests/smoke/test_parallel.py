@@ -1,8 +1,10 @@
 """Two gloo processes under FSDP2 (ModelParallelStrategy) or DDP train exactly as one process does."""
 
 import pytest
+import torch
 import yaml
 
+from lightning_aapt.stages.checkpoints import load_backbone
 from tests.helpers_cli import fit, tiny_config
 from tests.helpers_parallel import run_cli, scalars
 
@@ -46,3 +48,24 @@ def test_two_processes_give_the_one_process_losses(stage, strategy, toy_data, tm
         for step, value in single.items():
             assert multi[step] == pytest.approx(value, abs=1e-5, rel=1e-5), (tag, step)
     assert (tmp_path / "multi" / stage / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_fsdp2_bf16_checkpointed_run_writes_a_sharded_checkpoint_that_loads(toy_data, tmp_path):
+    """bf16 mixed precision + activation checkpointing under FSDP2: trains close to fp32, and the per-rank
+    checkpoint folder it writes initialises the next stage (load_backbone gathers it in one process)."""
+    fit(config_for("stage1", tmp_path, toy_data, "single", batch_size=4))
+    config = config_for("stage1", tmp_path, toy_data, "multi", batch_size=2, strategy="fsdp2")
+    spec = yaml.safe_load(config.read_text())
+    spec["trainer"]["strategy"]["init_args"]["save_distributed_checkpoint"] = True
+    spec["model"]["init_args"]["parallel"] = {"precision": "bf16", "activation_checkpointing": True}
+    config.write_text(yaml.safe_dump(spec))
+    run_cli("fit", "--config", str(config))
+    single, multi = (scalars(tmp_path / n / "stage1", "train/loss") for n in ("single", "multi"))
+    for step, value in single.items():
+        assert multi[step] == pytest.approx(value, rel=3e-2), step  # bf16 compute, fp32 master weights
+    folder = tmp_path / "multi" / "stage1" / "checkpoints" / "last.ckpt"
+    assert folder.is_dir() and (folder / "meta.pt").is_file()
+    sharded = load_backbone(folder)
+    reference = load_backbone(tmp_path / "single" / "stage1" / "checkpoints" / "last.ckpt")
+    for (name, a), b in zip(sharded.state_dict().items(), reference.state_dict().values(), strict=True):
+        assert a.dtype == torch.float32 and torch.allclose(a, b, atol=2e-3), name
