@@ -4,6 +4,9 @@ Commands:
     fit | validate | test | predict   LightningCLI (parser_mode="omegaconf"): --config X.yaml, --print_config
     pipeline --config PIPELINE.yaml   run the stages in order, each from the previous one (resumable)
     eval --ckpt CKPT --config X.yaml  FD/kernel distance and long-horizon drift of a checkpoint -> report.md/json
+    plan --config X.yaml              parameters, FLOPs per step / frame, memory per GPU, before launching
+    sweep --config X --grid K=[a,b]   trials of overrides: --local here, or an sbatch job array (--submit)
+    sweep summary DIR                 every trial's final metrics -> DIR/summary.md, summary.csv
     sample --ckpt CKPT --frames N --out FILE.gif|mp4   stream a stage's generator next to the toy truth
     prepare toy-world --out DIR       render the toy world into WebDataset shards + manifest.json
     stream                            time the streaming generator, frame by frame
@@ -81,6 +84,59 @@ def build_lightning(args: list[str]):
     """Instantiate the model, data module and trainer of a config without running anything (`args` without
     a subcommand, e.g. ["--config", X])."""
     return aapt_cli(args=args, run=False)
+
+
+def plan_command(argv: list[str]) -> int:
+    """Parameters, FLOPs and memory per GPU of a config (or of a preset and flags), before spending GPU hours."""
+    from omegaconf import OmegaConf
+
+    from lightning_aapt.plan import Workload, report
+
+    parser = argparse.ArgumentParser(prog="python -m lightning_aapt plan", description=plan_command.__doc__)
+    parser.add_argument("--config", help="an experiment YAML: backbone, GPUs, strategy, batch and clip length")
+    parser.add_argument("--preset", default="aapt-8b-like", choices=sorted(PRESETS),
+                        help="backbone fields the config does not set (latent/text widths come from the data)")
+    parser.add_argument("--gpus", type=int, help="data-parallel GPUs (default: the config's devices x num_nodes)")
+    parser.add_argument("--batch", type=int, help="clips per GPU (default: the config's data.batch_size)")
+    parser.add_argument("--frames", type=int, help="latent frames per clip (default: the config's num_frames)")
+    parser.add_argument("--latent-size", type=int, nargs=2, default=(52, 92), metavar=("H", "W"),
+                        help="latent frame size (default 52 x 92: 416 x 736 video through an 8x VAE)")
+    parser.add_argument("--text-tokens", type=int, default=512)
+    parser.add_argument("--sharding", choices=["fsdp", "ddp"])
+    parser.add_argument("--precision", choices=["bf16", "fp32"])
+    parser.add_argument("--no-activation-checkpointing", action="store_true")
+    parser.add_argument("--stage", type=int, choices=[1, 3])
+    parser.add_argument("--gpu-memory-gib", type=float, default=80.0)
+    args = parser.parse_args(argv)
+    spec = OmegaConf.to_container(OmegaConf.load(args.config), resolve=True) if args.config else {}
+    trainer, model = spec.get("trainer", {}), spec.get("model", {})
+    init, data = model.get("init_args", {}), spec.get("data", {}).get("init_args", {})
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in (init.get("backbone") or {}).items()}
+    unknown = set(fields) - set(BackboneConfig.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"{args.config}: model.init_args.backbone has unknown keys {sorted(unknown)}")
+    cfg = BackboneConfig.preset(args.preset, **fields)
+    strategy = trainer.get("strategy", "ddp")
+    strategy_name = strategy.get("class_path", "") if isinstance(strategy, dict) else str(strategy)
+    parallel = init.get("parallel") or {}
+    work = Workload(
+        latent_size=tuple(args.latent_size), text_tokens=args.text_tokens,
+        frames=args.frames or data.get("num_frames", 30), batch_per_gpu=args.batch or data.get("batch_size", 1),
+        gpus=args.gpus or int(trainer.get("devices", 8)) * int(trainer.get("num_nodes", 1)),
+        sharding=args.sharding or ("fsdp" if "ModelParallel" in strategy_name else "ddp" if args.config else "fsdp"),
+        precision=args.precision or parallel.get("precision", "bf16"),
+        activation_checkpointing=not args.no_activation_checkpointing and parallel.get("activation_checkpointing",
+                                                                                      True),
+        stage=args.stage or (3 if "Adversarial" in model.get("class_path", "") else 1),
+        rollout_frames=init.get("num_rollout_frames"))
+    print(report(args.config or args.preset, cfg, work, args.gpu_memory_gib))
+    return 0
+
+
+def sweep(argv: list[str]) -> int:
+    from lightning_aapt.sweep import run
+
+    return run(argv)
 
 
 def evaluate(argv: list[str]) -> int:
@@ -289,7 +345,8 @@ def stream(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"eval": evaluate, "pipeline": pipeline, "prepare": prepare, "sample": sample, "stream": stream}
+COMMANDS = {"eval": evaluate, "pipeline": pipeline, "plan": plan_command, "prepare": prepare, "sample": sample,
+            "stream": stream, "sweep": sweep}
 
 
 def main(argv: list[str] | None = None) -> int:

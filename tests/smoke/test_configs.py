@@ -47,3 +47,17 @@ def test_pipeline_lists_existing_stage_configs_in_order():
         assert (EXPERIMENTS.parent / stage["config"]).is_file()
         for key in ("init_from", "disc_init_from"):
             assert stage.get(key) is None or names.index(stage[key]) < names.index(stage["name"])
+
+
+def test_scale_configs_shard_every_stage_and_the_sbatch_example_is_valid(capsys):
+    import subprocess
+
+    for stage in range(4):
+        text = (EXPERIMENTS / "scale" / f"stage{stage}_aapt8b.yaml").read_text()
+        assert "ModelParallelStrategy" in text and "num_nodes: 32" in text, stage
+    script = EXPERIMENTS / "scale" / "slurm_stage1_aapt8b.sbatch"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    assert "#SBATCH --signal=USR1@90" in script.read_text() and "srun " in script.read_text()
+    assert main(["plan", "--config", str(EXPERIMENTS / "scale" / "stage1_aapt8b.yaml")]) == 0
+    printed = capsys.readouterr().out
+    assert "| parameters | 8.049 B |" in printed and "fits" in printed and "gpus=256" in printed

@@ -1,0 +1,195 @@
+"""`python -m lightning_aapt sweep`: a grid (or list) of config overrides as trials, run here or on SLURM.
+
+    sweep --config X.yaml --grid "model.init_args.optimizer.lr=[1e-4,3e-4]" --grid "data.init_args.batch_size=[4,8]"
+          [--trial "model.init_args.ema_decay=0.99 data.init_args.num_frames=6"] --out runs/sweeps/NAME
+          [--local | --submit] [--nodes 1 --gpus 8 --time 24:00:00 --partition P --account A] [-- extra args]
+
+Each trial is one run directory `OUT/trial_NNN` (its TensorBoard logs, checkpoints and SLURM requeue checkpoints
+live there; `OUT/trials.json` lists every trial's overrides). `--local` runs the trials one after another in
+this machine's Python. Otherwise an sbatch job-array script `OUT/sweep.sbatch` is written (one array task per
+trial; `srun` launches one process per GPU, which Lightning's `SLURMEnvironment` picks up) and `--submit` hands
+it to `sbatch`. Preemption: SLURM sends SIGUSR1 90 s before the time limit (`--signal=USR1@90`); Lightning's
+`SLURMEnvironment` saves `hpc_ckpt_*.ckpt` in the trial directory and requeues the task (`--requeue`), which
+resumes from it, exactly (see the data module's resume notes).
+`sweep summary OUT` collects each trial's last logged metrics into `OUT/summary.md` and `OUT/summary.csv`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import itertools
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def number(value):
+    """YAML 1.1 reads 1e-4 as a string; sweeps mean the number."""
+    if isinstance(value, str):
+        for kind in (int, float):
+            try:
+                return kind(value)
+            except ValueError:
+                pass
+    return value
+
+
+def parse_grid(specs: list[str]) -> list[tuple[str, list]]:
+    """["key=[a,b]", ...] -> [(key, [a, b]), ...] (values parsed as YAML: numbers stay numbers)."""
+    grid = []
+    for spec in specs:
+        key, sep, values = spec.partition("=")
+        parsed = yaml.safe_load(values) if sep else None
+        if not key or not isinstance(parsed, list) or not parsed:
+            raise ValueError(f"--grid {spec!r}: expected KEY=[v1,v2,...] (a YAML list)")
+        grid.append((key.strip(), [number(v) for v in parsed]))
+    return grid
+
+
+def expand(grid: list[tuple[str, list]], trials: list[str]) -> list[dict]:
+    """Trials: the grid's cartesian product, then each --trial "k=v k2=v2" as given."""
+    out = [dict(zip([k for k, _ in grid], combo, strict=True)) for combo in itertools.product(*[v for _, v in grid])]
+    out = out if grid else []
+    for spec in trials:
+        trial = {}
+        for item in shlex.split(spec):
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"--trial {spec!r}: {item!r} is not KEY=VALUE")
+            trial[key] = number(yaml.safe_load(value))
+        out.append(trial)
+    if not out:
+        raise ValueError("sweep needs at least one --grid or --trial")
+    return out
+
+
+def trial_args(config: str, trial: dict, run_dir: Path, extra: list[str]) -> list[str]:
+    """The `fit` arguments of one trial: its overrides, and every output under its own directory."""
+    overrides = [f"--{k}={json.dumps(v) if isinstance(v, (list, dict)) else v}" for k, v in trial.items()]
+    return ["fit", "--config", config, *overrides, f"--trainer.default_root_dir={run_dir}",
+            f"--trainer.logger.init_args.save_dir={run_dir.parent}", f"--trainer.logger.init_args.name={run_dir.name}",
+            "--trainer.logger.init_args.version=", *extra]
+
+
+def sbatch_script(name: str, out: Path, config: str, trials: list[dict], extra: list[str], nodes: int, gpus: int,
+                  time: str, cpus_per_gpu: int, partition: str | None, account: str | None,
+                  max_parallel: int | None) -> str:
+    array = f"0-{len(trials) - 1}" + (f"%{max_parallel}" if max_parallel else "")
+    lines = ["#!/bin/bash", f"#SBATCH --job-name={name}", f"#SBATCH --array={array}", f"#SBATCH --nodes={nodes}",
+             f"#SBATCH --ntasks-per-node={gpus}", f"#SBATCH --gpus-per-node={gpus}",
+             f"#SBATCH --cpus-per-task={cpus_per_gpu}", f"#SBATCH --time={time}",
+             "#SBATCH --signal=USR1@90            # Lightning's SLURMEnvironment: checkpoint, then requeue",
+             "#SBATCH --requeue", "#SBATCH --open-mode=append", f"#SBATCH --output={out}/slurm-%A_%a.out"]
+    lines += [f"#SBATCH --partition={partition}"] if partition else []
+    lines += [f"#SBATCH --account={account}"] if account else []
+    lines += ["", "set -euo pipefail", f"cd {shlex.quote(str(Path.cwd()))}", "", "case $SLURM_ARRAY_TASK_ID in"]
+    for i, trial in enumerate(trials):
+        args = trial_args(config, trial, out / f"trial_{i:03d}", extra)
+        args += [f"--trainer.num_nodes={nodes}", f"--trainer.devices={gpus}"]
+        lines.append(f"  {i}) ARGS=({' '.join(shlex.quote(a) for a in args)}) ;;")
+    lines += ["  *) echo \"no trial $SLURM_ARRAY_TASK_ID\" >&2; exit 1 ;;", "esac", "",
+              "# one task per GPU; a requeued task resumes from its trial's hpc_ckpt_*.ckpt automatically",
+              f"srun {shlex.quote(sys.executable)} -m lightning_aapt \"${{ARGS[@]}}\""]
+    return "\n".join(lines) + "\n"
+
+
+def run(argv: list[str]) -> int:
+    if argv and argv[0] == "summary":
+        return summary_command(argv[1:])
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(prog="python -m lightning_aapt sweep", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--grid", action="append", default=[], help='KEY=[v1,v2] (repeat for a product)')
+    parser.add_argument("--trial", action="append", default=[], help='"KEY=V KEY2=V2": one more trial')
+    parser.add_argument("--out", required=True, help="sweep directory (one trial_NNN run directory per trial)")
+    parser.add_argument("--local", action="store_true", help="run the trials here, one after another")
+    parser.add_argument("--submit", action="store_true", help="sbatch the written script")
+    parser.add_argument("--name", help="SLURM job name (default: the --out directory's name)")
+    parser.add_argument("--nodes", type=int, default=1)
+    parser.add_argument("--gpus", type=int, default=8, help="GPUs per node (one task each)")
+    parser.add_argument("--cpus-per-gpu", type=int, default=8)
+    parser.add_argument("--time", default="24:00:00")
+    parser.add_argument("--partition")
+    parser.add_argument("--account")
+    parser.add_argument("--max-parallel", type=int, help="array tasks running at once")
+    args = parser.parse_args(argv)
+    if not Path(args.config).is_file():
+        raise FileNotFoundError(f"--config {args.config}: no such file")
+    trials = expand(parse_grid(args.grid), args.trial)
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "trials.json", json.dumps({"config": args.config, "extra": extra, "trials": [
+        {"name": f"trial_{i:03d}", "overrides": t} for i, t in enumerate(trials)]}, indent=2).encode())
+    if args.local:
+        from lightning_aapt.cli import main
+
+        for i, trial in enumerate(trials):
+            print(f"[sweep] trial_{i:03d}: {trial}", flush=True)
+            code = main(trial_args(args.config, trial, out / f"trial_{i:03d}", extra))
+            if code:
+                return code
+        print(summary(out))
+        return 0
+    script = out / "sweep.sbatch"
+    write_atomic(script, sbatch_script(args.name or out.name, out, args.config, trials, extra, args.nodes,
+                                       args.gpus, args.time, args.cpus_per_gpu, args.partition, args.account,
+                                       args.max_parallel).encode())
+    print(f"wrote {script} ({len(trials)} trials, array 0-{len(trials) - 1})")
+    if args.submit:
+        return subprocess.run(["sbatch", str(script)], check=False).returncode
+    return 0
+
+
+def last_scalars(run_dir: Path) -> dict[str, float]:
+    """The last value of every scalar a run logged to TensorBoard."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0}).Reload()
+    return {tag: events.Scalars(tag)[-1].value for tag in events.Tags()["scalars"]}
+
+
+def summary(out: Path) -> str:
+    """Collect every trial's final metrics into `summary.md` and `summary.csv`; returns the Markdown."""
+    spec = json.loads((out / "trials.json").read_text())
+    rows = []
+    for trial in spec["trials"]:
+        run_dir = out / trial["name"]
+        metrics = last_scalars(run_dir) if run_dir.is_dir() else {}
+        rows.append({"trial": trial["name"], **{k: json.dumps(v) for k, v in trial["overrides"].items()},
+                     **{k: f"{v:.6g}" for k, v in sorted(metrics.items()) if k.startswith(("val/", "train/loss"))},
+                     "status": "done" if metrics else "missing"})
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(out / "summary.csv", buffer.getvalue().encode())
+    table = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    table += ["| " + " | ".join(row.get(c, "") for c in columns) + " |" for row in rows]
+    text = f"# Sweep {out.name}: {spec['config']}\n\n" + "\n".join(table) + "\n"
+    write_atomic(out / "summary.md", text.encode())
+    return text
+
+
+def summary_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lightning_aapt sweep summary")
+    parser.add_argument("dir", help="a sweep directory (holds trials.json)")
+    out = Path(parser.parse_args(argv).dir)
+    if not (out / "trials.json").is_file():
+        raise FileNotFoundError(f"{out}: no trials.json (not a sweep directory)")
+    print(summary(out))
+    return 0

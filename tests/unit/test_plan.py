@@ -1,0 +1,51 @@
+"""`plan`: exact parameter counts, FLOPs that match torch's FLOP counter, memory that shrinks with sharding."""
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from lightning_aapt.backbone import BackboneConfig, CausalVideoDiT
+from lightning_aapt.plan import Workload, average_visible, forward_flops, parameter_count, plan
+
+pytestmark = pytest.mark.unit
+
+
+def test_parameter_count_is_exact():
+    cfg = BackboneConfig.preset("toy")
+    assert parameter_count(cfg) == sum(p.numel() for p in CausalVideoDiT(cfg).parameters())
+
+
+@pytest.mark.parametrize("layout", [dict(window_frames=4, sink_frames=1), dict(window_frames=None, sink_frames=0)])
+def test_flops_per_streamed_frame_match_the_flop_counter(layout):
+    # the reference attention is plain matmuls, which the counter sees (CPU SDPA kernels it does not count)
+    cfg = BackboneConfig.preset("tiny", dim=64, num_heads=2, attention_backend="reference", **layout)
+    model = CausalVideoDiT(cfg).eval()
+    h = w = 8
+    text = torch.randn(1, 5, cfg.text_dim)
+    cache = model.new_cache(1)
+    with torch.no_grad():
+        for _ in range(9):  # fill past the window, then count frame 9
+            x = torch.randn(1, 1, cfg.latent_channels, h, w)
+            model(x, torch.rand(1, 1), torch.randn_like(x), text, None, cache)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            model(x, torch.rand(1, 1), torch.randn_like(x), text, None, cache)
+    visible = (cfg.window_frames + cfg.sink_frames) if cfg.window_frames else 10
+    tokens = (h // cfg.patch_size) * (w // cfg.patch_size)
+    predicted = forward_flops(cfg, tokens, 1, visible, text_tokens=5, text_kv_cached=True)
+    assert counter.get_total_flops() == pytest.approx(predicted, rel=0.05)
+
+
+def test_average_visible_follows_the_mask_rule():
+    cfg = BackboneConfig.preset("tiny", window_frames=2, sink_frames=1)
+    # frames 0..4 see 1, 2, 2+1, 2+1, 2+1 key frames
+    assert average_visible(5, cfg) == pytest.approx((1 + 2 + 3 + 3 + 3) / 5)
+
+
+def test_fsdp_divides_the_states_and_the_8b_preset_is_planned():
+    cfg = BackboneConfig.preset("aapt-8b-like")
+    fsdp, ddp = (plan(cfg, Workload(gpus=8, sharding=s)) for s in ("fsdp", "ddp"))
+    assert 7.5e9 < fsdp["parameters"] < 8.5e9
+    assert ddp["memory_states"] == pytest.approx(8 * fsdp["memory_states"])
+    assert fsdp["memory_total"] < 80 * 2**30 < ddp["memory_total"]
+    assert fsdp["flops_per_generated_frame"] > 2 * fsdp["parameters"] * fsdp["tokens_per_frame"]  # + attention
