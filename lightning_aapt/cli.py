@@ -10,6 +10,7 @@ Commands:
     sample --ckpt CKPT --frames N --out FILE.gif|mp4   stream a stage's generator next to the toy truth
     prepare toy-world --out DIR       render the toy world into WebDataset shards + manifest.json
     stream                            time the streaming generator, frame by frame
+    bench SUITE [--out results.json]  streaming | efficiency | training | data | projection | all, side by side
 """
 
 from __future__ import annotations
@@ -131,6 +132,12 @@ def plan_command(argv: list[str]) -> int:
         rollout_frames=init.get("num_rollout_frames"))
     print(report(args.config or args.preset, cfg, work, args.gpu_memory_gib))
     return 0
+
+
+def bench(argv: list[str]) -> int:
+    from lightning_aapt.bench import main as run
+
+    return run(argv)
 
 
 def sweep(argv: list[str]) -> int:
@@ -345,8 +352,8 @@ def stream(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"eval": evaluate, "pipeline": pipeline, "plan": plan_command, "prepare": prepare, "sample": sample,
-            "stream": stream, "sweep": sweep}
+COMMANDS = {"bench": bench, "eval": evaluate, "pipeline": pipeline, "plan": plan_command, "prepare": prepare,
+            "sample": sample, "stream": stream, "sweep": sweep}
 
 
 def main(argv: list[str] | None = None) -> int:

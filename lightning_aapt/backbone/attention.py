@@ -55,14 +55,15 @@ def frame_visible(q: Tensor, k: Tensor, window: int | None, sink: int) -> Tensor
 
 def _cached_outside_inference_mode(factory):
     """Cache a tensor factory by its arguments, building outside inference mode: a tensor first made while
-    streaming must stay usable by a later pass with gradients (inference tensors are not)."""
+    streaming must stay usable by a later pass with gradients (inference tensors are not). Opaque to
+    torch.compile: a cached lookup keyed by Python values, not a graph to trace."""
 
     @functools.lru_cache(maxsize=256)
     def cached(*args):
         with torch.inference_mode(False):
             return factory(*args)
 
-    return functools.wraps(factory)(cached)
+    return torch.compiler.disable(functools.wraps(factory)(cached))
 
 
 @_cached_outside_inference_mode

@@ -16,3 +16,4 @@ def test_stage_trains_on_cuda_with_flex(stage, toy_data, tmp_path):
     fit(config, "--trainer.accelerator=gpu", "--trainer.precision=bf16-mixed",
         "--model.init_args.backbone.attention_backend=flex")
     assert (tmp_path / stage / "checkpoints" / "last.ckpt").is_file()
+

@@ -1,0 +1,38 @@
+"""Efficiency suite: model FLOPs per streamed frame (analytic, `lightning_aapt.plan`) / measured time, against the
+matmul FLOP/s this device reaches in the same run: the model FLOP utilisation (MFU) of the 1-NFE generator."""
+
+from __future__ import annotations
+
+import statistics
+
+import torch
+
+from lightning_aapt.backbone import BackboneConfig
+from lightning_aapt.bench.streaming import build, frame_times
+from lightning_aapt.bench.timing import matmul_peak
+from lightning_aapt.plan import forward_flops
+
+
+def run(cfg: BackboneConfig, latent_size: tuple[int, int], device: torch.device, dtype: torch.dtype,
+        frames: int = 60) -> dict:
+    model = build(cfg, device, dtype)
+    frame_times(model, latent_size, 8, 1, device)  # warm-up
+    window = (cfg.window_frames or 8) + cfg.sink_frames
+    times = frame_times(model, latent_size, max(frames, window + 20), 1, device)[window + 2 :]
+    seconds = statistics.median(times)
+    tokens = (latent_size[0] // cfg.patch_size) * (latent_size[1] // cfg.patch_size)
+    visible = window if cfg.window_frames else len(times)
+    flops = forward_flops(cfg, tokens, 1, visible, text_tokens=16, text_kv_cached=True)
+    peak = matmul_peak(device, dtype)
+    return {"flops_per_frame": flops, "seconds_per_frame": seconds, "achieved_flops": flops / seconds,
+            "peak_matmul_flops": peak, "mfu": flops / seconds / peak, "dtype": str(dtype).removeprefix("torch.")}
+
+
+def table(r: dict, cfg_name: str, latent_size: tuple[int, int]) -> str:
+    return "\n".join([
+        f"| {cfg_name}, latents {latent_size[0]}x{latent_size[1]}, {r['dtype']} | value |", "|---|---|",
+        f"| model FLOPs per streamed frame (analytic) | {r['flops_per_frame'] / 1e9:.2f} GFLOP |",
+        f"| time per frame (window full) | {1e3 * r['seconds_per_frame']:.2f} ms |",
+        f"| achieved | {r['achieved_flops'] / 1e9:.1f} GFLOP/s |",
+        f"| peak matmul, measured now | {r['peak_matmul_flops'] / 1e9:.1f} GFLOP/s |",
+        f"| MFU | {100 * r['mfu']:.1f}% |"])
