@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from callbacks.base import EveryNValidations
 from datamodules.shards import read_manifest, write_atomic
 from lightning_aapt.adversarial.rollout import extend_controls
 from lightning_aapt.codecs import codec_from_name
@@ -112,7 +113,7 @@ def drift_of_module(module: L.LightningModule, data_dir: str | Path, batch, hori
     return report, {"generated": generated, "truth": None, "floor": None}
 
 
-class LongHorizonDriftCallback(L.Callback):
+class LongHorizonDriftCallback(EveryNValidations):
     """Every `every_n_validations` validations (global rank 0), stream `horizon` x the clip length and log
     per metric `val/drift/<metric>_ratio` (last / first window) and `val/drift/<metric>_last`, and
     `val/drift_ratio` (the Fréchet curve's ratio; the truth error's when no extractor is set). The curves go to
@@ -132,29 +133,19 @@ class LongHorizonDriftCallback(L.Callback):
     def __init__(self, every_n_validations: int = 1, horizon: int = 10, window_frames: int | None = None,
                  num_clips: int = 8, extractor: str = "rand3d", i3d_path: str | None = None,
                  steps: int | None = None) -> None:
-        self.every_n_validations, self.horizon, self.window_frames = every_n_validations, horizon, window_frames
+        super().__init__(every_n_validations)
+        self.horizon, self.window_frames = horizon, window_frames
         self.num_clips, self.steps = num_clips, steps
         self.extractor = None if extractor == "none" else make_extractor(extractor, i3d_path,
                                                                           flag="LongHorizonDriftCallback.i3d_path")
-        self._batch = None
-        self._validations = 0
 
     def setup(self, trainer, module, stage: str) -> None:
         if module.sampling_model.cfg.bidirectional:
             raise ValueError("LongHorizonDriftCallback streams frame by frame: it needs a causal stage (backbone "
                              "bidirectional: false); remove it from a stage-0 config")
 
-    def on_validation_batch_end(self, trainer, module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        if batch_idx == 0:
-            self._batch = batch
-
-    def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if trainer.sanity_checking or self._batch is None:
-            return
-        self._validations += 1
-        if self._validations % self.every_n_validations or not trainer.is_global_zero:
-            return
-        report, _ = drift_of_module(module, trainer.datamodule.data_dir, self._batch, self.horizon,
+    def evaluate(self, trainer: L.Trainer, module: L.LightningModule, batch) -> None:
+        report, _ = drift_of_module(module, trainer.datamodule.data_dir, batch, self.horizon,
                                     self.window_frames, self.extractor, self.num_clips, self.steps)
         step = trainer.global_step
         for name, ratio in report.ratios().items():

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 from tensorboard.compat.proto.summary_pb2 import Summary
 
+from callbacks.base import EveryNValidations
 from datamodules.shards import read_manifest
 from lightning_aapt.codecs import codec_from_name
 from lightning_aapt.inference.video import to_uint8, write_video
@@ -34,14 +35,14 @@ def gif_summary(tag: str, frames: np.ndarray, fps: float) -> Summary:
     return Summary(value=[Summary.Value(tag=tag, image=image)])
 
 
-class VideoLogger(L.Callback):
+class VideoLogger(EveryNValidations):
     """After validation, generate clips from the first validation batch and log them next to the real ones.
 
     Generation is the module's `predict_step` (the EMA weights): a causal stage keeps each clip's first real
     frame and streams the rest with the clip's actions; a bidirectional one samples the clip jointly.
 
     Args:
-        every_n_validations: log after every n-th validation run.
+        every_n_validations: log after validations n, 2n, ... (sanity checks excluded).
         num_clips: clips of the first validation batch to show.
         max_frames: longer videos are subsampled in time to at most this many frames (GIF size).
         scale: pixel upscaling.
@@ -51,22 +52,11 @@ class VideoLogger(L.Callback):
 
     def __init__(self, every_n_validations: int = 1, num_clips: int = 2, max_frames: int = 64, scale: int = 4,
                  fps: float = 8.0, save_dir: str | None = None) -> None:
-        self.every_n_validations, self.num_clips, self.max_frames = every_n_validations, num_clips, max_frames
+        super().__init__(every_n_validations)
+        self.num_clips, self.max_frames = num_clips, max_frames
         self.scale, self.fps, self.save_dir = scale, fps, save_dir
-        self._batch = None
-        self._validations = 0
 
-    def on_validation_batch_end(self, trainer, module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        if batch_idx == 0:
-            self._batch = batch
-
-    def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if trainer.sanity_checking or self._batch is None:
-            return
-        self._validations += 1
-        if (self._validations - 1) % self.every_n_validations or not trainer.is_global_zero:
-            return
-        batch = self._batch
+    def evaluate(self, trainer: L.Trainer, module: L.LightningModule, batch) -> None:
         codec = codec_from_name(read_manifest(trainer.datamodule.data_dir)["codec"]["name"])
         with torch.no_grad():
             generated = module.predict_step(batch, 0)["latents"][: self.num_clips]  # (b, F, C, H, W)
