@@ -55,15 +55,14 @@ def frame_visible(q: Tensor, k: Tensor, window: int | None, sink: int) -> Tensor
 
 def _cached_outside_inference_mode(factory):
     """Cache a tensor factory by its arguments, building outside inference mode: a tensor first made while
-    streaming must stay usable by a later pass with gradients (inference tensors are not). Opaque to
-    torch.compile: a cached lookup keyed by Python values, not a graph to trace."""
+    streaming must stay usable by a later pass with gradients (inference tensors are not)."""
 
     @functools.lru_cache(maxsize=256)
     def cached(*args):
         with torch.inference_mode(False):
             return factory(*args)
 
-    return torch.compiler.disable(functools.wraps(factory)(cached))
+    return functools.wraps(factory)(cached)
 
 
 @_cached_outside_inference_mode
@@ -73,7 +72,7 @@ def token_mask(q_frames: Frames, k_frames: Frames, tokens_per_frame: int, window
     q = torch.tensor(q_frames, device=device)[:, None]  # (Fq, 1)
     k = torch.tensor(k_frames, device=device)[None, :]  # (1, Fk)
     visible = frame_visible(q, k, window, sink)  # (Fq, Fk)
-    if bool(visible.all()):
+    if not torch.compiler.is_compiling() and bool(visible.all()):  # (no data-dependent branch in a graph)
         return None
     n = tokens_per_frame
     return visible.repeat_interleave(n, dim=0).repeat_interleave(n, dim=1)  # (Fq*N, Fk*N)
