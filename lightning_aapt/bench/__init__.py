@@ -32,6 +32,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--latent-size", type=int, nargs=2, metavar=("H", "W"),
                         help="latent frame size (default: 8 8 for toy, 32 32 otherwise)")
     parser.add_argument("--frames", type=int, default=1000, help="streamed frames for the cost curve")
+    parser.add_argument("--window", type=int, default=30,
+                        help="streaming suite: window frames (AAPT: 30; 0 keeps the preset's)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--data-dir", default="data/toy", help="toy shards for the data suite (made if missing)")
     parser.add_argument("--out", help="write the figures as JSON here")
@@ -51,6 +53,7 @@ def main(argv: list[str]) -> int:
 
     if "streaming" in suites:
         name, cfg, size = shape("toy")
+        cfg = cfg.replace(window_frames=args.window) if args.window else cfg
         results["streaming"] = streaming.run(cfg, size, device, dtype, frames=args.frames)
         print("## streaming\n\n" + streaming.table(results["streaming"], name, size) + "\n")
     if "efficiency" in suites:
