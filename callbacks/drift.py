@@ -22,9 +22,10 @@ import torch
 from PIL import Image, ImageDraw
 
 from callbacks.base import EveryNValidations
-from datamodules.shards import read_manifest, write_atomic
+from datamodules.shards import read_manifest
 from lightning_aapt.adversarial.rollout import extend_controls
 from lightning_aapt.codecs import codec_from_name
+from lightning_aapt.files import write_atomic
 from lightning_aapt.inference import StreamingGenerator
 from lightning_aapt.metrics.drift import DriftReport, long_horizon_drift
 from lightning_aapt.metrics.extractors import make_extractor, metric_name

@@ -30,8 +30,9 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from datamodules.shards import MANIFEST, read_manifest, write_atomic
+from datamodules.shards import MANIFEST, read_manifest
 from lightning_aapt.codecs import LatentCodec, codec_from_name
+from lightning_aapt.files import write_atomic
 from lightning_aapt.metrics import FrechetDistance
 from lightning_aapt.metrics.extractors import make_extractor, metric_name
 from lightning_aapt.metrics.kernel import kernel_distance

@@ -15,8 +15,9 @@ from PIL import Image
 
 from callbacks.drift import drift_of_module, plot_curves
 from callbacks.fvd import generated_vs_real
-from datamodules.shards import read_manifest, write_atomic
+from datamodules.shards import read_manifest
 from lightning_aapt.codecs import codec_from_name
+from lightning_aapt.files import write_atomic
 from lightning_aapt.inference.video import to_uint8, write_video
 from lightning_aapt.metrics.extractors import make_extractor
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import webdataset as wds
 
+from lightning_aapt.files import write_atomic
+
 MANIFEST = "manifest.json"
 
 
@@ -21,12 +23,6 @@ def npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
     return buffer.getvalue()
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 class ShardWriter:

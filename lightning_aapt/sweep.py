@@ -28,11 +28,7 @@ from pathlib import Path
 
 import yaml
 
-
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+from lightning_aapt.files import write_atomic
 
 
 def number(value):
