@@ -125,8 +125,6 @@ class StageModule(L.LightningModule):
             parallelize(self.networks(), self.device_mesh, self.parallel_cfg)
             self._parallelized = True
 
-    # -------------------------------------------------------------------------------- training
-
     # ------------------------------------------------------------------------------ randomness
 
     def sample_generators(self, batch: int, stream: int) -> list[torch.Generator]:
@@ -159,6 +157,8 @@ class StageModule(L.LightningModule):
         return torch.cat([sample_timesteps(1, frames, per=t.per, distribution=t.distribution, shift=t.shift,
                                            device=self.device, generator=g)
                           for g in self.sample_generators(batch, RandomStream.TIMESTEPS)])
+
+    # -------------------------------------------------------------------------------- training
 
     def log_losses(self, split: str, per_frame: Tensor, t: Tensor, batch_size: int) -> Tensor:
         """Log the mean loss and, for training, its mean per timestep bucket; per_frame/t (B, F)."""
