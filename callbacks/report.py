@@ -41,8 +41,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_stage(ckpt: Path, config: Path) -> tuple[L.LightningModule, L.LightningDataModule]:
-    """The stage module and data module the YAML describes, with the checkpoint's weights (EMA included)."""
+def load_stage(ckpt: Path, config: Path) -> tuple[L.LightningModule, L.LightningDataModule, int | None]:
+    """The stage module and data module the YAML describes, with the checkpoint's weights (EMA included), and
+    the checkpoint's global step."""
     from lightning_aapt.cli import build_lightning
 
     if not ckpt.exists():
@@ -60,7 +61,7 @@ def load_stage(ckpt: Path, config: Path) -> tuple[L.LightningModule, L.Lightning
     except (KeyError, RuntimeError) as err:
         raise ValueError(f"--ckpt {ckpt} does not fit the model of --config {config}: {err}") from err
     cli.model.eval()
-    return cli.model, cli.datamodule
+    return cli.model, cli.datamodule, state.get("global_step")
 
 
 def read_checkpoint(path: Path) -> dict:
@@ -103,7 +104,7 @@ def evaluate(argv: list[str]) -> int:
     args = parse_args(argv)
     L.seed_everything(args.seed, verbose=False)
     ckpt = Path(args.ckpt)
-    module, data = load_stage(ckpt, Path(args.config))
+    module, data, global_step = load_stage(ckpt, Path(args.config))
     out = Path(args.out or ckpt.parent.parent / "eval" / ckpt.stem)
     out.mkdir(parents=True, exist_ok=True)
     extractor = make_extractor(args.extractor, args.i3d_path, flag="--i3d_path")
@@ -116,7 +117,6 @@ def evaluate(argv: list[str]) -> int:
                                          args.cache_dir)
     report, videos = drift_of_module(module, data.data_dir, batches[0], args.horizon, args.window_frames,
                                      extractor, args.drift_clips, module.sample_steps, args.seed)
-    global_step = read_checkpoint(ckpt).get("global_step")
     result = {"checkpoint": str(ckpt), "config": args.config, "model": type(module).__name__,
               "global_step": global_step, "steps_per_frame": module.sample_steps,
               "fd": {"values": values, "protocol": protocol}, "horizon": args.horizon,
