@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw
 from callbacks.base import EveryNValidations
 from datamodules.shards import read_manifest
 from lightning_aapt.adversarial.rollout import extend_controls
-from lightning_aapt.codecs import codec_from_name
+from lightning_aapt.codecs import codec_from_manifest
 from lightning_aapt.files import write_atomic
 from lightning_aapt.inference import StreamingGenerator
 from lightning_aapt.metrics.drift import DriftReport, long_horizon_drift
@@ -75,7 +75,7 @@ def drift_of_module(module: L.LightningModule, data_dir: str | Path, batch, hori
     world the same metrics for the re-rendered truth itself (what a perfect generator scores; else None).
     """
     manifest = read_manifest(data_dir)
-    codec = codec_from_name(manifest["codec"]["name"])
+    codec = codec_from_manifest(manifest)
     model = module.sampling_model
     steps = steps or getattr(module, "sample_steps", 1)
     shift = module.timestep_cfg.shift
@@ -90,7 +90,7 @@ def drift_of_module(module: L.LightningModule, data_dir: str | Path, batch, hori
         toy = spec_from_manifest(data_dir)
         seeds = [clip_seeds(toy, "val", i) for i in range(2 * num_clips)]
         actions = policy_actions([a for _, a in seeds], frames, toy.persistence)  # (2B, T, 2)
-        stream = stream_toy_clips(model, toy.codec(), toy.text_encoder(), toy.world,
+        stream = stream_toy_clips(model, codec, toy.text_encoder(), toy.world,
                                   [s for s, _ in seeds[:num_clips]], actions[:num_clips], steps=steps, shift=shift,
                                   seed=seed)
         reference = np.stack([simulate(s, a.numpy(), toy.world).frames for (s, _), a

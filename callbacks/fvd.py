@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from datamodules.shards import MANIFEST, read_manifest
-from lightning_aapt.codecs import LatentCodec, codec_from_name
+from lightning_aapt.codecs import LatentCodec, codec_from_manifest
 from lightning_aapt.files import write_atomic
 from lightning_aapt.metrics import FrechetDistance
 from lightning_aapt.metrics.extractors import make_extractor, metric_name
@@ -167,7 +167,7 @@ class FVDCallback(L.Callback):
             return module.all_gather(x.to(module.device)).flatten(0, 1).cpu()
 
         data_dir = trainer.datamodule.data_dir
-        codec = codec_from_name(read_manifest(data_dir)["codec"]["name"])
+        codec = codec_from_manifest(read_manifest(data_dir))
         values, protocol = generated_vs_real(module, self._batches, codec, self.extractor, self.num_clips,
                                              data_dir, self.cache_dir, gather if trainer.world_size > 1 else None,
                                              trainer.world_size, trainer.global_rank)

@@ -16,7 +16,7 @@ from PIL import Image
 from callbacks.drift import drift_of_module, plot_curves
 from callbacks.fvd import generated_vs_real
 from datamodules.shards import read_manifest
-from lightning_aapt.codecs import codec_from_name
+from lightning_aapt.codecs import codec_from_manifest
 from lightning_aapt.files import write_atomic
 from lightning_aapt.inference.video import to_uint8, write_video
 from lightning_aapt.metrics.extractors import make_extractor
@@ -111,7 +111,7 @@ def evaluate(argv: list[str]) -> int:
     if args.steps:
         module.sample_steps = args.steps
     data.setup("validate")
-    codec = codec_from_name(read_manifest(data.data_dir)["codec"]["name"])
+    codec = codec_from_manifest(read_manifest(data.data_dir))
     batches = list(_take(data.val_dataloader(), args.num_clips))
     values, protocol = generated_vs_real(module, batches, codec, extractor, args.num_clips, data.data_dir,
                                          args.cache_dir)

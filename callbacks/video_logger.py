@@ -17,7 +17,7 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 
 from callbacks.base import EveryNValidations
 from datamodules.shards import read_manifest
-from lightning_aapt.codecs import codec_from_name
+from lightning_aapt.codecs import codec_from_manifest
 from lightning_aapt.inference.video import to_uint8, write_video
 
 
@@ -57,7 +57,7 @@ class VideoLogger(EveryNValidations):
         self.scale, self.fps, self.save_dir = scale, fps, save_dir
 
     def evaluate(self, trainer: L.Trainer, module: L.LightningModule, batch) -> None:
-        codec = codec_from_name(read_manifest(trainer.datamodule.data_dir)["codec"]["name"])
+        codec = codec_from_manifest(read_manifest(trainer.datamodule.data_dir))
         with torch.no_grad():
             generated = module.predict_step(batch, 0)["latents"][: self.num_clips]  # (b, F, C, H, W)
         real = codec.decode(batch.latents[: self.num_clips].float().cpu())  # (b, T, 3, S, S)

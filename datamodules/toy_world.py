@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from datamodules.shards import ShardWriter, read_manifest, write_manifest
-from lightning_aapt.codecs import ToyCodec
+from lightning_aapt.codecs import LatentStats, ToyCodec
 from lightning_aapt.text import HashTextEncoder
 from lightning_aapt.world import WorldConfig, scripted_actions, simulate
 
@@ -94,6 +94,8 @@ def prepare_toy_world(out: Path, spec: ToyWorldSpec, progress: bool = True, over
     start = time.perf_counter()
     codec, encoder = spec.codec(), spec.text_encoder()
     splits = {}
+    channels = codec.latent_channels
+    sums, squares, elements = np.zeros(channels), np.zeros(channels), 0  # of the stored training latents, float64
     total = spec.train_clips + spec.val_clips
     bar = tqdm(total=total, desc=f"rendering toy world -> {out}", unit="clip", disable=not progress,
                file=sys.stderr)
@@ -102,14 +104,22 @@ def prepare_toy_world(out: Path, spec: ToyWorldSpec, progress: bool = True, over
             for i in range(count):
                 frames, actions, meta = render_clip(spec, split, i)
                 text = encoder.encode([meta["caption"]])[0].numpy()
-                writer.write(f"{split}_{i:07d}", encode_frames(codec, frames), text, actions, meta)
+                latents = encode_frames(codec, frames)  # (F, C, h, w) float16
+                if split == "train":
+                    x = np.moveaxis(latents.astype(np.float64), 1, 0).reshape(channels, -1)  # (C, F*h*w)
+                    sums, squares, elements = sums + x.sum(1), squares + (x * x).sum(1), elements + x.shape[1]
+                writer.write(f"{split}_{i:07d}", latents, text, actions, meta)
                 bar.update()
         splits[split] = {"clips": count, "shards": writer.shards}
     bar.close()
+    mean = sums / max(elements, 1)
+    std = np.sqrt(np.maximum(squares / max(elements, 1) - mean**2, 0.0))
+    stats = LatentStats(tuple(map(float, mean)), tuple(max(float(v), 1e-3) for v in std))
     manifest = {
         "format": "lightning_aapt/clips-v1", "source": "toy-world", "splits": splits, "shapes": spec.shapes(),
         "fps": FPS, "codec": {"name": codec.name, "latent_channels": codec.latent_channels,
                               "spatial_factor": codec.spatial_factor, "temporal_factor": codec.temporal_factor},
+        "latent_stats": {**stats.to_dict(), "measured_on": "train split, every stored element"},
         "text_encoder": {"name": encoder.name, "dim": encoder.dim, "max_tokens": encoder.max_tokens},
         "toy_world": asdict(spec),
         "made_by": {"command": " ".join(sys.argv), "seconds": round(time.perf_counter() - start, 1)},

@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from datamodules.shards import MANIFEST, read_manifest
 from datamodules.toy_world import ToyWorldSpec, prepare_toy_world
+from lightning_aapt.codecs import LatentStats, latent_stats_from_manifest
 
 
 class DataError(ValueError):
@@ -87,8 +88,9 @@ def _load_npy(sample: dict, name: str, where: str) -> np.ndarray:
 
 
 def decode_clip(sample: dict, shapes: ClipShapes, num_frames: int, start: int | None,
-                rng: random.Random) -> dict:
-    """Check and decode one raw sample; crop `num_frames` frames (at `start`, or at random when None)."""
+                rng: random.Random, stats: LatentStats | None = None) -> dict:
+    """Check and decode one raw sample; crop `num_frames` frames (at `start`, or at random when None);
+    latents normalised per channel with `stats` (the manifest's `latent_stats`) when given."""
     where = f"shard {sample.get('__url__', '?')}, sample {sample.get('__key__', '?')}"
     latents = _load_npy(sample, "latents.npy", where)
     expected = (shapes.latent_channels, shapes.height, shapes.width)
@@ -112,7 +114,10 @@ def decode_clip(sample: dict, shapes: ClipShapes, num_frames: int, start: int | 
     crop = slice(first, first + num_frames)
     meta = json.loads(sample["json"]) if "json" in sample else {}
     meta["crop_start"] = first
-    return {"latents": torch.from_numpy(latents[crop].astype(np.float32)),
+    clip = latents[crop].astype(np.float32)  # (F, C, H, W)
+    if stats is not None:
+        clip = stats.normalize(clip)
+    return {"latents": torch.from_numpy(clip),
             "text": torch.from_numpy(text.astype(np.float32)),
             "controls": None if controls is None else torch.from_numpy(controls[crop].astype(np.float32)),
             "key": f"{sample.get('__url__')}#{sample.get('__key__')}", "meta": meta}
@@ -135,12 +140,13 @@ class ClipStream(IterableDataset):
         skip_batches, batch_size: batches of this rank already consumed (resume); each worker skips its share,
             `batch_size` clips per batch, without decoding them.
         epoch: pass number of a one-pass stream (a new shuffle each pass).
+        stats: per-channel latent statistics; latents are served normalised with them.
     """
 
     def __init__(self, urls: list[str], shapes: ClipShapes, num_frames: int, resampled: bool, shuffle: bool,
                  random_crop: bool, bad_samples: Literal["fail", "skip"] = "fail", shuffle_buffer: int = 64,
                  rank: int = 0, world_size: int = 1, seed: int = 0, skip_batches: int = 0, batch_size: int = 1,
-                 epoch: int = 0) -> None:
+                 epoch: int = 0, stats: LatentStats | None = None) -> None:
         if len(urls) < world_size:
             raise DataError(f"{len(urls)} shard(s) cannot be split over {world_size} ranks: write at least one "
                             "shard per rank (prepare --samples-per-shard smaller)")
@@ -149,6 +155,7 @@ class ClipStream(IterableDataset):
         self.bad_samples, self.shuffle_buffer = bad_samples, shuffle_buffer
         self.rank, self.world_size = rank, world_size
         self.seed, self.skip_batches, self.batch_size, self.epoch = seed, skip_batches, batch_size, epoch
+        self.stats = stats
 
     def worker_shards(self) -> list[str]:
         """This rank's shards, then this worker's share of them.
@@ -218,7 +225,8 @@ class ClipStream(IterableDataset):
             return None
         crop_rng = random.Random(f"{self.seed}/{self.rank}/{worker}/{self.epoch}/{index}")
         try:
-            clip = decode_clip(raw, self.shapes, self.num_frames, None if self.random_crop else 0, crop_rng)
+            clip = decode_clip(raw, self.shapes, self.num_frames, None if self.random_crop else 0, crop_rng,
+                               self.stats)
         except DataError:
             if self.bad_samples == "fail":
                 raise
@@ -311,6 +319,12 @@ class WebVideoDataModule(L.LightningDataModule):
                                 "write shards with `python -m lightning_aapt prepare` or set data.toy_world")
 
     @property
+    def latent_stats(self) -> LatentStats:
+        """Per-channel statistics the latents are normalised with (the manifest's `latent_stats`; identity when
+        the dataset records none). Decode with `lightning_aapt.codecs.codec_from_manifest`, which inverts them."""
+        return latent_stats_from_manifest(read_manifest(self.data_dir))
+
+    @property
     def model_dims(self) -> dict[str, int]:
         """Backbone fields the data decides (linked into the model by the CLI)."""
         s = self.shapes
@@ -343,7 +357,8 @@ class WebVideoDataModule(L.LightningDataModule):
                 seed = hash((seed, self.consumed_at_start)) & (2**62 - 1)
         return ClipStream(self.urls(split), shapes, self.num_frames, resampled=train, shuffle=train,
                           random_crop=train, bad_samples=self.bad_samples, shuffle_buffer=self.shuffle_buffer,
-                          rank=rank, world_size=world, seed=seed, skip_batches=skip, batch_size=self.batch_size)
+                          rank=rank, world_size=world, seed=seed, skip_batches=skip, batch_size=self.batch_size,
+                          stats=self.latent_stats)
 
     def _rank_and_world_size(self) -> tuple[int, int]:
         if self.trainer is not None:

@@ -202,7 +202,9 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     """Stream the causal stages far past the clip length next to the toy truth; write a report and a video."""
     import json
 
+    from datamodules.shards import read_manifest
     from datamodules.toy_world import clip_seeds, spec_from_manifest
+    from lightning_aapt.codecs import codec_from_manifest
     from lightning_aapt.inference.toy_eval import policy_actions, stream_toy_clips
     from lightning_aapt.inference.video import to_uint8, write_video
     from lightning_aapt.stages.checkpoints import load_backbone
@@ -210,6 +212,7 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     report = spec.get("report", {})
     data = Path(report.get("data_dir", "data/toy"))
     toy = spec_from_manifest(data)
+    codec = codec_from_manifest(read_manifest(data))
     clip_frames = int(report.get("clip_frames", 8))
     frames = int(report.get("frames", 10 * clip_frames))
     seeds = [clip_seeds(toy, "val", i) for i in range(int(report.get("clips", 8)))]
@@ -223,7 +226,7 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     for entry in report.get("streams", []):
         name, steps = entry["stage"], int(entry["steps"])
         model = load_backbone(exp / name / "checkpoints" / "last.ckpt").eval()
-        stream = stream_toy_clips(model, toy.codec(), toy.text_encoder(), toy.world, [s for s, _ in seeds],
+        stream = stream_toy_clips(model, codec, toy.text_encoder(), toy.world, [s for s, _ in seeds],
                                   actions, steps=steps, progress=False)
         error = stream.frame_error()
         first, last = error[1 : window + 1].mean().item(), error[-window:].mean().item()
@@ -249,7 +252,9 @@ def sample(argv: list[str]) -> int:
     """Stream a checkpoint's generator from a toy validation scene and write it next to the truth."""
     import numpy as np
 
+    from datamodules.shards import read_manifest
     from datamodules.toy_world import clip_seeds, spec_from_manifest
+    from lightning_aapt.codecs import codec_from_manifest
     from lightning_aapt.inference.toy_eval import policy_actions, stream_toy_clips
     from lightning_aapt.inference.video import to_uint8, write_video
     from lightning_aapt.stages.checkpoints import load_backbone
@@ -278,7 +283,8 @@ def sample(argv: list[str]) -> int:
                              f"got {tuple(actions.shape[1:])}")
     else:
         actions = policy_actions([action_seed], args.frames, toy.persistence)
-    stream = stream_toy_clips(model, toy.codec(), toy.text_encoder(), toy.world, [scene], actions,
+    stream = stream_toy_clips(model, codec_from_manifest(read_manifest(args.data)), toy.text_encoder(), toy.world,
+                              [scene], actions,
                               steps=args.steps, seed=args.seed, progress=True)
     write_video(args.out, to_uint8(stream.side_by_side()), fps=8, scale=args.scale)
     error = stream.frame_error()

@@ -3,8 +3,12 @@
 Notation: B batch, F frames, C latent channels, H/W latent height/width, N tokens per frame, D width.
 
 Frames enter through the noisy-input channels at the discriminator's own timestep t (AAPT: t ~ U(0, 1),
-unshifted) with the previous frame of the same video in the recycled channels (the paper leaves that channel
-unspecified; we feed what the generator would see, so D judges each frame against its predecessor).
+unshifted); the recycled channels hold zeros (the paper leaves that channel unspecified). So D sees a video
+only through its noised frames, and real and fake videos are presented identically: a clean copy of the
+previous frame would bypass the noise augmentation (D separated real from fake through it at t = 0.9, where the
+noisy channel says little), and a segment cut from the middle of a long rollout would carry a real-looking
+frame where a real clip starts from zeros, a cue the generator cannot change. Temporal context comes from the
+block-causal attention over the earlier noised frames.
 Heads follow APT §3.3: at a few depths, one learnable query token per head attends to each frame's tokens;
 the outputs are concatenated, normalised and projected to one logit per frame. Because the backbone is
 block-causal, logit f judges the prefix up to frame f and never changes with later frames.
@@ -63,17 +67,13 @@ class CausalDiscriminator(nn.Module):
         width = cfg.dim * len(self.head_layers)
         self.out = nn.Sequential(nn.LayerNorm(width, eps=1e-6), nn.Linear(width, 1))
 
-    def forward(self, video: Tensor, t: Tensor, noise: Tensor, text: Tensor, controls: Tensor | None = None,
-                first_recycled: Tensor | None = None) -> Tensor:
-        """Logits (B, F) of video (B, F, C, H, W), noised to per-clip t (B,) with `noise` (B, F, C, H, W).
-
-        `first_recycled` (B, C, H, W) is what precedes frame 0 (zeros when None).
-        """
+    def forward(self, video: Tensor, t: Tensor, noise: Tensor, text: Tensor, controls: Tensor | None = None) -> Tensor:
+        """Logits (B, F) of video (B, F, C, H, W), noised to per-clip t (B,) with `noise` (B, F', C, H, W), F' >= F
+        (its first F frames are used, so a shorter segment is judged with the same noise as a clip's prefix)."""
         B, F = video.shape[:2]
         tt = t.reshape(B, 1).expand(B, F)  # (B, F)
-        before = torch.zeros_like(video[:, :1]) if first_recycled is None else first_recycled[:, None]
-        recycled = torch.cat([before, video[:, :-1]], dim=1)  # (B, F, C, H, W)
-        _, _, features = self.backbone.trunk(add_noise(video, noise, tt), tt, recycled, text, controls,
+        recycled = torch.zeros_like(video) if self.backbone.cfg.recycled_input else None  # (B, F, C, H, W)
+        _, _, features = self.backbone.trunk(add_noise(video, noise[:, :F], tt), tt, recycled, text, controls,
                                              feature_layers=self.head_layers)
         pooled = torch.cat([head(x) for head, x in zip(self.heads, features, strict=True)], dim=-1)  # (B, F, D*k)
         return self.out(pooled).squeeze(-1).float()  # (B, F)

@@ -66,8 +66,9 @@ def bare_step_seconds(module: DiffusionAdaptation, batch: VideoBatch, steps: int
         synchronize(device)
         start = time.perf_counter()
         B, F = batch.latents.shape[:2]
-        t = module.draw_timesteps(B, F)
-        noise = module.sample_randn(tuple(batch.latents.shape), RandomStream.NOISE)
+        trained = module.trained_frames(F)  # the same draws as StageModule.training_step
+        t = module.draw_timesteps(B, trained)
+        noise = module.sample_randn((B, trained, *batch.latents.shape[2:]), RandomStream.NOISE)
         module.per_frame_losses(batch, t, noise).mean().backward()
         torch.nn.utils.clip_grad_norm_(module.model.parameters(), 1.0)
         optimizer.step()

@@ -1,8 +1,9 @@
-"""Latent codecs: the protocol every video autoencoder implements, and the toy codec."""
+"""Latent codecs: the protocol every video autoencoder implements, the toy codec, and latent normalisation."""
 
 import re
 
 from lightning_aapt.codecs.base import LatentCodec
+from lightning_aapt.codecs.normalized import LatentStats, NormalizedCodec
 from lightning_aapt.codecs.toy import ToyCodec
 
 
@@ -15,4 +16,21 @@ def codec_from_name(name: str) -> LatentCodec:
                      "needs its LatentCodec adapter")
 
 
-__all__ = ["LatentCodec", "ToyCodec", "codec_from_name"]
+def latent_stats_from_manifest(manifest: dict) -> LatentStats:
+    """The dataset's per-channel latent statistics (`latent_stats`); identity for a dataset that has none."""
+    record = manifest.get("latent_stats")
+    if record is None:
+        return LatentStats.identity(int(manifest["shapes"]["latents"][1]))
+    try:
+        return LatentStats.from_dict(record)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"manifest latent_stats must be {{'mean': [C floats], 'std': [C floats]}}: {err}") from err
+
+
+def codec_from_manifest(manifest: dict) -> NormalizedCodec:
+    """The codec that maps pixels to the latents the data module serves (normalised per `latent_stats`) and back."""
+    return NormalizedCodec(codec_from_name(manifest["codec"]["name"]), latent_stats_from_manifest(manifest))
+
+
+__all__ = ["LatentCodec", "LatentStats", "NormalizedCodec", "ToyCodec", "codec_from_manifest", "codec_from_name",
+           "latent_stats_from_manifest"]

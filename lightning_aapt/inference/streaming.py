@@ -1,6 +1,27 @@
 """`StreamingGenerator`: real-time autoregressive generation, one latent frame per step, through a KV cache.
 
-Notation: B streams, F frames, C latent channels, H/W latent height/width, A control width, L text tokens.
+Notation: B streams, F frames, K steps per frame, C latent channels, H/W latent height/width, A control width,
+L text tokens.
+
+Streaming presents to the network exactly what training presented (stages 1-2, teacher forcing):
+- **Layout.** Cache position p holds frame p + 1 of the video; frame 0 (the user's frame, or the first real
+  context frame) enters only through the recycled channels of position 0, as in AAPT. Frame f's input is its
+  noise ⊕ frame f - 1 ⊕ controls[f].
+- **Noise level of the context.** Training draws one t per clip (AAPT), so a query at t always attended to
+  context frames noised to that same t. A K-step sampler evaluates frame f at t_0 = 1 > t_1 > ... > t_{K-1}; its
+  evaluation at t_i reads cache level i, which holds every earlier frame's keys/values from *its* evaluation
+  at t_i (its own sampler state at t_i, a draw of x_{t_i}), and appends its own. So the context of every
+  evaluation is at the query's noise level, with one KV cache per level (K x the memory of one), and no extra
+  pass. With K = 1 there is one level, t = 1: AAPT's 1-NFE generator, x0 = noise - v, where that single pass's
+  keys/values are the frame's cache entry.
+- **Real context frames** (`reset(text, context=...)`, or `observe`) enter as training saw them: a real frame
+  at level i is its latent noised to t_i (fresh noise) with the real previous frame recycled. That is how a
+  stream continues a given video, and how evaluation shows the model motion before it generates.
+
+With `sink_frames=1` cache position 0 stays visible forever. Everything runs under `torch.inference_mode` (or
+`no_grad`, see below). Once the window is full a step allocates no new state: the caches, recycled frame and
+noise live in fixed buffers (activations are the forward's own).
+
 """
 
 from __future__ import annotations
@@ -9,29 +30,18 @@ import torch
 from torch import Tensor
 
 from lightning_aapt.backbone import CausalVideoDiT, KVCache
-from lightning_aapt.diffusion import euler_sample, timestep_schedule
+from lightning_aapt.diffusion import add_noise, euler_sample, timestep_schedule
 
 
 class StreamingGenerator:
-    """Owns a causal model's stream state: the KV cache, the recycled frame and the text.
+    """Owns a causal model's stream state: one KV cache per noise level, the recycled frame and the text.
 
-    Frame f's input is fresh noise ⊕ frame f-1 (the previous output, or the user's first frame) ⊕ its
-    controls (AAPT §2.1). With `steps=1` a frame costs one network evaluation at t = 1, x0 = noise - v
-    (AAPT's 1-NFE generator), and that pass's keys/values are the frame's cache entry: no second pass.
-    With `steps=K` each frame is K Euler steps on the shifted schedule (how stage-1/2 models sample): the
-    first K-1 evaluations only read the cache and the last one appends its keys/values as the frame's
-    entry, since its input is the nearest to the finished frame that the sampler sees without an extra pass.
-
-    The first pass is frame 0 of the cache, so with `sink_frames=1` it stays visible forever; a user's
-    first frame enters through its recycled channels (as in AAPT) and is not emitted again.
-    Everything runs under `torch.inference_mode` (or `no_grad`, see below). Once the window is full, a step
-    allocates no new state: the cache, recycled frame and noise live in fixed buffers (activations are the
-    forward's own).
+    See the module docstring for the layout and the noise level of the context.
 
     Args:
         model: a causal `CausalVideoDiT` (bidirectional=False).
-        latent_size: (H, W) of the latents when `reset` gets no first frame.
-        steps: network evaluations per frame (1 = AAPT's generator).
+        latent_size: (H, W) of the latents when `reset` gets no context.
+        steps: K, network evaluations per frame (1 = AAPT's generator).
         shift: time shift of the K-step schedule (ignored for steps=1: its only step is t = 1 -> 0).
         seed: seed of the noise generator (on the model's device).
         max_frames: capacity of an unbounded cache (window_frames=None); default the config's.
@@ -50,47 +60,92 @@ class StreamingGenerator:
         self._no_grad = torch.inference_mode if inference_mode else torch.no_grad
         self.schedule = timestep_schedule(steps, shift, device=self.device)  # (K + 1,)
         self.rng = torch.Generator(device=self.device).manual_seed(seed)
-        self.cache: KVCache | None = None
+        self.caches: list[KVCache] = []  # level i: every frame's keys/values at t_i
         self.text: Tensor | None = None
         self._recycled: Tensor | None = None  # (B, C, H, W)
         self._noise: Tensor | None = None  # (B, C, H, W)
 
     @property
-    def num_frames(self) -> int:
-        """Frames generated since the last `reset`."""
-        return 0 if self.cache is None else self.cache.num_frames
+    def cache(self) -> KVCache:
+        """The KV cache of a 1-step stream (a K-step stream has one per level: `caches`)."""
+        if len(self.caches) != 1:
+            raise AttributeError(f"a {self.steps}-step stream keeps one KV cache per noise level: use .caches"
+                                 if self.caches else "call StreamingGenerator.reset() first")
+        return self.caches[0]
 
-    def reset(self, text: Tensor, first_frame: Tensor | None = None) -> None:
-        """Start new streams: text (B, L, Dt); optional first frame (B, C, H, W) to continue from."""
+    @property
+    def num_frames(self) -> int:
+        """Cache positions filled since the last `reset` (observed context frames after the first, and generated
+        frames)."""
+        return self.caches[0].num_frames if self.caches else 0
+
+    def memory_bytes(self) -> int:
+        """Bytes held by every level's stored keys and values."""
+        return sum(c.memory_bytes() for c in self.caches)
+
+    def reset(self, text: Tensor, context: Tensor | None = None, context_controls: Tensor | None = None,
+              first_frame: Tensor | None = None) -> None:
+        """Start new streams: text (B, L, Dt); optionally real frames to continue from.
+
+        Args:
+            context: (B, K, C, H, W) real latent frames; frame 0 enters through the recycled channels and frames
+                1..K-1 are observed into the cache (`observe`). Nothing of them is emitted again.
+            context_controls: (B, K, A) their controls (entry 0 is unused: frame 0 is never an input).
+            first_frame: (B, C, H, W), shorthand for a one-frame context.
+        """
+        if first_frame is not None:
+            if context is not None:
+                raise ValueError("pass either first_frame or context, not both")
+            if first_frame.dim() != 4:
+                raise ValueError(f"first_frame must be (B, C, H, W); got {tuple(first_frame.shape)}")
+            context = first_frame[:, None]
         B = text.shape[0]
         C = self.model.cfg.latent_channels
-        if first_frame is not None:
-            if first_frame.dim() != 4 or first_frame.shape[:2] != (B, C):
-                raise ValueError(f"first_frame must be (B, C, H, W) with B={B}, C={C}; got {tuple(first_frame.shape)}")
-            size = tuple(first_frame.shape[-2:])
+        if context is not None:
+            if context.dim() != 5 or context.shape[:1] != (B,) or context.shape[2] != C or context.shape[1] < 1:
+                raise ValueError(f"context must be (B, K, C, H, W) with B={B}, K >= 1, C={C}; got "
+                                 f"{tuple(context.shape)}")
+            size = tuple(context.shape[-2:])
         elif self.latent_size is not None:
             size = tuple(self.latent_size)
         else:
-            raise ValueError("StreamingGenerator needs latent_size=(H, W) at construction or a first_frame")
+            raise ValueError("StreamingGenerator needs latent_size=(H, W) at construction or a context")
         shape = (B, C, *size)
         with self._no_grad():
-            if self.cache is None or self.cache.batch_size != B or self._recycled.shape != shape:
-                self.cache = self.model.new_cache(B, self.max_frames)
+            if not self.caches or self.caches[0].batch_size != B or self._recycled.shape != shape:
+                self.caches = [self.model.new_cache(B, self.max_frames) for _ in range(self.steps)]
                 self._recycled = torch.zeros(shape, device=self.device, dtype=self.dtype)
                 self._noise = torch.empty(shape, device=self.device, dtype=self.dtype)
             else:
-                self.cache.reset()
+                for cache in self.caches:
+                    cache.reset()
                 self._recycled.zero_()
-            if first_frame is not None:
-                self._recycled.copy_(first_frame)
             self.text = text.to(self.device, self.dtype)  # one tensor for the whole stream: text K/V cached
+            if context is not None:
+                self._recycled.copy_(context[:, 0])
+        if context is not None and context.shape[1] > 1:
+            self.observe(context[:, 1:], None if context_controls is None else context_controls[:, 1:])
+
+    def observe(self, frames: Tensor, controls: Tensor | None = None) -> None:
+        """Feed real frames (B, F, C, H, W) through the caches as context, with their controls (B, F, A): at each
+        level i a frame is its latent noised to t_i with the previous real frame recycled (teacher forcing)."""
+        self._check_started()
+        with self._no_grad():
+            frames = frames.to(self.device, self.dtype)
+            B = frames.shape[0]
+            for f in range(frames.shape[1]):
+                c = None if controls is None else controls[:, f : f + 1].to(self.device, self.dtype)  # (B, 1, A)
+                recycled = self._recycled[:, None]  # (B, 1, C, H, W)
+                for level, cache in enumerate(self.caches):
+                    t = self.schedule[level].reshape(1, 1).expand(B, 1)  # (B, 1)
+                    noise = self._noise.normal_(generator=self.rng)[:, None]
+                    self.model(add_noise(frames[:, f : f + 1], noise, t), t, recycled, self.text, c, cache=cache)
+                self._recycled.copy_(frames[:, f])
 
     def step(self, controls: Tensor | None = None, noise: Tensor | None = None) -> Tensor:
         """Generate the next latent frame of every stream: controls (B, A), noise (B, C, H, W) -> (B, C, H, W)."""
-        if self.cache is None:
-            raise RuntimeError("call StreamingGenerator.reset(text, first_frame=None) before step()")
+        self._check_started()
         B = self._recycled.shape[0]
-        last = self.steps - 1
         with self._no_grad():
             if noise is None:
                 noise = self._noise.normal_(generator=self.rng)
@@ -101,7 +156,7 @@ class StreamingGenerator:
 
             def velocity(x: Tensor, t: Tensor, i: int) -> Tensor:
                 return self.model(x[:, None], t.reshape(1, 1).expand(B, 1), recycled, self.text, frame_controls,
-                                  cache=self.cache, cache_write=i == last)[:, 0]  # (B, C, H, W)
+                                  cache=self.caches[i])[:, 0]  # (B, C, H, W)
 
             frame = euler_sample(velocity, noise.to(self.dtype), self.schedule)  # (B, C, H, W)
             self._recycled.copy_(frame)
@@ -109,8 +164,7 @@ class StreamingGenerator:
 
     def generate(self, num_frames: int, controls: Tensor | None = None, progress: bool = False) -> Tensor:
         """`num_frames` more frames: controls (B, F, A) or None -> latents (B, F, C, H, W)."""
-        if self.cache is None:
-            raise RuntimeError("call StreamingGenerator.reset(text, first_frame=None) before generate()")
+        self._check_started()
         if controls is not None and controls.shape[1] < num_frames:
             raise ValueError(f"controls cover {controls.shape[1]} frames but {num_frames} were asked for")
         with self._no_grad():
@@ -124,3 +178,8 @@ class StreamingGenerator:
             for f in frames:
                 out[:, f] = self.step(None if controls is None else controls[:, f])
         return out
+
+    def _check_started(self) -> None:
+        if not self.caches:
+            raise RuntimeError("call StreamingGenerator.reset(text, context=None) before step(), observe() or "
+                               "generate()")

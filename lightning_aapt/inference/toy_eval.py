@@ -3,7 +3,7 @@
 Notation: B clips, T frames, C latent channels, H/W latent height/width, S pixel size.
 
 The toy world can render the truth for any action sequence, so a stream far longer than the training clips
-can be scored frame by frame: start from a real first frame, drive the agent with the scripted policy that
+can be scored frame by frame: start from K real context frames, drive the agent with the scripted policy that
 made the clip (extended), and compare each generated frame with the re-rendered one.
 """
 
@@ -26,12 +26,13 @@ from lightning_aapt.world import WorldConfig, scripted_actions, simulate
 class ToyStream:
     """Generated and true videos of a set of toy clips, and the measured time per frame."""
 
-    generated: torch.Tensor  # (B, T, 3, S, S) in [0, 1], frame 0 = the given real first frame
+    generated: torch.Tensor  # (B, T, 3, S, S) in [0, 1], frames 0..K-1 = the given real context
     truth: torch.Tensor  # (B, T, 3, S, S)
-    latents: torch.Tensor  # (B, T, C, H, W) generated latents, frame 0 the encoded real first frame
+    latents: torch.Tensor  # (B, T, C, H, W) generated latents, frames 0..K-1 the encoded real context
     agent_pos: torch.Tensor  # (B, T, 2) true agent positions, pixels (x, y)
     seconds_per_frame: float  # network time per generated frame (all clips together), decode excluded
     cache_bytes: tuple[int, int]  # KV-cache storage once the window is full, and at the end of the stream
+    context_frames: int = 1  # K real frames the stream started from
 
     def side_by_side(self, clip: int = 0) -> torch.Tensor:
         """(T, 3, S, 2S): the generated video left, the truth right."""
@@ -49,29 +50,38 @@ def policy_actions(action_seeds: list[int], frames: int, persistence: float = 0.
 
 def stream_toy_clips(model: CausalVideoDiT, codec: LatentCodec, encoder: TextEncoder, world: WorldConfig,
                      scene_seeds: list[int], actions: torch.Tensor, steps: int = 1, shift: float = 1.0,
-                     seed: int = 0, progress: bool = False) -> ToyStream:
-    """Stream T - 1 frames after the true first frame of each scene, driven by `actions` (B, T, 2)."""
-    frames = actions.shape[1]
+                     seed: int = 0, progress: bool = False, context_frames: int = 1) -> ToyStream:
+    """Stream T - K frames after the first K true frames of each scene (the context, fed through the cache:
+    `StreamingGenerator.reset(context=...)`), driven by `actions` (B, T, 2) (frame f gets actions[f])."""
+    frames, K = actions.shape[1], context_frames
+    if not 1 <= K < frames:
+        raise ValueError(f"context_frames={K} must be at least 1 and fewer than the stream's {frames} frames")
     episodes = [simulate(s, a.numpy(), world) for s, a in zip(scene_seeds, actions, strict=True)]
     truth = torch.from_numpy(np.stack([e.frames for e in episodes])).permute(0, 1, 4, 2, 3).float() / 255
     param = next(model.parameters())
-    latents0 = codec.encode(truth[:, :1]).to(param)  # (B, 1, C, H, W)
+    context = codec.encode(truth[:, :K]).to(param)  # (B, K, C, H, W)
     text = encoder.encode([e.caption for e in episodes]).to(param)
-    controls = actions[:, 1:].to(param) if model.cfg.control_dim else None  # (B, T-1, 2)
+    controls = actions.to(param) if model.cfg.control_dim else None  # (B, T, 2)
+    later = None if controls is None else controls[:, K:]  # (B, T-K, 2): the generated frames'
+
+    def start(gen: StreamingGenerator) -> None:
+        gen.reset(text, context=context, context_controls=None if controls is None else controls[:, :K])
+
     gen = StreamingGenerator(model, steps=steps, shift=shift, seed=seed)
-    gen.reset(text, first_frame=latents0[:, 0])
-    gen.generate(1, None if controls is None else controls[:, :1])  # warm-up, not timed
-    gen.reset(text, first_frame=latents0[:, 0])
-    full = min(frames - 1, (model.cfg.window_frames or 0) + model.cfg.sink_frames + 1)  # window full after this
-    start = time.perf_counter()
-    head = gen.generate(full, None if controls is None else controls[:, :full])
-    filled = gen.cache.memory_bytes()
-    tail = gen.generate(frames - 1 - full, None if controls is None else controls[:, full:], progress=progress)
-    seconds = (time.perf_counter() - start) / (frames - 1)
-    latents = torch.cat([head, tail], dim=1)  # (B, T-1, C, H, W)
+    start(gen)
+    gen.generate(1, None if later is None else later[:, :1])  # warm-up, not timed
+    start(gen)
+    n = frames - K
+    full = min(n, max((model.cfg.window_frames or 0) + model.cfg.sink_frames + 1 - (K - 1), 0))  # window full
+    begin = time.perf_counter()
+    head = gen.generate(full, None if later is None else later[:, :full])
+    filled = gen.memory_bytes()
+    tail = gen.generate(n - full, None if later is None else later[:, full:], progress=progress)
+    seconds = (time.perf_counter() - begin) / n
+    latents = torch.cat([head, tail], dim=1)  # (B, T-K, C, H, W)
     if not torch.isfinite(latents).all():
         raise FloatingPointError("the generator produced non-finite latents")
-    latents = torch.cat([latents0, latents], dim=1).float().cpu()  # (B, T, C, H, W)
-    generated = torch.cat([truth[:, :1], codec.decode(latents[:, 1:])], dim=1)
+    latents = torch.cat([context, latents], dim=1).float().cpu()  # (B, T, C, H, W)
+    generated = torch.cat([truth[:, :K], codec.decode(latents[:, K:])], dim=1)
     agent_pos = torch.from_numpy(np.stack([e.agent_pos for e in episodes])).float()
-    return ToyStream(generated, truth, latents, agent_pos, seconds, (filled, gen.cache.memory_bytes()))
+    return ToyStream(generated, truth, latents, agent_pos, seconds, (filled, gen.memory_bytes()), K)

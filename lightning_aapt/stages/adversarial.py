@@ -6,13 +6,15 @@ Notation: B batch, F clip frames, R video frames (first real frame + generated o
 One training step, on a batch of real clips (text, actions, first frame):
 1. Student-forcing rollout: from the real first frame, the generator makes R - 1 frames, one network
    evaluation each, through its KV cache, without gradients (`adversarial/rollout.py`).
-2. Discriminator update: on one clip-length segment of the fake video (drawn with a generator seeded by the
-   step, so every rank picks the same), paired per frame with the real clip (same text, first frame and
-   actions at segment 0); relativistic loss plus approximated R1 (real) and R2 (fake).
-3. Generator update (every `d_updates_per_g` steps): segment by segment, the segment's frames are recomputed
-   with gradients from a detached cache snapshot, judged, and back-propagated at once, so memory is bounded by
-   one segment while every segment contributes gradients (AAPT's long-video training: 10 s segments, 1 s
-   overlap). With R = F (the default) there is one segment: the whole clip.
+2. Discriminator update: on one segment of the fake video (drawn with a generator seeded by the step, so every
+   rank picks the same), paired per frame with the prefix of the real clip of the segment's length (same text,
+   first frame and actions at segment 0); relativistic loss plus approximated R1 (real) and R2 (fake). Real
+   and fake are presented alike: zero recycled channels, nothing but the noised frames.
+3. Generator update (every `d_updates_per_g` steps, after `disc_warmup_steps` D-only updates): segment by
+   segment, the segment's frames are recomputed with gradients from a detached cache snapshot, judged, and
+   back-propagated at once, so memory is bounded by one segment while every segment contributes gradients
+   (AAPT's long-video training: 10 s segments, 1 s overlap). Each generated frame's loss counts once; overlap
+   frames are the next segment's context. With R = F (the default) there is one segment: the whole clip.
 Real clips are as long as a segment; past the clip, rollouts use its actions played back and forth.
 Manual optimisation, Adam with beta1 = 0, beta2 = 0.9 (AAPT/APT), gradient clipping, EMA of the generator, and a
 guard that skips a step whose loss is not finite and aborts after `max_bad_steps` in a row.
@@ -31,21 +33,27 @@ from lightning_aapt.backbone import BackboneConfig
 from lightning_aapt.parallel import ParallelConfig
 from lightning_aapt.stages.base import OptimizerConfig, RandomStream, StageModule, TimestepConfig
 from lightning_aapt.stages.checkpoints import load_backbone
+from lightning_aapt.stages.teacher_forcing import next_frame_errors
 
 ADAM_GAN = OptimizerConfig(lr=3e-6, betas=(0.0, 0.9), weight_decay=0.0, warmup_steps=0)
 
 
-def segment_starts(video_frames: int, segment_frames: int, overlap: int) -> list[int]:
-    """Starts of clip-length segments covering a video, consecutive ones sharing `overlap` frames."""
+def segments(video_frames: int, segment_frames: int, overlap: int) -> list[tuple[int, int]]:
+    """(start, stop) of the segments that cover a video's frames 0..R-1: each `segment_frames` long, consecutive
+    ones sharing `overlap` frames, the last one shorter when the rest does not fill a segment (a causal
+    discriminator judges a short segment exactly as the same-length prefix of a real clip)."""
     if video_frames <= segment_frames:
-        return [0]
+        return [(0, video_frames)]
     stride = segment_frames - overlap
     if stride < 1:
         raise ValueError(f"segment_overlap={overlap} must be smaller than the segment ({segment_frames} frames)")
-    starts = list(range(0, video_frames - segment_frames + 1, stride))
-    if starts[-1] != video_frames - segment_frames:
-        starts.append(video_frames - segment_frames)
-    return starts
+    spans, start = [], 0
+    while True:
+        stop = min(start + segment_frames, video_frames)
+        spans.append((start, stop))
+        if stop == video_frames:
+            return spans
+        start += stride
 
 
 class AdversarialPostTraining(StageModule):
@@ -64,7 +72,11 @@ class AdversarialPostTraining(StageModule):
         kv_gradients: gradients reach earlier frames' passes through their keys/values (AAPT); False: each
             frame's gradient comes from its own pass only. Recycled input frames are always detached.
         grad_clip: max gradient norm of each network (0 = no clipping).
-        max_bad_steps: abort after this many consecutive non-finite losses (each is skipped and counted).
+        max_bad_steps: abort after this many consecutive non-finite losses of one network (each is skipped and
+            counted).
+        context_frames: real frames the validation streams start from (see `StageModule`).
+        disc_warmup_steps: discriminator updates before the generator's first one: a freshly headed D is
+            uninformative, and a generator trained against it only drifts (Self-Forcing warms its critic up too).
     """
 
     def __init__(self, backbone: BackboneConfig, optimizer: OptimizerConfig | None = None,
@@ -74,9 +86,10 @@ class AdversarialPostTraining(StageModule):
                  disc_head_layers: tuple[int, ...] | None = None, num_rollout_frames: int | None = None,
                  segment_overlap: int = 1, d_updates_per_g: int = 1, r1_gamma: float = 1000.0,
                  r2_gamma: float = 1000.0, sigma: float = 0.1, kv_gradients: bool = True, grad_clip: float = 1.0,
-                 max_bad_steps: int = 5, parallel: ParallelConfig | None = None) -> None:
+                 max_bad_steps: int = 5, parallel: ParallelConfig | None = None, context_frames: int = 2,
+                 disc_warmup_steps: int = 0) -> None:
         super().__init__(backbone, optimizer or ADAM_GAN, timesteps, ema_decay, init_from, model_dims,
-                         loss_buckets, sample_steps, parallel)
+                         loss_buckets, sample_steps, parallel, context_frames)
         self.automatic_optimization = False
         if disc_init_from is not None:
             disc_backbone = load_backbone(disc_init_from)
@@ -90,8 +103,11 @@ class AdversarialPostTraining(StageModule):
         self.d_updates_per_g, self.kv_gradients = d_updates_per_g, kv_gradients
         self.r1_gamma, self.r2_gamma, self.sigma = r1_gamma, r2_gamma, sigma
         self.grad_clip, self.max_bad_steps = grad_clip, max_bad_steps
-        self.bad_steps = 0  # consecutive non-finite losses
+        self.bad_steps = {"d": 0, "g": 0}  # consecutive non-finite losses of each network
         self.d_updates = 0  # discriminator updates so far (the generator updates every d_updates_per_g of them)
+        if disc_warmup_steps < 0:
+            raise ValueError(f"model.init_args.disc_warmup_steps must be >= 0, got {disc_warmup_steps}")
+        self.disc_warmup_steps = disc_warmup_steps
 
     def check_backbone(self, cfg: BackboneConfig) -> None:
         if cfg.bidirectional or not cfg.recycled_input:
@@ -123,21 +139,21 @@ class AdversarialPostTraining(StageModule):
         """Random choices that shape computation come from here: identical on every rank (no deadlock)."""
         return torch.Generator().manual_seed(1_000_003 * (self.global_step + 1))
 
-    def judge(self, video: Tensor, t: Tensor, noise: Tensor, text: Tensor, controls: Tensor | None,
-              before: Tensor | None) -> Tensor:
-        return self.discriminator(video, t, noise, text, controls, first_recycled=before)
+    def judge(self, video: Tensor, t: Tensor, noise: Tensor, text: Tensor, controls: Tensor | None) -> Tensor:
+        return self.discriminator(video, t, noise, text, controls)
 
     def _update(self, optimizer, loss: Tensor, params, name: str) -> bool:
-        """Step `optimizer` on `loss` (already back-propagated) unless it is not finite; True if stepped."""
+        """Step `optimizer` on `loss` (already back-propagated) unless it is not finite; True if stepped.
+        Each network counts its own consecutive non-finite losses (`name`: "d" or "g")."""
         if not torch.isfinite(loss):
             optimizer.zero_grad(set_to_none=True)
-            self.bad_steps += 1
+            self.bad_steps[name] += 1
             self.log(f"train/skipped_{name}_steps", 1.0, reduce_fx="sum", batch_size=1)
-            if self.bad_steps >= self.max_bad_steps:
-                raise RuntimeError(f"stage 3: {self.bad_steps} non-finite losses in a row ({name} loss {loss}); "
-                                   "lower the learning rates or raise r1_gamma/r2_gamma")
+            if self.bad_steps[name] >= self.max_bad_steps:
+                raise RuntimeError(f"stage 3: {self.bad_steps[name]} non-finite {name.upper()} losses in a row "
+                                   f"(loss {loss}); lower the learning rates or raise r1_gamma/r2_gamma")
             return False
-        self.bad_steps = 0
+        self.bad_steps[name] = 0
         if self.grad_clip > 0:
             norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
             self.log(f"train/grad_norm_{name}", norm, batch_size=1)
@@ -153,57 +169,64 @@ class AdversarialPostTraining(StageModule):
         B, F = real.shape[:2]
         R = max(self.num_rollout_frames or F, F)
         controls = extend_controls(batch.controls, R)  # (B, R, A)
-        starts = segment_starts(R, F, self.segment_overlap)
+        spans = segments(R, F, self.segment_overlap)
         noises = self.sample_randn((B, R - 1, *real.shape[2:]), RandomStream.ROLLOUT, real.dtype)
+        # rollout index j makes video frame j + 1; a span from video frame a needs the cache before index a - 1
         ro = rollout(self.model, real[:, 0], text, noises, None if controls is None else controls[:, 1:],
-                     snapshot_at=tuple(max(a, 1) - 1 for a in starts if a > 1))  # a span from 0 needs none
+                     snapshot_at=tuple(a - 1 for a, _ in spans if a > 1))
         fake = torch.cat([real[:, :1], ro.frames], dim=1)  # (B, R, C, H, W): the real first frame, then G's
-        real_controls = None if controls is None else controls[:, :F]
-        shared = self.shared_generator()
 
-        # discriminator: one segment, relativistic loss + approximated R1 (real) and R2 (fake)
-        a = starts[int(torch.randint(len(starts), (1,), generator=shared))]
-        seg_controls = None if controls is None else controls[:, a : a + F]
-        before = fake[:, a - 1] if a > 0 else None
+        def controls_of(a: int, b: int) -> Tensor | None:
+            return None if controls is None else controls[:, a:b]
+
+        # discriminator: one segment against a real clip's prefix of its length, relativistic loss + approximated
+        # R1 (real) and R2 (fake); both are presented alike (zero recycled channels, see discriminator.py)
+        shared = self.shared_generator()
+        a, b = spans[int(torch.randint(len(spans), (1,), generator=shared))]
+        n = b - a
+        real_seg, fake_seg = real[:, :n], fake[:, a:b].detach()
         t_d = self.sample_rand(B, RandomStream.D_TIMESTEPS)
         noise_d = self.sample_randn(tuple(real.shape), RandomStream.D_NOISE, real.dtype)
         self.toggle_optimizer(opt_d)
-        real_logits = self.judge(real, t_d, noise_d, text, real_controls, None)
-        fake_seg = fake[:, a : a + F].detach()
-        fake_logits = self.judge(fake_seg, t_d, noise_d, text, seg_controls, before)
+        real_logits = self.judge(real_seg, t_d, noise_d, text, controls_of(0, n))
+        fake_logits = self.judge(fake_seg, t_d, noise_d, text, controls_of(a, b))
         _, loss_d = relativistic_losses(fake_logits, real_logits)
-        r1 = approximate_gradient_penalty(lambda x: self.judge(x, t_d, noise_d, text, real_controls, None),
-                                          real, self.sigma, real_logits,
-                                          self.sample_randn(tuple(real.shape), RandomStream.R1, real.dtype)).mean()
-        r2 = approximate_gradient_penalty(lambda x: self.judge(x, t_d, noise_d, text, seg_controls, before),
-                                          fake_seg, self.sigma, fake_logits,
-                                          self.sample_randn(tuple(real.shape), RandomStream.R2, real.dtype)).mean()
+        r1 = approximate_gradient_penalty(lambda x: self.judge(x, t_d, noise_d, text, controls_of(0, n)), real_seg,
+                                          self.sigma, real_logits,
+                                          self.sample_randn(tuple(real.shape), RandomStream.R1, real.dtype)[:, :n]
+                                          ).mean()
+        r2 = approximate_gradient_penalty(lambda x: self.judge(x, t_d, noise_d, text, controls_of(a, b)), fake_seg,
+                                          self.sigma, fake_logits,
+                                          self.sample_randn(tuple(real.shape), RandomStream.R2, real.dtype)[:, :n]
+                                          ).mean()
         total_d = loss_d.mean() + self.r1_gamma * r1 + self.r2_gamma * r2
         self.manual_backward(total_d)
         self._update(opt_d, total_d, self.discriminator.parameters(), "d")
         self.untoggle_optimizer(opt_d)
         self.d_updates += 1
         self.log_dict({"train/loss_d": loss_d.mean(), "train/r1": r1, "train/r2": r2,
-                       "train/logit_real": real_logits.mean(), "train/logit_fake": fake_logits.mean()}, batch_size=B,
-                      sync_dist=True)
+                       "train/logit_real": real_logits.mean(), "train/logit_fake": fake_logits.mean(),
+                       "train/d_accuracy": (real_logits > fake_logits).float().mean()}, batch_size=B, sync_dist=True)
 
-        if self.d_updates % self.d_updates_per_g:
+        if self.d_updates <= self.disc_warmup_steps or self.d_updates % self.d_updates_per_g:
             return
-        # generator: every segment, recomputed with gradients, judged, back-propagated at once
+        # generator: every segment, recomputed with gradients, judged, back-propagated at once; each generated
+        # frame's loss counts once (in the first segment that holds it; overlap frames are context for the next)
         self.toggle_optimizer(opt_g)
         t_g = self.sample_rand(B, RandomStream.G_TIMESTEPS)
         noise_g = self.sample_randn(tuple(real.shape), RandomStream.G_NOISE, real.dtype)
         with torch.no_grad():
-            real_logits = self.judge(real, t_g, noise_g, text, real_controls, None)
+            real_logits = self.judge(real, t_g, noise_g, text, controls_of(0, F))  # (B, F): prefixes judged alike
         total_g = torch.zeros((), device=self.device)
-        for a in starts:
+        judged = 1  # video frames whose loss is counted so far (frame 0 is real)
+        for a, b in spans:
             first = max(a, 1)  # the real first frame (a = 0) takes no gradient
-            frames = regenerate(self.model, ro, first - 1, a + F - 1, self.kv_gradients)  # (B, a+F-first, ...)
-            video = torch.cat([fake[:, a:first], frames], dim=1)  # (B, F, C, H, W)
-            seg_controls = None if controls is None else controls[:, a : a + F]
-            logits = self.judge(video, t_g, noise_g, text, seg_controls, fake[:, a - 1] if a > 0 else None)
-            loss_g, _ = relativistic_losses(logits, real_logits)
-            loss = loss_g[:, first - a :].mean() / len(starts)
+            frames = regenerate(self.model, ro, first - 1, b - 1, self.kv_gradients)  # (B, b - first, C, H, W)
+            video = torch.cat([fake[:, a:first], frames], dim=1)  # (B, b - a, C, H, W)
+            logits = self.judge(video, t_g, noise_g, text, controls_of(a, b))
+            loss_g, _ = relativistic_losses(logits, real_logits[:, : b - a])
+            loss = loss_g[:, judged - a :].sum(1).mean() / (R - 1)
+            judged = b
             self.manual_backward(loss)
             total_g = total_g + loss.detach()
         if self._update(opt_g, total_g, self.model.parameters(), "g"):
@@ -214,17 +237,26 @@ class AdversarialPostTraining(StageModule):
     # ------------------------------------------------------------------------------ validation
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        """Stream each validation clip with 1 NFE from its first frame and actions; MSE against the clip."""
-        error = self.stream_error(batch, batch_idx, steps=1)  # (B, F-1)
+        """Stream each validation clip with 1 NFE after its first `context_frames` frames, driven by its actions:
+        latent MSE against the clip; and the teacher-forced next-frame error beside copying's (`StageModule`)."""
+        error = self.stream_error(batch, batch_idx, steps=1)  # (B, F-K)
         self.log("val/stream_mse_1step", error.mean(), prog_bar=True, batch_size=len(batch), sync_dist=True)
+        B, F = batch.latents.shape[:2]
+        noise = torch.randn((B, F - 1, *batch.latents.shape[2:]), generator=self.validation_generator(batch_idx),
+                            device=self.device)
+        next_error, copy = next_frame_errors(self.sampling_model, batch.latents, batch.text, batch.controls, noise)
+        self.log_dict({"val/next_frame_mse": next_error.mean(), "val/copy_mse": copy.mean()}, batch_size=B,
+                      sync_dist=True)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
         checkpoint["discriminator_config"] = dataclasses.asdict(self.discriminator.backbone.cfg)
-        checkpoint["gan_counters"] = {"bad_steps": self.bad_steps, "d_updates": self.d_updates}
+        checkpoint["gan_counters"] = {"bad_steps_d": self.bad_steps["d"], "bad_steps_g": self.bad_steps["g"],
+                                      "d_updates": self.d_updates}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)
         counters = checkpoint.get("gan_counters", {})
-        self.bad_steps, self.d_updates = counters.get("bad_steps", 0), counters.get("d_updates", 0)
+        self.bad_steps = {"d": counters.get("bad_steps_d", 0), "g": counters.get("bad_steps_g", 0)}
+        self.d_updates = counters.get("d_updates", 0)
 

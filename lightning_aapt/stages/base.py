@@ -23,6 +23,7 @@ from lightning_aapt.diffusion import euler_sample, sample_timesteps, timestep_sc
 from lightning_aapt.inference import StreamingGenerator
 from lightning_aapt.parallel import ParallelConfig, parallelize
 from lightning_aapt.stages.checkpoints import init_backbone_from
+from lightning_aapt.stages.teacher_forcing import next_frame_errors
 
 
 class RandomStream(enum.IntEnum):
@@ -86,12 +87,14 @@ class StageModule(L.LightningModule):
         sample_steps: Euler steps per frame (per clip, bidirectional) when `predict` generates samples.
         parallel: sharding (FSDP2 under ModelParallelStrategy), mixed precision, activation checkpointing and
             compilation of the stage's networks (`lightning_aapt.parallel`).
+        context_frames: real frames a causal stage's evaluation streams start from (fed through the cache); two
+            show the model how things move, which one frame cannot.
     """
 
     def __init__(self, backbone: BackboneConfig, optimizer: OptimizerConfig | None = None,
                  timesteps: TimestepConfig | None = None, ema_decay: float = 0.999, init_from: str | None = None,
                  model_dims: dict[str, int] | None = None, loss_buckets: int = 4, sample_steps: int = 8,
-                 parallel: ParallelConfig | None = None) -> None:
+                 parallel: ParallelConfig | None = None, context_frames: int = 2) -> None:
         super().__init__()
         self.save_hyperparameters()
         for name, value in self.hparams.items():  # plain data, so checkpoints load with weights_only=True
@@ -105,6 +108,9 @@ class StageModule(L.LightningModule):
         self.timestep_cfg = timesteps or TimestepConfig()
         self.ema_decay, self.init_from, self.loss_buckets = ema_decay, init_from, loss_buckets
         self.sample_steps = sample_steps
+        if context_frames < 1:
+            raise ValueError(f"model.init_args.context_frames must be >= 1 (the first frame), got {context_frames}")
+        self.context_frames = context_frames
         self.parallel_cfg = parallel or ParallelConfig()
         self._parallelized = False
         self.model = CausalVideoDiT(backbone)
@@ -174,24 +180,42 @@ class StageModule(L.LightningModule):
                     self.log(name, per_frame.detach()[chosen].mean(), batch_size=int(chosen.sum()))
         return loss
 
-    def per_frame_losses(self, batch, t: Tensor, noise: Tensor) -> Tensor:
-        """The stage's flow-matching loss (B, F) of a batch at timesteps t (B, F) with the given noise."""
+    def trained_frames(self, num_frames: int) -> int:
+        """Positions a clip of `num_frames` frames trains (causal stages: F - 1, frame 0 is only recycled)."""
+        return num_frames
+
+    def per_frame_losses(self, batch, t: Tensor, noise: Tensor, model: torch.nn.Module | None = None) -> Tensor:
+        """The stage's flow-matching loss (B, F') of a batch at timesteps t (B, F') with noise (B, F', C, H, W),
+        F' = `trained_frames(F)`, for `model` (default the trained weights)."""
         raise NotImplementedError
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
         B, F = batch.latents.shape[:2]
-        t = self.draw_timesteps(B, F)
-        noise = self.sample_randn(tuple(batch.latents.shape), RandomStream.NOISE, batch.latents.dtype)
+        trained = self.trained_frames(F)
+        t = self.draw_timesteps(B, trained)
+        noise = self.sample_randn((B, trained, *batch.latents.shape[2:]), RandomStream.NOISE, batch.latents.dtype)
         losses = self.per_frame_losses(batch, t, noise)
         return self.log_losses("train", losses, t, B)
 
     def evaluate(self, split: str, batch, batch_idx: int) -> None:
-        """Loss at fixed noise and one fixed t per clip, so numbers compare across runs and steps."""
+        """Loss at fixed noise and one fixed t per clip, so numbers compare across runs and steps: `<split>/loss`
+        of the weights that are sampled and handed to the next stage (the EMA when there is one) and
+        `<split>/loss_raw` of the trained weights. Causal stages also log `<split>/next_frame_mse`, the latent MSE
+        of the one-step (t = 1) teacher-forced next-frame prediction, beside `<split>/copy_mse`, that of copying
+        the previous frame: a model that has learned no dynamics does not beat the copy."""
         B, F = batch.latents.shape[:2]
+        trained = self.trained_frames(F)
         gen = self.validation_generator(batch_idx)
-        t = torch.rand(B, 1, generator=gen, device=self.device).expand(B, F)
-        noise = torch.randn(batch.latents.shape, generator=gen, device=self.device)
-        self.log_losses(split, self.per_frame_losses(batch, t, noise), t, B)
+        t = torch.rand(B, 1, generator=gen, device=self.device).expand(B, trained)
+        noise = torch.randn((B, trained, *batch.latents.shape[2:]), generator=gen, device=self.device)
+        self.log_losses(split, self.per_frame_losses(batch, t, noise, self.sampling_model), t, B)
+        if self.ema is not None:
+            raw = self.per_frame_losses(batch, t, noise, self.model).mean()
+            self.log(f"{split}/loss_raw", raw, batch_size=B, sync_dist=True)
+        if not self.cfg.bidirectional:  # what the 1-NFE generator does, teacher-forced, against copying
+            error, copy = next_frame_errors(self.sampling_model, batch.latents, batch.text, batch.controls, noise)
+            self.log_dict({f"{split}/next_frame_mse": error.mean(), f"{split}/copy_mse": copy.mean()}, batch_size=B,
+                          sync_dist=True)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self.evaluate("val", batch, batch_idx)
@@ -199,18 +223,21 @@ class StageModule(L.LightningModule):
     def test_step(self, batch, batch_idx: int) -> None:
         self.evaluate("test", batch, batch_idx)
 
-    def stream_from_first_frame(self, batch, steps: int, seed: int) -> Tensor:
-        """The sampling model streams each clip after its first real frame, driven by the clip's own controls
-        (frame f gets controls[f]) with `steps` Euler steps per frame: (B, F-1, C, H, W)."""
+    def stream_after_context(self, batch, steps: int, seed: int) -> Tensor:
+        """The sampling model streams each clip after its first `context_frames` real frames (fed through the
+        cache), driven by the clip's own controls (frame f gets controls[f]), `steps` Euler steps per frame:
+        (B, F-K, C, H, W)."""
+        K = self.context_frames
         gen = StreamingGenerator(self.sampling_model, steps=steps, shift=self.timestep_cfg.shift, seed=seed)
-        gen.reset(batch.text, first_frame=batch.latents[:, 0])
-        controls = None if batch.controls is None else batch.controls[:, 1:]
-        return gen.generate(batch.latents.shape[1] - 1, controls)
+        controls = batch.controls
+        gen.reset(batch.text, context=batch.latents[:, :K], context_controls=None if controls is None
+                  else controls[:, :K])
+        return gen.generate(batch.latents.shape[1] - K, None if controls is None else controls[:, K:])
 
     def stream_error(self, batch, batch_idx: int, steps: int) -> Tensor:
-        """Per-frame latent MSE (B, F-1) of `stream_from_first_frame` against the real clip."""
-        frames = self.stream_from_first_frame(batch, steps, seed=batch_idx)  # (B, F-1, C, H, W)
-        return (frames.float() - batch.latents[:, 1:].float()).pow(2).flatten(2).mean(-1)
+        """Per-frame latent MSE (B, F-K) of `stream_after_context` against the real clip."""
+        frames = self.stream_after_context(batch, steps, seed=batch_idx)  # (B, F-K, C, H, W)
+        return (frames.float() - batch.latents[:, self.context_frames :].float()).pow(2).flatten(2).mean(-1)
 
     @property
     def sampling_model(self) -> CausalVideoDiT:
@@ -220,8 +247,8 @@ class StageModule(L.LightningModule):
     def predict_step(self, batch, batch_idx: int) -> dict:
         """Generate clips for the batch's text and controls: {"keys", "latents" (B, F, C, H, W)}.
 
-        A causal model keeps the clip's first real frame and streams the rest after it (`sample_steps` Euler
-        steps per frame); a bidirectional one samples the whole clip jointly.
+        A causal model keeps the clip's first `context_frames` real frames and streams the rest after them
+        (`sample_steps` Euler steps per frame); a bidirectional one samples the whole clip jointly.
         """
         model = self.sampling_model
         B, F = batch.latents.shape[:2]
@@ -233,8 +260,8 @@ class StageModule(L.LightningModule):
             latents = euler_sample(velocity, noise, timestep_schedule(self.sample_steps, self.timestep_cfg.shift,
                                                                       device=self.device))
         else:
-            streamed = self.stream_from_first_frame(batch, self.sample_steps, seed=batch_idx)
-            latents = torch.cat([batch.latents[:, :1], streamed], dim=1)  # (B, F, C, H, W)
+            streamed = self.stream_after_context(batch, self.sample_steps, seed=batch_idx)
+            latents = torch.cat([batch.latents[:, : self.context_frames], streamed], dim=1)  # (B, F, C, H, W)
         return {"keys": batch.keys, "latents": latents}
 
     def update_averages(self) -> None:

@@ -20,9 +20,9 @@ from torch import Tensor
 from lightning_aapt.backbone import BackboneConfig
 from lightning_aapt.diffusion import add_noise, shift_time
 from lightning_aapt.parallel import ParallelConfig
-from lightning_aapt.stages.adaptation import teacher_forced_recycled
 from lightning_aapt.stages.base import OptimizerConfig, StageModule, TimestepConfig
 from lightning_aapt.stages.checkpoints import load_backbone
+from lightning_aapt.stages.teacher_forcing import teacher_forcing
 
 
 class ConsistencyDistillation(StageModule):
@@ -43,9 +43,10 @@ class ConsistencyDistillation(StageModule):
                  model_dims: dict[str, int] | None = None, loss_buckets: int = 4, sample_steps: int = 4,
                  teacher_from: str | None = None, grid_steps: int = 32, target_ema_decay: float = 0.0,
                  loss: Literal["l2", "pseudo_huber"] = "pseudo_huber", huber_c: float = 0.00054,
-                 eval_steps: tuple[int, ...] = (1, 2, 4), parallel: ParallelConfig | None = None) -> None:
+                 eval_steps: tuple[int, ...] = (1, 2, 4), parallel: ParallelConfig | None = None,
+                 context_frames: int = 2) -> None:
         super().__init__(backbone, optimizer, timesteps, ema_decay, init_from, model_dims, loss_buckets, sample_steps,
-                         parallel)
+                         parallel, context_frames)
         source = teacher_from or init_from
         if source is None:
             raise ValueError("stage 2 needs a teacher: set model.init_args.init_from (or teacher_from) to the "
@@ -79,21 +80,26 @@ class ConsistencyDistillation(StageModule):
             return mse
         return torch.sqrt(mse + self.huber_c**2) - self.huber_c
 
-    def per_frame_losses(self, batch, t: Tensor, noise: Tensor) -> Tensor:
-        """`t` (B, F) is snapped to the grid point t_n at or above it; the pair is (t_n, t_{n-1})."""
-        x0, text, controls = batch.latents, batch.text, batch.controls
+    def trained_frames(self, num_frames: int) -> int:
+        return num_frames - 1
+
+    def per_frame_losses(self, batch, t: Tensor, noise: Tensor, model=None) -> Tensor:
+        """`t` (B, F-1) is snapped to the grid point t_n at or above it; the pair is (t_n, t_{n-1}). `model` is the
+        student (default the trained weights); the stop-gradient target is the same network."""
+        student_net = model or self.model
+        x0, recycled, controls = teacher_forcing(batch.latents, batch.controls)  # (B, F-1, C, H, W)
+        text = batch.text
         grid = self.grid()
         n = torch.searchsorted(grid, t[:, :1].contiguous()).clamp(1, self.grid_steps)  # (B, 1)
         t_n = grid[n].expand_as(t)  # (B, F)
         t_prev = grid[n - 1].expand_as(t)
-        recycled = teacher_forced_recycled(x0)
         x_n = add_noise(x0, noise, t_n)
         with torch.no_grad():
             x_prev = x_n + (t_prev - t_n)[..., None, None, None] * self.teacher(x_n, t_n, recycled, text, controls)
-            target_net = self.target if self.target is not None else self.model
+            target_net = self.target if self.target is not None else student_net
             v_prev = target_net(x_prev, t_prev, recycled, text, controls)
             target = x_prev - t_prev[..., None, None, None] * v_prev  # f(x, 0) = x where t_prev = 0
-        student = x_n - t_n[..., None, None, None] * self.model(x_n, t_n, recycled, text, controls)
+        student = x_n - t_n[..., None, None, None] * student_net(x_n, t_n, recycled, text, controls)
         return self.distance(student, target)
 
     def update_averages(self) -> None:

@@ -19,7 +19,7 @@ class BidirectionalPretraining(StageModule):
             raise ValueError("stage 0 trains the pretrained-teacher form: set model.backbone.bidirectional=true "
                              "and model.backbone.recycled_input=false")
 
-    def per_frame_losses(self, batch, t, noise):
+    def per_frame_losses(self, batch, t, noise, model=None):
         x0 = batch.latents  # (B, F, C, H, W)
-        v = self.model(add_noise(x0, noise, t), t, None, batch.text, batch.controls)
+        v = (model or self.model)(add_noise(x0, noise, t), t, None, batch.text, batch.controls)
         return flow_matching_loss(v, x0, noise)  # (B, F)

@@ -57,4 +57,5 @@ def test_two_ranks_equal_one_and_the_cache_changes_nothing(toy_data, tmp_path):
         assert clips_used == 8, key
         assert values.keys() == single.keys()
         for name, value in single.items():
-            assert values[name] == pytest.approx(value, rel=1e-9, abs=1e-12), (key, name)
+            # float32 features from processes with other thread counts differ in the last bits (seen: 1.2e-9)
+            assert values[name] == pytest.approx(value, rel=1e-7, abs=1e-12), (key, name)

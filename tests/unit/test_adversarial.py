@@ -48,6 +48,32 @@ def test_discriminator_logits_of_past_frames_ignore_future_frames():
             assert not torch.allclose(after[:, f + 1], logits[:, f + 1])
 
 
+def test_discriminator_sees_a_video_only_through_its_noised_frames():
+    """At t = 1 the noised frames are pure noise, so two different videos must get the same logits: no clean copy
+    of a frame reaches D (through the recycled channels or otherwise), and a segment cut from the middle of a
+    long rollout is presented exactly like a real clip."""
+    disc = tiny_discriminator()
+    assert disc.backbone.recycled_embed.weight.abs().sum() > 0  # the channel exists and is not what makes it pass
+    gen = torch.Generator().manual_seed(1)
+    a, b, noise = (torch.randn(2, 5, 4, *LATENT, generator=gen) for _ in range(3))
+    text, controls = torch.randn(2, 5, 16, generator=gen), torch.randn(2, 5, 3, generator=gen)
+    with torch.no_grad():
+        torch.testing.assert_close(disc(a, torch.ones(2), noise, text, controls),
+                                   disc(b, torch.ones(2), noise, text, controls))
+        assert not torch.allclose(disc(a, torch.full((2,), 0.5), noise, text, controls),
+                                  disc(b, torch.full((2,), 0.5), noise, text, controls))
+
+
+def test_a_short_segment_is_judged_as_the_same_length_prefix():
+    disc = tiny_discriminator()
+    gen = torch.Generator().manual_seed(2)
+    video, noise = torch.randn(2, 6, 4, *LATENT, generator=gen), torch.randn(2, 6, 4, *LATENT, generator=gen)
+    t, text, controls = torch.rand(2, generator=gen), torch.randn(2, 5, 16, generator=gen), torch.randn(2, 6, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(disc(video[:, :3], t, noise, text, controls[:, :3]),
+                                   disc(video, t, noise, text, controls)[:, :3])
+
+
 def test_approximated_r1_tends_to_the_exact_r1():
     disc = tiny_discriminator(attention_backend="reference").double()  # double backward needs the einsum path
     gen = torch.Generator().manual_seed(1)

@@ -12,6 +12,7 @@ import torch
 from datamodules.shards import ShardWriter, read_manifest
 from datamodules.toy_world import encode_frames, render_clip, spec_from_manifest
 from datamodules.web_video import ClipShapes, ClipStream, DataError, WebVideoDataModule
+from lightning_aapt.codecs import codec_from_manifest, latent_stats_from_manifest
 from lightning_aapt.world import simulate
 from tests.conftest import TINY_SPEC
 
@@ -127,3 +128,39 @@ def test_written_tar_holds_the_documented_members(toy_data):
         latents = np.load(io.BytesIO(tar.extractfile(f"{key}.latents.npy").read()))
     assert {n.split(".", 1)[1] for n in names} == {"latents.npy", "text.npy", "controls.npy", "json"}
     assert latents.dtype == np.float16 and meta["source"] == "toy-world" and "scene_seed" in meta["world"]
+
+
+def test_data_module_serves_unit_scale_latents_that_decode_to_the_frames(toy_data):
+    """`prepare` records per-channel statistics of the training latents; the data module serves them normalised
+    (mean 0, std 1 per channel over the training split) and the manifest's codec decodes them to the frames."""
+    dm = WebVideoDataModule(str(toy_data), num_frames=8)
+    manifest = read_manifest(toy_data)
+    assert len(manifest["latent_stats"]["mean"]) == len(manifest["latent_stats"]["std"]) == 48
+    stream = ClipStream(dm.urls("train"), dm.shapes, 8, resampled=False, shuffle=False, random_crop=False,
+                        stats=dm.latent_stats)
+    clips = list(stream)
+    latents = torch.stack([c["latents"] for c in clips]).double()  # (N, F, C, h, w)
+    per_channel = latents.transpose(0, 2).flatten(1)  # (C, N*F*h*w)
+    torch.testing.assert_close(per_channel.mean(1), torch.zeros(48, dtype=torch.float64), atol=1e-3, rtol=0)
+    torch.testing.assert_close(per_channel.std(1, correction=0), torch.ones(48, dtype=torch.float64), atol=1e-3,
+                               rtol=0)
+    raw_dc = torch.stack([c["latents"] for c in one_pass(toy_data, "train")])[:, :, 0]
+    assert raw_dc.mean() < -0.3  # the stored latents are far from unit scale: the normalisation is doing work
+    codec = codec_from_manifest(manifest)
+    spec = spec_from_manifest(toy_data)
+    for clip in clips[:3]:
+        episode = simulate(clip["meta"]["world"]["scene_seed"], clip["controls"].numpy(), spec.world)
+        pixels = (codec.decode(clip["latents"][None]) * 255).round().byte()[0].permute(0, 2, 3, 1).numpy()
+        assert np.abs(pixels.astype(int) - episode.frames.astype(int)).max() <= 1
+        reencoded = codec.encode(torch.from_numpy(episode.frames).permute(0, 3, 1, 2)[None].float() / 255)
+        torch.testing.assert_close(reencoded[0], clip["latents"], atol=2e-2, rtol=0)
+
+
+def test_manifest_without_statistics_serves_raw_latents(toy_data):
+    manifest = read_manifest(toy_data)
+    del manifest["latent_stats"]
+    stats = latent_stats_from_manifest(manifest)
+    assert stats.mean == (0.0,) * 48 and stats.std == (1.0,) * 48
+    manifest["latent_stats"] = {"mean": [0.0] * 48, "std": [1.0] * 47}
+    with pytest.raises(ValueError, match="latent_stats"):
+        latent_stats_from_manifest(manifest)

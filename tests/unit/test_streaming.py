@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from lightning_aapt.inference import StreamingGenerator
+from lightning_aapt.stages.teacher_forcing import teacher_forcing
 from tests.helpers import LATENT, tiny_model
 
 pytestmark = pytest.mark.unit
@@ -31,17 +32,6 @@ def test_one_nfe_stream_equals_one_parallel_pass(window):
     torch.testing.assert_close(frames, parallel, atol=1e-5, rtol=1e-5)
 
 
-def test_first_frame_enters_through_the_recycled_channels():
-    model = tiny_model(window_frames=4, sink_frames=1)
-    gen = StreamingGenerator(model, steps=1)
-    text, first, noise = torch.randn(1, 5, 16), torch.randn(1, 4, *LATENT), torch.randn(1, 4, *LATENT)
-    gen.reset(text, first_frame=first)
-    out = gen.step(noise=noise)
-    with torch.no_grad():
-        expected = noise - model(noise[:, None], torch.ones(1, 1), first[:, None], text)[:, 0]
-    torch.testing.assert_close(out, expected, atol=1e-6, rtol=1e-6)
-
-
 def test_k_steps_use_k_evaluations_and_store_one_entry_per_frame():
     model = tiny_model(window_frames=4, sink_frames=1)
     calls = count_forwards(model)
@@ -52,25 +42,53 @@ def test_k_steps_use_k_evaluations_and_store_one_entry_per_frame():
     assert len(calls) == 28 and gen.num_frames == 7
 
 
-def test_k_step_cache_entry_is_the_last_evaluation():
-    """Frame f's cached keys equal those of a parallel pass fed the last Euler step's input of each frame."""
-    model = tiny_model(window_frames=None, sink_frames=1)
-    inputs_seen = []
-    model.register_forward_pre_hook(lambda _m, args, kwargs: inputs_seen.append(
-        (args[0].clone(), args[1].clone(), kwargs.get("cache_write", True))), with_kwargs=True)
+def record_calls(model):
+    """Every forward's (latents, timesteps, recycled, output)."""
+    calls = []
+    model.register_forward_hook(lambda _m, args, out: calls.append(
+        (args[0].clone(), args[1].clone(), args[2].clone(), out.clone())))
+    return calls
+
+
+@pytest.mark.parametrize(("steps", "window"), [(1, 3), (3, 3), (3, None)])
+def test_streaming_presents_what_teacher_forced_training_presented(steps, window):
+    """After real context frames, every Euler evaluation of a new frame equals the training forward (one t per
+    clip, the `teacher_forcing` layout) at that evaluation's t, fed the context frames as the generator noised
+    them: same frames at the same positions, the context at the query's noise level, the first frame recycled."""
+    model = tiny_model(window_frames=window, sink_frames=1, control_dim=3)
+    calls = record_calls(model)
+    gen = StreamingGenerator(model, steps=steps, shift=2.0, seed=3)
+    x0, text, controls = torch.randn(2, 6, 4, *LATENT), torch.randn(2, 5, 16), torch.randn(2, 6, 3)
+    gen.reset(text, context=x0[:, :5], context_controls=controls[:, :5])
+    assert len(calls) == 4 * steps and gen.num_frames == 4  # frames 1..4 observed at every level; frame 0 recycled
+    frame = gen.step(controls[:, 5])
+    observed, generated = calls[: 4 * steps], calls[4 * steps :]
+    assert len(generated) == steps
+    tf = teacher_forcing(x0, controls)  # positions 0..4 = frames 1..5, recycling frames 0..4
+    for level in range(steps):
+        t_level = gen.schedule[level]
+        context = [observed[f * steps + level] for f in range(4)]
+        assert all(torch.equal(c[1], torch.full((2, 1), t_level.item())) for c in context)  # at the query's t
+        x_query, t_query, recycled_query, v_query = generated[level]
+        assert torch.equal(t_query, torch.full((2, 1), t_level.item()))
+        latents = torch.cat([c[0] for c in context] + [x_query], dim=1)  # (B, 5, C, H, W)
+        recycled = torch.cat([c[2] for c in context] + [recycled_query], dim=1)
+        torch.testing.assert_close(recycled, tf.recycled)  # the real previous frames, frame 0 at position 0
+        with torch.no_grad():
+            v_train = model(latents, t_level.expand(2, 5), tf.recycled, text, tf.controls)
+        torch.testing.assert_close(v_query, v_train[:, -1:], atol=1e-5, rtol=1e-5)
+    assert torch.isfinite(frame).all()
+
+
+def test_every_level_keeps_its_own_cache():
+    model = tiny_model(window_frames=4, sink_frames=1)
     gen = StreamingGenerator(model, latent_size=LATENT, steps=3)
-    text = torch.randn(1, 5, 16)
-    gen.reset(text)
-    frames = gen.generate(4)
-    written = [(x, t) for x, t, write in inputs_seen if write]
-    assert len(written) == 4
-    x = torch.cat([w[0] for w in written], dim=1)
-    t = torch.cat([w[1] for w in written], dim=1)
-    recycled = torch.cat([torch.zeros_like(frames[:, :1]), frames[:, :-1]], dim=1)
-    reference = model.new_cache(1)
-    with torch.no_grad():
-        model(x, t, recycled, text, cache=reference)
-    torch.testing.assert_close(reference.keys[-1][:, :, :4], gen.cache.keys[-1][:, :, :4], atol=1e-5, rtol=1e-5)
+    gen.reset(torch.randn(1, 5, 16))
+    gen.generate(2)
+    assert len(gen.caches) == 3 and all(c.num_frames == 2 for c in gen.caches)
+    assert not torch.equal(gen.caches[0].keys[0][:, :, :2], gen.caches[2].keys[0][:, :, :2])
+    with pytest.raises(AttributeError, match="caches"):
+        gen.cache  # noqa: B018
 
 
 def test_step_before_reset_is_an_error():

@@ -1,10 +1,12 @@
 """Student forcing: the parallel recomputation reproduces the rollout; gradients go only where allowed."""
 
+import itertools
+
 import pytest
 import torch
 
 from lightning_aapt.adversarial.rollout import extend_controls, regenerate, rollout
-from lightning_aapt.stages.adversarial import segment_starts
+from lightning_aapt.stages.adversarial import segments
 from tests.helpers import LATENT, tiny_model
 
 pytestmark = pytest.mark.unit
@@ -68,12 +70,24 @@ def test_recycled_frames_and_context_before_the_span_carry_no_gradient():
     assert not ro.recycled.requires_grad and ro.recycled.grad is None  # ...but no gradient into recycled frames
 
 
-def test_segments_cover_the_video_with_overlap():
-    assert segment_starts(8, 8, 1) == [0]
-    assert segment_starts(16, 8, 1) == [0, 7, 8]
-    assert segment_starts(15, 8, 1) == [0, 7]
+@pytest.mark.parametrize(("frames", "segment", "overlap"), [(8, 8, 1), (15, 8, 1), (16, 8, 1), (120, 30, 6),
+                                                            (5, 8, 1), (23, 8, 2)])
+def test_segments_cover_the_video_sharing_exactly_the_overlap(frames, segment, overlap):
+    spans = segments(frames, segment, overlap)
+    assert spans[0][0] == 0 and spans[-1][1] == frames
+    assert all(0 < b - a <= segment for a, b in spans)
+    for (_, stop), (start, _) in itertools.pairwise(spans):
+        assert stop - start == overlap  # consecutive segments share the overlap, no more
+    stops = [0, *(b for _, b in spans[:-1])]
+    new = [b - max(a, prev) for (a, b), prev in zip(spans, stops, strict=True)]
+    assert sum(new) == frames  # every frame is new in exactly one segment
+
+
+def test_segments_of_two_clips_minus_the_overlap_are_two():
+    assert segments(15, 8, 1) == [(0, 8), (7, 15)]
+    assert segments(16, 8, 1) == [(0, 8), (7, 15), (14, 16)]  # the remainder is a short segment
     with pytest.raises(ValueError, match="segment_overlap"):
-        segment_starts(16, 8, 8)
+        segments(16, 8, 8)
 
 
 def test_controls_extend_back_and_forth():

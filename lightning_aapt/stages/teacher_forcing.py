@@ -1,0 +1,45 @@
+"""Teacher forcing: how a clip of real frames is laid out for the causal model (the one definition).
+
+Notation: B batch, F clip frames, C latent channels, H/W latent height/width, A control width.
+
+A clip of F frames trains positions 0..F-2 = frames 1..F-1, each recycling the real frame before it (frames
+0..F-2) and driven by its own controls (frame f with controls[f]). Frame 0 is never a target, as at inference,
+where the user's first frame enters through the recycled channels of the first pass (AAPT) and is never
+generated: no loss is spent on an unconditional frame that streaming never makes, and position 0 (the sink)
+holds the same kind of frame in training, streaming (`StreamingGenerator`) and the stage-3 rollout.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+
+class TeacherForcing(NamedTuple):
+    """The inputs of a teacher-forced clip, one entry per trained position (F - 1 of them)."""
+
+    targets: Tensor  # (B, F-1, C, H, W): frames 1..F-1
+    recycled: Tensor  # (B, F-1, C, H, W): frames 0..F-2, each the ground truth before its target
+    controls: Tensor | None  # (B, F-1, A): controls[1..F-1]
+
+
+def teacher_forcing(latents: Tensor, controls: Tensor | None) -> TeacherForcing:
+    """The streaming layout of a clip: latents (B, F, C, H, W), controls (B, F, A) -> F - 1 trained positions."""
+    if latents.shape[1] < 2:
+        raise ValueError(f"teacher forcing needs clips of at least 2 frames (data.num_frames); got {latents.shape[1]}")
+    return TeacherForcing(latents[:, 1:], latents[:, :-1], None if controls is None else controls[:, 1:])
+
+
+@torch.no_grad()
+def next_frame_errors(model: torch.nn.Module, latents: Tensor, text: Tensor, controls: Tensor | None,
+                      noise: Tensor) -> tuple[Tensor, Tensor]:
+    """One-step (t = 1) teacher-forced next-frame prediction x0 = noise - v against the truth, and the floor of
+    copying the previous frame: two per-frame latent MSEs (B, F-1). `noise` (B, F-1, C, H, W)."""
+    tf = teacher_forcing(latents, controls)
+    B, n = tf.targets.shape[:2]
+    predicted = noise - model(noise, noise.new_ones(B, n), tf.recycled, text, tf.controls)
+    error = (predicted.float() - tf.targets.float()).pow(2).flatten(2).mean(-1)
+    copy = (tf.recycled.float() - tf.targets.float()).pow(2).flatten(2).mean(-1)
+    return error, copy

@@ -1,0 +1,30 @@
+"""Stage 3's bookkeeping: non-finite guards per network, discriminator warm-up."""
+
+import pytest
+import torch
+
+from lightning_aapt.backbone import BackboneConfig
+from lightning_aapt.stages import AdversarialPostTraining
+
+pytestmark = pytest.mark.unit
+
+
+def tiny_stage3(**kwargs) -> AdversarialPostTraining:
+    cfg = BackboneConfig.preset("tiny", bidirectional=False, recycled_input=True, window_frames=4, sink_frames=1)
+    return AdversarialPostTraining(cfg, max_bad_steps=3, **kwargs)
+
+
+def test_a_generator_that_is_never_finite_aborts_although_the_discriminator_steps_fine():
+    module = tiny_stage3()
+    opt_g = torch.optim.SGD(module.model.parameters(), lr=0.0)
+    opt_d = torch.optim.SGD(module.discriminator.parameters(), lr=0.0)
+    with pytest.raises(RuntimeError, match="non-finite G losses"):
+        for _ in range(5):  # D and G alternate, as in training_step; only G is bad
+            assert module._update(opt_d, torch.tensor(0.7), module.discriminator.parameters(), "d")
+            assert not module._update(opt_g, torch.tensor(float("nan")), module.model.parameters(), "g")
+    assert module.bad_steps == {"d": 0, "g": 3}
+
+
+def test_discriminator_warmup_must_not_be_negative():
+    with pytest.raises(ValueError, match="disc_warmup_steps"):
+        tiny_stage3(disc_warmup_steps=-1)
