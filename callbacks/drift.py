@@ -79,12 +79,13 @@ def drift_of_module(module: L.LightningModule, data_dir: str | Path, batch, hori
     model = module.sampling_model
     steps = steps or getattr(module, "sample_steps", 1)
     shift = module.timestep_cfg.shift
+    context = module.context_frames
     clip_frames = batch.latents.shape[1]
     frames, window = horizon * clip_frames, window or clip_frames
     name = metric_name(extractor) if extractor is not None else "fd"
     if "toy_world" in manifest:
         from datamodules.toy_world import clip_seeds, spec_from_manifest
-        from lightning_aapt.inference.toy_eval import policy_actions, stream_toy_clips
+        from lightning_aapt.inference.toy_eval import policy_actions, score_toy_video, stream_toy_clips
         from lightning_aapt.world import simulate
 
         toy = spec_from_manifest(data_dir)
@@ -92,25 +93,28 @@ def drift_of_module(module: L.LightningModule, data_dir: str | Path, batch, hori
         actions = policy_actions([a for _, a in seeds], frames, toy.persistence)  # (2B, T, 2)
         stream = stream_toy_clips(model, codec, toy.text_encoder(), toy.world,
                                   [s for s, _ in seeds[:num_clips]], actions[:num_clips], steps=steps, shift=shift,
-                                  seed=seed)
+                                  seed=seed, context_frames=context)
         reference = np.stack([simulate(s, a.numpy(), toy.world).frames for (s, _), a
                               in zip(seeds[num_clips:], actions[num_clips:], strict=True)])
         reference = torch.from_numpy(reference).permute(0, 1, 4, 2, 3).float() / 255  # (B, T, 3, S, S)
         real_latents = codec.encode(reference)
-        report = long_horizon_drift(stream.generated, reference, window, extractor, name, stream.latents,
-                                    real_latents, stream.truth, stream.agent_pos, fps=manifest.get("fps"))
-        floor = long_horizon_drift(stream.truth, reference, window, extractor, name, codec.encode(stream.truth),
-                                   real_latents, stream.truth, stream.agent_pos, fps=manifest.get("fps"))
+        fps = manifest.get("fps")
+        report = score_toy_video(stream.generated, stream, window, extractor, reference, stream.latents, real_latents,
+                                 fps)
+        floor = score_toy_video(stream.truth, stream, window, extractor, reference, codec.encode(stream.truth),
+                                real_latents, fps)
         return report, {"generated": stream.generated, "truth": stream.truth, "floor": floor}
     gen = StreamingGenerator(model, steps=steps, shift=shift, seed=seed)
     batch_latents = batch.latents[:num_clips]
-    gen.reset(batch.text[:num_clips], first_frame=batch_latents[:, 0])
-    controls = None if batch.controls is None else extend_controls(batch.controls[:num_clips, 1:], frames - 1)
-    latents = torch.cat([batch_latents[:, :1], gen.generate(frames - 1, controls)], dim=1).float().cpu()
+    controls = None if batch.controls is None else extend_controls(batch.controls[:num_clips], frames)
+    gen.reset(batch.text[:num_clips], context=batch_latents[:, :context],
+              context_controls=None if controls is None else controls[:, :context])
+    later = None if controls is None else controls[:, context:]
+    latents = torch.cat([batch_latents[:, :context], gen.generate(frames - context, later)], dim=1).float().cpu()
     generated = codec.decode(latents)
     real = codec.decode(batch_latents.float().cpu())
     report = long_horizon_drift(generated, real, window, extractor, name, latents, batch_latents.float().cpu(),
-                                fps=manifest.get("fps"))
+                                fps=manifest.get("fps"), first=context)
     return report, {"generated": generated, "truth": None, "floor": None}
 
 

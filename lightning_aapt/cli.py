@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from lightning_aapt.backbone import PRESETS, BackboneConfig, CausalVideoDiT
+from lightning_aapt.files import write_atomic
 from lightning_aapt.inference import StreamingGenerator
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
@@ -199,15 +200,20 @@ def pipeline(argv: list[str]) -> int:
 
 
 def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
-    """Stream the causal stages far past the clip length next to the toy truth; write a report and a video."""
+    """Stream the causal stages far past the clip length after K real context frames, next to the toy world's
+    re-rendered truth and the floors (repeat the last context frame; perfect physics); write a report and a video."""
     import json
+
+    import numpy as np
 
     from datamodules.shards import read_manifest
     from datamodules.toy_world import clip_seeds, spec_from_manifest
     from lightning_aapt.codecs import codec_from_manifest
-    from lightning_aapt.inference.toy_eval import policy_actions, stream_toy_clips
+    from lightning_aapt.inference.toy_eval import floor_videos, policy_actions, score_toy_video, stream_toy_clips
     from lightning_aapt.inference.video import to_uint8, write_video
+    from lightning_aapt.metrics.extractors import make_extractor
     from lightning_aapt.stages.checkpoints import load_backbone
+    from lightning_aapt.world import simulate
 
     report = spec.get("report", {})
     data = Path(report.get("data_dir", "data/toy"))
@@ -215,36 +221,62 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     codec = codec_from_manifest(read_manifest(data))
     clip_frames = int(report.get("clip_frames", 8))
     frames = int(report.get("frames", 10 * clip_frames))
-    seeds = [clip_seeds(toy, "val", i) for i in range(int(report.get("clips", 8)))]
+    context = int(report.get("context_frames", 2))
+    clips = int(report.get("clips", 8))
+    seeds = [clip_seeds(toy, "val", i) for i in range(2 * clips)]  # the second half: the FD's real reference
     actions = policy_actions([a for _, a in seeds], frames, toy.persistence)
+    reference = torch.from_numpy(np.stack([simulate(s, a.numpy(), toy.world).frames for (s, _), a
+                                           in zip(seeds[clips:], actions[clips:], strict=True)]))
+    reference = reference.permute(0, 1, 4, 2, 3).float() / 255  # (B, T, 3, S, S)
+    scenes, actions = [s for s, _ in seeds[:clips]], actions[:clips]
+    extractor = make_extractor("rand3d", None, flag="report")
     window = clip_frames
-    lines = [f"## Long streams: {frames} frames ({frames // clip_frames}x the {clip_frames}-frame training clips), "
-             f"{len(seeds)} validation scenes, truth re-rendered by the toy world", "",
-             "| stage | steps/frame | pixel MSE, frames 1-{w} | pixel MSE, last {w} frames | ratio | ms/frame "
-             "| KV cache (window full → end) |".replace("{w}", str(window)), "|---|---|---|---|---|---|---|"]
-    results = {}
+    results, rows, stream = {}, [], None
     for entry in report.get("streams", []):
         name, steps = entry["stage"], int(entry["steps"])
         model = load_backbone(exp / name / "checkpoints" / "last.ckpt").eval()
-        stream = stream_toy_clips(model, codec, toy.text_encoder(), toy.world, [s for s, _ in seeds],
-                                  actions, steps=steps, progress=False)
-        error = stream.frame_error()
-        first, last = error[1 : window + 1].mean().item(), error[-window:].mean().item()
-        results[name] = {"steps": steps, "mse_first": first, "mse_last": last, "ms_per_frame":
-                         1e3 * stream.seconds_per_frame, "frame_mse": error.tolist(),
-                         "cache_bytes": list(stream.cache_bytes)}
-        kib = [b / 1024 for b in stream.cache_bytes]
-        lines.append(f"| {name} | {steps} | {first:.4f} | {last:.4f} | {last / max(first, 1e-12):.2f} | "
-                     f"{1e3 * stream.seconds_per_frame:.1f} | {kib[0]:.0f} KiB → {kib[1]:.0f} KiB |")
+        stream = stream_toy_clips(model, codec, toy.text_encoder(), toy.world, scenes, actions, steps=steps,
+                                  context_frames=context)
+        curves = score_toy_video(stream.generated, stream, window, extractor, reference)
+        results[name] = {"steps": steps, "ms_per_frame": 1e3 * stream.seconds_per_frame,
+                         "cache_bytes": list(stream.cache_bytes), **curves.to_dict()}
+        rows.append((name, str(steps), curves, f"{1e3 * stream.seconds_per_frame:.1f}"))
         if entry.get("video"):
             write_video(exp / entry["video"], to_uint8(stream.side_by_side()), fps=8, scale=4)
-            lines.append(f"|  | video: {exp / entry['video']} (generated left, truth right) | | | | | |")
+    if stream is not None:
+        for name, video in floor_videos(stream, scenes, actions, toy.world).items():
+            curves = score_toy_video(video, stream, window, extractor, reference)
+            results[name] = curves.to_dict()
+            rows.append((f"*{name.replace('_', ' ')}* (floor)", "–", curves, "–"))
+        curves = score_toy_video(stream.truth, stream, window, extractor, reference)
+        results["truth"] = curves.to_dict()
+        rows.append(("*the truth itself*", "–", curves, "–"))
+    fd = next((k for k in (rows[0][2].curves if rows else {}) if k.startswith("fd")), "fd")
+    lines = [f"## Long streams: {frames} frames ({frames // clip_frames}x the {clip_frames}-frame training clips) "
+             f"after {context} real context frames, {clips} validation scenes, truth re-rendered by the toy world",
+             "", f"Each cell: first window → last window ({window} frames each); agent error also over the whole "
+             f"stream. {fd}: {clips} streams against {clips} other scenes' truth.", "",
+             f"| model | NFE/frame | agent error px (whole stream) | action following px | sharpness | pixel MSE "
+             f"| {fd} | ms/frame |", "|---|---|---|---|---|---|---|---|"]
+
+    def cell(curves, key: str, digits: int) -> str:
+        values = curves.curves.get(key)
+        return "–" if not values else f"{values[0]:.{digits}f} → {values[-1]:.{digits}f}"
+
+    for name, steps, curves, ms in rows:
+        agent = curves.curves["agent_error_px"]
+        lines.append(f"| {name} | {steps} | {cell(curves, 'agent_error_px', 2)} ({sum(agent) / len(agent):.2f}) | "
+                     f"{cell(curves, 'action_following_px', 2)} | {cell(curves, 'sharpness', 2)} | "
+                     f"{cell(curves, 'pixel_mse_truth', 4)} | {cell(curves, fd, 3)} | {ms} |")
+    for entry in report.get("streams", []):
+        if entry.get("video"):
+            lines.append(f"\nvideo: {exp / entry['video']} ({entry['stage']}, generated left, truth right)")
     stages = " · ".join(f"{n} {r['seconds']:.0f} s" for n, r in finished.items())
-    lines += ["", f"stage times: {stages}; ms/frame is the network time for all {len(seeds)} scenes together, "
+    lines += ["", f"stage times: {stages}; ms/frame is the network time for all {clips} scenes together, "
               "decode excluded"]
-    (exp / "summary.json").write_text(json.dumps({"stages": finished, "streams": results}, indent=2))
+    write_atomic(exp / "summary.json", json.dumps({"stages": finished, "streams": results}, indent=2).encode())
     text = "\n".join(lines)
-    (exp / "summary.md").write_text(text + "\n")
+    write_atomic(exp / "summary.md", (text + "\n").encode())
     return text
 
 
@@ -269,6 +301,8 @@ def sample(argv: list[str]) -> int:
     parser.add_argument("--clip", type=int, default=0, help="validation scene whose first frame and caption start")
     parser.add_argument("--actions", type=Path, help=".npy (T, 2) actions; default the scripted policy")
     parser.add_argument("--seed", type=int, default=0, help="noise seed")
+    parser.add_argument("--context", type=int, default=2, help="real frames the stream starts from (fed through "
+                        "the cache)")
     parser.add_argument("--scale", type=int, default=4, help="pixel upscaling of the written video")
     args = parser.parse_args(argv)
     model = load_backbone(args.ckpt).eval()
@@ -284,12 +318,13 @@ def sample(argv: list[str]) -> int:
     else:
         actions = policy_actions([action_seed], args.frames, toy.persistence)
     stream = stream_toy_clips(model, codec_from_manifest(read_manifest(args.data)), toy.text_encoder(), toy.world,
-                              [scene], actions,
-                              steps=args.steps, seed=args.seed, progress=True)
+                              [scene], actions, steps=args.steps, seed=args.seed, progress=True,
+                              context_frames=args.context)
     write_video(args.out, to_uint8(stream.side_by_side()), fps=8, scale=args.scale)
-    error = stream.frame_error()
-    print(f"wrote {args.out}: {args.frames} frames (generated left, truth right); pixel MSE vs truth "
-          f"{error[1:9].mean():.4f} (frames 1-8) -> {error[-8:].mean():.4f} (last 8); "
+    error = stream.frame_error()[args.context :]
+    print(f"wrote {args.out}: {args.frames} frames (generated left, truth right, {args.context} real context "
+          f"frames); pixel MSE vs truth {error[:8].mean():.4f} (first 8 generated) -> {error[-8:].mean():.4f} "
+          "(last 8); "
           f"{1e3 * stream.seconds_per_frame:.1f} ms/frame ({args.steps} NFE, decode excluded)")
     return 0
 

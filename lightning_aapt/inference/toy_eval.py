@@ -18,6 +18,8 @@ import torch
 from lightning_aapt.backbone import CausalVideoDiT
 from lightning_aapt.codecs import LatentCodec
 from lightning_aapt.inference.streaming import StreamingGenerator
+from lightning_aapt.metrics.drift import DriftReport, long_horizon_drift
+from lightning_aapt.metrics.extractors import metric_name
 from lightning_aapt.text import TextEncoder
 from lightning_aapt.world import WorldConfig, scripted_actions, simulate
 
@@ -85,3 +87,33 @@ def stream_toy_clips(model: CausalVideoDiT, codec: LatentCodec, encoder: TextEnc
     generated = torch.cat([truth[:, :K], codec.decode(latents[:, K:])], dim=1)
     agent_pos = torch.from_numpy(np.stack([e.agent_pos for e in episodes])).float()
     return ToyStream(generated, truth, latents, agent_pos, seconds, (filled, gen.memory_bytes()), K)
+
+
+def floor_videos(stream: ToyStream, scene_seeds: list[int], actions: torch.Tensor, world: WorldConfig,
+                 seed: int = 0) -> dict[str, torch.Tensor]:
+    """What a generator is compared with, videos (B, T, 3, S, S) sharing the stream's K context frames:
+    - "repeat": the last context frame, repeated;
+    - "perfect_physics": the world's own physics from the true state at frame K-1, with the sprites' velocities
+      redrawn from the prior (a perfect simulator that does not read motion from the context; the agent follows
+      its true actions). With one context frame nothing better is possible; more context reveals the motion, and
+      a generator that reads it beats this floor.
+    """
+    K = stream.context_frames
+    repeat = stream.truth.clone()
+    repeat[:, K:] = stream.truth[:, K - 1 : K]
+    physics = np.stack([simulate(s, a.numpy(), world, redraw_after=K, redraw_seed=seed * 100_003 + i).frames
+                        for i, (s, a) in enumerate(zip(scene_seeds, actions, strict=True))])
+    physics = torch.from_numpy(physics).permute(0, 1, 4, 2, 3).float() / 255  # (B, T, 3, S, S)
+    return {"repeat": repeat, "perfect_physics": physics}
+
+
+def score_toy_video(video: torch.Tensor, stream: ToyStream, window: int, extractor=None,
+                    reference: torch.Tensor | None = None, latents: torch.Tensor | None = None,
+                    real_latents: torch.Tensor | None = None, fps: float | None = None) -> DriftReport:
+    """Per-window metrics (`long_horizon_drift`) of a video (B, T, 3, S, S) of the stream's scenes against their
+    re-rendered truth, windows from the first generated frame: agent error, action following, sharpness, pixel
+    error, and the Fréchet distance to `reference` videos (other scenes' truth) when an extractor is given."""
+    name = metric_name(extractor) if extractor is not None else "fd"
+    ref = reference if reference is not None else stream.truth
+    return long_horizon_drift(video, ref, window, extractor, name, latents, real_latents, stream.truth,
+                              stream.agent_pos, fps=fps, first=stream.context_frames)

@@ -9,8 +9,11 @@ metric is computed per window, and its ratio last window / first window says whe
 - `latent_mean_shift`: mean over channels of |mean_gen - mean_real| / std_real (real = reference latents);
 - `latent_std_ratio`: mean over channels of std_gen / std_real (collapse < 1 < explosion);
 - `saturation`: fraction of decoded pixel values outside [0, 1] before clamping;
-- on the toy world, `pixel_mse_truth` against the re-rendered truth for the same actions, and
-  `agent_error_px`: distance between the agent found in the generated frame and its true position.
+- on the toy world, `pixel_mse_truth` against the re-rendered truth for the same actions; `sharpness`, the
+  high-frequency (neighbouring-pixel difference) energy relative to the truth's (blur < 1 < noise);
+  `agent_error_px`, the distance between the agent found in the generated frame and its true position (the
+  actions make it deterministic); `action_following_px`, the error of the agent's frame-to-frame displacement
+  against the commanded one.
 """
 
 from __future__ import annotations
@@ -23,16 +26,28 @@ from torch import Tensor
 from lightning_aapt.metrics.frechet import FrechetDistance
 
 
-def window_starts(frames: int, window: int) -> list[int]:
-    """Starts of the full windows of `window` frames in frames 1 .. frames-1 (frame 0 is given, not generated)."""
-    if window < 1 or frames - 1 < window:
-        raise ValueError(f"a stream of {frames} frames holds no full window of {window} generated frames")
-    return list(range(1, frames - window + 1, window))
+def window_starts(frames: int, window: int, first: int = 1) -> list[int]:
+    """Starts of the full windows of `window` frames in frames first .. frames-1 (frames before `first` are the
+    given context, not generated)."""
+    if window < 1 or frames - first < window:
+        raise ValueError(f"a stream of {frames} frames ({first} given) holds no full window of {window} generated "
+                         "frames")
+    return list(range(first, frames - window + 1, window))
 
 
-def locate_agent(frames: Tensor, white: float = 0.9) -> Tensor:
-    """Toy world: the agent's (x, y) position in pixels (B, T, 2) as the centroid of near-white pixels of
-    frames (B, T, 3, S, S) in [0, 1]; NaN where no pixel is white (the agent is lost)."""
+def high_frequency_energy(frames: Tensor) -> Tensor:
+    """Mean squared difference of neighbouring pixels (horizontal and vertical) of frames (B, T, 3, S, S): the
+    edge energy that blur removes and noise or texture inflates. Sharpness = this of a generator / the truth's."""
+    dx = frames[..., :, 1:] - frames[..., :, :-1]
+    dy = frames[..., 1:, :] - frames[..., :-1, :]
+    return (dx.pow(2).mean() + dy.pow(2).mean()) / 2
+
+
+def locate_agent(frames: Tensor, white: float = 0.5) -> Tensor:
+    """Toy world: the agent's (x, y) position in pixels (B, T, 2) as the centroid of the white pixels of frames
+    (B, T, 3, S, S) in [0, 1], each weighted by how far its darkest channel rises above `white` (anti-aliased
+    edges count in proportion; no sprite colour or background has every channel above 0.5); NaN where no pixel
+    does (the agent is lost)."""
     weight = ((frames.min(dim=2).values - white) / (1 - white)).clamp(0, 1)  # (B, T, S, S)
     size = frames.shape[-1]
     coords = torch.arange(size, dtype=frames.dtype) + 0.5  # pixel centres, as the renderer
@@ -41,6 +56,14 @@ def locate_agent(frames: Tensor, white: float = 0.9) -> Tensor:
     y = (weight.sum(-1) * coords).sum(-1) / mass
     pos = torch.stack([x, y], dim=-1)  # (B, T, 2)
     return torch.where((mass >= 1)[..., None], pos, torch.full_like(pos, float("nan")))
+
+
+def action_following_error(frames: Tensor, true_pos: Tensor) -> Tensor:
+    """(B, T-1) distance in pixels between the located agent's displacement from frame f-1 to f and the true one
+    (the motion the actions commanded); a frame where the agent is lost in f-1 or f counts as the frame size S."""
+    located = locate_agent(frames)  # (B, T, 2)
+    step = (located[:, 1:] - located[:, :-1]) - (true_pos[:, 1:] - true_pos[:, :-1]).to(frames.dtype)
+    return torch.nan_to_num(step.norm(dim=-1), nan=float(frames.shape[-1]))
 
 
 def agent_error(frames: Tensor, true_pos: Tensor) -> Tensor:
@@ -75,7 +98,7 @@ class DriftReport:
 def long_horizon_drift(generated: Tensor, reference: Tensor, window: int, extractor=None, metric: str = "fd",
                        latents: Tensor | None = None, real_latents: Tensor | None = None,
                        truth: Tensor | None = None, agent_pos: Tensor | None = None,
-                       fps: float | None = None) -> DriftReport:
+                       fps: float | None = None, first: int = 1) -> DriftReport:
     """Per-window drift metrics of streams `generated` (B, T, 3, S, S), decoded and not clamped.
 
     Args:
@@ -86,9 +109,10 @@ def long_horizon_drift(generated: Tensor, reference: Tensor, window: int, extrac
         latents, real_latents: (B, T, C, h, w) generated and (B', T', C, h, w) real latents for the latent curves.
         truth: (B, T, 3, S, S) the re-rendered truth of the same clips and actions (toy world).
         agent_pos: (B, T, 2) the true agent positions (toy world).
+        first: frames 0 .. first-1 are the given context (not scored; the first window starts at `first`).
     """
     T = generated.shape[1]
-    starts = window_starts(T, window)
+    starts = window_starts(T, window, first)
     report = DriftReport(window, starts, fps=fps)
     clamped = generated.clamp(0, 1)
     if real_latents is not None:
@@ -114,7 +138,11 @@ def long_horizon_drift(generated: Tensor, reference: Tensor, window: int, extrac
         add("saturation", ((generated[:, frames] < 0) | (generated[:, frames] > 1)).float().mean().item())
         if truth is not None:
             add("pixel_mse_truth", (clamped[:, frames] - truth[:, frames]).pow(2).mean().item())
+            add("sharpness", (high_frequency_energy(clamped[:, frames]) / high_frequency_energy(truth[:, frames])
+                              .clamp_min(1e-12)).item())
         if agent_pos is not None:
             add("agent_error_px", agent_error(clamped[:, frames], agent_pos[:, frames]).mean().item())
+            moves = slice(s - 1, s + window)  # displacements into each frame of the window
+            add("action_following_px", action_following_error(clamped[:, moves], agent_pos[:, moves]).mean().item())
     report.curves = curves
     return report

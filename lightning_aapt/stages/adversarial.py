@@ -23,6 +23,7 @@ guard that skips a step whose loss is not finite and aborts after `max_bad_steps
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -33,7 +34,7 @@ from lightning_aapt.backbone import BackboneConfig
 from lightning_aapt.parallel import ParallelConfig
 from lightning_aapt.stages.base import OptimizerConfig, RandomStream, StageModule, TimestepConfig
 from lightning_aapt.stages.checkpoints import load_backbone
-from lightning_aapt.stages.teacher_forcing import next_frame_errors
+from lightning_aapt.stages.teacher_forcing import next_frame_errors, one_step_frames
 
 ADAM_GAN = OptimizerConfig(lr=3e-6, betas=(0.0, 0.9), weight_decay=0.0, warmup_steps=0)
 
@@ -77,6 +78,8 @@ class AdversarialPostTraining(StageModule):
         context_frames: real frames the validation streams start from (see `StageModule`).
         disc_warmup_steps: discriminator updates before the generator's first one: a freshly headed D is
             uninformative, and a generator trained against it only drifts (Self-Forcing warms its critic up too).
+        forcing: "student" (AAPT): the generator rolls out on its own frames, as at inference; "teacher" (the
+            variant AAPT App. D compares with): each frame is made from the real frames before it, in one pass.
     """
 
     def __init__(self, backbone: BackboneConfig, optimizer: OptimizerConfig | None = None,
@@ -87,7 +90,7 @@ class AdversarialPostTraining(StageModule):
                  segment_overlap: int = 1, d_updates_per_g: int = 1, r1_gamma: float = 1000.0,
                  r2_gamma: float = 1000.0, sigma: float = 0.1, kv_gradients: bool = True, grad_clip: float = 1.0,
                  max_bad_steps: int = 5, parallel: ParallelConfig | None = None, context_frames: int = 2,
-                 disc_warmup_steps: int = 0) -> None:
+                 disc_warmup_steps: int = 0, forcing: Literal["student", "teacher"] = "student") -> None:
         super().__init__(backbone, optimizer or ADAM_GAN, timesteps, ema_decay, init_from, model_dims,
                          loss_buckets, sample_steps, parallel, context_frames)
         self.automatic_optimization = False
@@ -105,9 +108,16 @@ class AdversarialPostTraining(StageModule):
         self.grad_clip, self.max_bad_steps = grad_clip, max_bad_steps
         self.bad_steps = {"d": 0, "g": 0}  # consecutive non-finite losses of each network
         self.d_updates = 0  # discriminator updates so far (the generator updates every d_updates_per_g of them)
+        self.g_updates = 0  # generator updates so far (global_step counts both networks' steps)
         if disc_warmup_steps < 0:
             raise ValueError(f"model.init_args.disc_warmup_steps must be >= 0, got {disc_warmup_steps}")
         self.disc_warmup_steps = disc_warmup_steps
+        if forcing not in ("student", "teacher"):
+            raise ValueError(f"model.init_args.forcing must be 'student' or 'teacher', got {forcing!r}")
+        if forcing == "teacher" and num_rollout_frames is not None:
+            raise ValueError("forcing='teacher' generates each clip from its own real frames: it has no rollout "
+                             "longer than the clip, so leave model.init_args.num_rollout_frames unset (null)")
+        self.forcing = forcing
 
     def check_backbone(self, cfg: BackboneConfig) -> None:
         if cfg.bidirectional or not cfg.recycled_input:
@@ -138,6 +148,9 @@ class AdversarialPostTraining(StageModule):
     def shared_generator(self) -> torch.Generator:
         """Random choices that shape computation come from here: identical on every rank (no deadlock)."""
         return torch.Generator().manual_seed(1_000_003 * (self.global_step + 1))
+
+    def averaged_steps(self) -> int:
+        return self.g_updates  # the generator's EMA warms up over its own updates, not D's as well
 
     def judge(self, video: Tensor, t: Tensor, noise: Tensor, text: Tensor, controls: Tensor | None) -> Tensor:
         return self.discriminator(video, t, noise, text, controls)
@@ -171,10 +184,15 @@ class AdversarialPostTraining(StageModule):
         controls = extend_controls(batch.controls, R)  # (B, R, A)
         spans = segments(R, F, self.segment_overlap)
         noises = self.sample_randn((B, R - 1, *real.shape[2:]), RandomStream.ROLLOUT, real.dtype)
-        # rollout index j makes video frame j + 1; a span from video frame a needs the cache before index a - 1
-        ro = rollout(self.model, real[:, 0], text, noises, None if controls is None else controls[:, 1:],
-                     snapshot_at=tuple(a - 1 for a, _ in spans if a > 1))
-        fake = torch.cat([real[:, :1], ro.frames], dim=1)  # (B, R, C, H, W): the real first frame, then G's
+        if self.forcing == "student":
+            # rollout index j makes video frame j + 1; a span from video frame a needs the cache before index a - 1
+            ro = rollout(self.model, real[:, 0], text, noises, None if controls is None else controls[:, 1:],
+                         snapshot_at=tuple(a - 1 for a, _ in spans if a > 1))
+            made = ro.frames
+        else:  # AAPT App. D's variant: every frame made from the real frames before it, in one pass
+            with torch.no_grad():
+                made = one_step_frames(self.model, real, text, batch.controls, noises)
+        fake = torch.cat([real[:, :1], made], dim=1)  # (B, R, C, H, W): the real first frame, then G's
 
         def controls_of(a: int, b: int) -> Tensor | None:
             return None if controls is None else controls[:, a:b]
@@ -221,7 +239,10 @@ class AdversarialPostTraining(StageModule):
         judged = 1  # video frames whose loss is counted so far (frame 0 is real)
         for a, b in spans:
             first = max(a, 1)  # the real first frame (a = 0) takes no gradient
-            frames = regenerate(self.model, ro, first - 1, b - 1, self.kv_gradients)  # (B, b - first, C, H, W)
+            if self.forcing == "student":
+                frames = regenerate(self.model, ro, first - 1, b - 1, self.kv_gradients)  # (B, b - first, C, H, W)
+            else:
+                frames = one_step_frames(self.model, real, text, batch.controls, noises)  # (B, F - 1, C, H, W)
             video = torch.cat([fake[:, a:first], frames], dim=1)  # (B, b - a, C, H, W)
             logits = self.judge(video, t_g, noise_g, text, controls_of(a, b))
             loss_g, _ = relativistic_losses(logits, real_logits[:, : b - a])
@@ -231,6 +252,7 @@ class AdversarialPostTraining(StageModule):
             total_g = total_g + loss.detach()
         if self._update(opt_g, total_g, self.model.parameters(), "g"):
             self.update_averages()
+            self.g_updates += 1
         self.untoggle_optimizer(opt_g)
         self.log("train/loss_g", total_g, prog_bar=True, batch_size=B, sync_dist=True)
 
@@ -252,11 +274,11 @@ class AdversarialPostTraining(StageModule):
         super().on_save_checkpoint(checkpoint)
         checkpoint["discriminator_config"] = dataclasses.asdict(self.discriminator.backbone.cfg)
         checkpoint["gan_counters"] = {"bad_steps_d": self.bad_steps["d"], "bad_steps_g": self.bad_steps["g"],
-                                      "d_updates": self.d_updates}
+                                      "d_updates": self.d_updates, "g_updates": self.g_updates}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)
         counters = checkpoint.get("gan_counters", {})
         self.bad_steps = {"d": counters.get("bad_steps_d", 0), "g": counters.get("bad_steps_g", 0)}
-        self.d_updates = counters.get("d_updates", 0)
+        self.d_updates, self.g_updates = counters.get("d_updates", 0), counters.get("g_updates", 0)
 

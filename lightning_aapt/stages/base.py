@@ -269,10 +269,14 @@ class StageModule(L.LightningModule):
         so a checkpoint written by a callback's `on_train_batch_end` (which runs before the module's) holds the
         EMA of exactly the weights it holds. Sharded weights average shard by shard."""
         if self.ema is not None:
-            step = self.global_step
+            step = self.averaged_steps()
             decay = min(self.ema_decay, (1 + step) / (10 + step))
             with torch.no_grad():
                 torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), 1 - decay)
+
+    def averaged_steps(self) -> int:
+        """Updates of the averaged weights so far (the EMA warm-up's step)."""
+        return self.global_step
 
     def optimizer_step(self, *args, **kwargs) -> None:
         super().optimizer_step(*args, **kwargs)

@@ -32,14 +32,22 @@ def teacher_forcing(latents: Tensor, controls: Tensor | None) -> TeacherForcing:
     return TeacherForcing(latents[:, 1:], latents[:, :-1], None if controls is None else controls[:, 1:])
 
 
+def one_step_frames(model: torch.nn.Module, latents: Tensor, text: Tensor, controls: Tensor | None,
+                    noise: Tensor) -> Tensor:
+    """The 1-NFE generator under teacher forcing: frames 1..F-1 of a real clip (B, F, C, H, W) made in one masked
+    forward at t = 1 from `noise` (B, F-1, C, H, W), each recycling the real frame before it: x0 = noise - v.
+    Gradients flow when enabled (stage 3's teacher-forced variant, AAPT App. D)."""
+    tf = teacher_forcing(latents, controls)
+    B, n = tf.targets.shape[:2]
+    return noise - model(noise, noise.new_ones(B, n), tf.recycled, text, tf.controls)  # (B, F-1, C, H, W)
+
+
 @torch.no_grad()
 def next_frame_errors(model: torch.nn.Module, latents: Tensor, text: Tensor, controls: Tensor | None,
                       noise: Tensor) -> tuple[Tensor, Tensor]:
-    """One-step (t = 1) teacher-forced next-frame prediction x0 = noise - v against the truth, and the floor of
-    copying the previous frame: two per-frame latent MSEs (B, F-1). `noise` (B, F-1, C, H, W)."""
-    tf = teacher_forcing(latents, controls)
-    B, n = tf.targets.shape[:2]
-    predicted = noise - model(noise, noise.new_ones(B, n), tf.recycled, text, tf.controls)
-    error = (predicted.float() - tf.targets.float()).pow(2).flatten(2).mean(-1)
-    copy = (tf.recycled.float() - tf.targets.float()).pow(2).flatten(2).mean(-1)
+    """`one_step_frames` against the truth, and the floor of copying the previous frame: two per-frame latent
+    MSEs (B, F-1). `noise` (B, F-1, C, H, W)."""
+    predicted = one_step_frames(model, latents, text, controls, noise)
+    error = (predicted.float() - latents[:, 1:].float()).pow(2).flatten(2).mean(-1)
+    copy = (latents[:, :-1].float() - latents[:, 1:].float()).pow(2).flatten(2).mean(-1)
     return error, copy

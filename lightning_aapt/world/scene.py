@@ -38,6 +38,11 @@ class WorldConfig:
         agent_accel: acceleration per unit action, pixels per frame^2.
         agent_damping: velocity kept per frame by the agent (friction).
         agent_max_speed: agent speed bound, pixels per frame.
+        agent_collides: the agent bounces off sprites (True) or passes over them (False, the default): then its
+            path is a function of the actions alone, so the agent error of a generated stream measures action
+            following, not guesses about sprites whose motion the generator has to infer.
+        antialias: samples per pixel edge (`render`): 4 = 16 samples per pixel, so sub-pixel motion shows in
+            the pixels; 1 = one sample at the pixel centre (hard edges).
     """
 
     size: int = 32
@@ -50,6 +55,8 @@ class WorldConfig:
     agent_accel: float = 0.5
     agent_damping: float = 0.85
     agent_max_speed: float = 2.0
+    agent_collides: bool = False
+    antialias: int = 4
 
     def __post_init__(self) -> None:
         if self.size < 8:
@@ -57,6 +64,8 @@ class WorldConfig:
         if not 1 <= self.min_sprites <= self.max_sprites:
             raise ValueError(f"WorldConfig needs 1 <= min_sprites <= max_sprites, got {self.min_sprites}, "
                              f"{self.max_sprites}")
+        if self.antialias < 1:
+            raise ValueError(f"WorldConfig.antialias must be >= 1 samples per pixel edge, got {self.antialias}")
         if not 0 < self.min_radius <= self.max_radius:
             raise ValueError(f"WorldConfig needs 0 < min_radius <= max_radius, got {self.min_radius}, "
                              f"{self.max_radius}")
@@ -98,9 +107,7 @@ def initial_state(seed: int, cfg: WorldConfig) -> State:
     n = int(rng.integers(cfg.min_sprites, cfg.max_sprites + 1))
     radius = np.concatenate([[cfg.agent_radius], rng.uniform(cfg.min_radius, cfg.max_radius, n)])
     pos = rng.uniform(radius[:, None], cfg.size - radius[:, None], (n + 1, 2))
-    angle = rng.uniform(0, 2 * np.pi, n)
-    speed = rng.uniform(0.3, 1.0, n) * cfg.max_speed
-    vel = np.concatenate([[[0.0, 0.0]], np.stack([np.cos(angle), np.sin(angle)], 1) * speed[:, None]])
+    vel = np.concatenate([[[0.0, 0.0]], sprite_velocities(rng, n, cfg)])
     shapes = ["agent", *(SHAPES[i] for i in rng.integers(0, len(SHAPES), n))]
     colours = ["white", *(str(c) for c in rng.choice(list(COLOURS), n, replace=False))]
     background = tuple(str(c) for c in rng.choice(list(BACKGROUNDS), 2, replace=False))
@@ -108,7 +115,8 @@ def initial_state(seed: int, cfg: WorldConfig) -> State:
 
 
 def step(state: State, action: np.ndarray, cfg: WorldConfig) -> None:
-    """Advance one frame in place: agent acceleration, motion, wall bounces, elastic collisions."""
+    """Advance one frame in place: agent acceleration, motion, wall bounces, elastic collisions (between sprites,
+    and with the agent when `agent_collides`)."""
     a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
     state.vel[0] = state.vel[0] * cfg.agent_damping + cfg.agent_accel * a
     speed = np.linalg.norm(state.vel[0])
@@ -120,7 +128,7 @@ def step(state: State, action: np.ndarray, cfg: WorldConfig) -> None:
     state.vel[below | above] *= -1  # bounce off the walls
     state.pos = np.where(below, 2 * low - state.pos, np.where(above, 2 * high - state.pos, state.pos))
     mass = state.radius**2
-    for i in range(len(mass)):
+    for i in range(0 if cfg.agent_collides else 1, len(mass)):
         for j in range(i + 1, len(mass)):
             delta = state.pos[j] - state.pos[i]
             dist = float(np.hypot(*delta))
@@ -135,28 +143,44 @@ def step(state: State, action: np.ndarray, cfg: WorldConfig) -> None:
             state.vel[j] += impulse * mass[i] * normal
 
 
+def inside(shape: str, dx: np.ndarray, dy: np.ndarray, r: float) -> np.ndarray:
+    """Whether points at offsets (dx, dy) from a body's centre lie inside its shape of radius r."""
+    if shape in ("circle", "agent"):
+        return dx**2 + dy**2 <= r**2
+    if shape == "square":
+        return (np.abs(dx) <= 0.8 * r) & (np.abs(dy) <= 0.8 * r)
+    if shape == "diamond":
+        return np.abs(dx) + np.abs(dy) <= r
+    return (dy <= 0.8 * r) & (dy >= -r) & (np.abs(dx) <= (dy + r) / 1.8 * 0.9)  # triangle, apex up
+
+
 def render(state: State, cfg: WorldConfig) -> np.ndarray:
-    """The scene as a (S, S, 3) uint8 frame (pixel centres at i + 0.5; hard edges, exact)."""
-    s = cfg.size
+    """The scene as a (S, S, 3) uint8 frame. Each pixel is the mean of `antialias`^2 samples on a regular grid
+    inside it (1: one sample at the pixel centre i + 0.5, hard edges), so a body moving by a fraction of a pixel
+    changes its edge pixels by that fraction: motion is continuous in the pixels, as in a camera image."""
+    s, n = cfg.size, cfg.antialias
     t = (np.arange(s) + 0.5)[:, None, None] / s  # (S, 1, 1) vertical ramp
     top, bottom = (np.array(BACKGROUNDS[name], dtype=np.float64) for name in state.background)
     img = np.broadcast_to((1 - t) * top + t * bottom, (s, s, 3)).copy()
-    ys, xs = np.mgrid[0:s, 0:s] + 0.5
+    offsets = (np.arange(n) + 0.5) / n  # sample positions inside a pixel
+
+    def paint(shape: str, k: int, r: float, colour) -> None:  # blend by the fraction of each pixel inside
+        x, y = state.pos[k]
+        x0, x1 = max(int(np.floor(x - r)) - 1, 0), min(int(np.ceil(x + r)) + 1, s)  # the body's pixel box
+        y0, y1 = max(int(np.floor(y - r)) - 1, 0), min(int(np.ceil(y + r)) + 1, s)
+        if x0 >= x1 or y0 >= y1:
+            return
+        gx = (np.arange(x0, x1)[:, None] + offsets).reshape(-1)  # (w*n,) sample coordinates
+        gy = (np.arange(y0, y1)[:, None] + offsets).reshape(-1)
+        hit = inside(shape, gx[None, :] - x, gy[:, None] - y, r)  # (h*n, w*n)
+        alpha = hit.reshape(y1 - y0, n, x1 - x0, n).mean(axis=(1, 3))[..., None]  # (h, w, 1)
+        img[y0:y1, x0:x1] = img[y0:y1, x0:x1] * (1 - alpha) + np.asarray(colour, dtype=np.float64) * alpha
+
     for k in [*range(1, len(state.radius)), 0]:  # the agent on top
-        dx, dy, r = xs - state.pos[k, 0], ys - state.pos[k, 1], state.radius[k]
         shape = state.shape[k]
-        if shape in ("circle", "agent"):
-            mask = dx**2 + dy**2 <= r**2
-        elif shape == "square":
-            mask = (np.abs(dx) <= 0.8 * r) & (np.abs(dy) <= 0.8 * r)
-        elif shape == "diamond":
-            mask = np.abs(dx) + np.abs(dy) <= r
-        else:  # triangle, apex up
-            mask = (dy <= 0.8 * r) & (dy >= -r) & (np.abs(dx) <= (dy + r) / 1.8 * 0.9)
-        colour = AGENT_COLOUR if shape == "agent" else COLOURS[state.colour[k]]
-        img[mask] = colour
+        paint(shape, k, state.radius[k], AGENT_COLOUR if shape == "agent" else COLOURS[state.colour[k]])
         if shape == "agent":  # a dark centre marks the agent's position
-            img[dx**2 + dy**2 <= (0.4 * r) ** 2] = (20, 20, 20)
+            paint("circle", k, 0.4 * state.radius[k], (20, 20, 20))
     return img.round().astype(np.uint8)
 
 
@@ -169,15 +193,31 @@ def caption(state: State) -> str:
     return f"{listed} bounce over a {top} to {bottom} background while a white agent moves"
 
 
-def simulate(seed: int, actions: np.ndarray, cfg: WorldConfig | None = None) -> Episode:
-    """Render the clip of scene `seed` under actions (F, 2): frame f shows the state after action f."""
+def sprite_velocities(rng: np.random.Generator, n: int, cfg: WorldConfig) -> np.ndarray:
+    """Velocities (n, 2) of n sprites drawn from the scene prior: uniform direction, speed in [0.3, 1] x max."""
+    angle = rng.uniform(0, 2 * np.pi, n)
+    speed = rng.uniform(0.3, 1.0, n) * cfg.max_speed
+    return np.stack([np.cos(angle), np.sin(angle)], 1) * speed[:, None]
+
+
+def simulate(seed: int, actions: np.ndarray, cfg: WorldConfig | None = None, redraw_after: int | None = None,
+             redraw_seed: int = 0) -> Episode:
+    """Render the clip of scene `seed` under actions (F, 2): frame f shows the state after action f.
+
+    `redraw_after=K` redraws the sprites' velocities from the prior (seeded by `redraw_seed`) once frame K-1 is
+    rendered: the future of a scene whose first K frames are known but whose motion is not read from them (the
+    perfect-physics sampler that evaluation compares generators with). The agent keeps its true state: its
+    actions are given.
+    """
     cfg = cfg or WorldConfig()
     actions = np.asarray(actions)
     if actions.ndim != 2 or actions.shape[1] != cfg.action_dim:
         raise ValueError(f"actions must be (F, {cfg.action_dim}); got {actions.shape}")
     state = initial_state(seed, cfg)
     frames, agent, sprites = [], [], []
-    for a in actions:
+    for f, a in enumerate(actions):
+        if f == redraw_after:
+            state.vel[1:] = sprite_velocities(np.random.default_rng(redraw_seed), len(state.radius) - 1, cfg)
         step(state, a, cfg)
         frames.append(render(state, cfg))
         agent.append(state.pos[0].copy())

@@ -40,7 +40,8 @@ def test_fd_and_drift_are_logged_with_their_protocol(toy_data, tmp_path):
     assert len(list((tmp_path / "cache").glob("fd_rand3d-*.pt"))) == 1  # real features extracted once
 
     drift = json.loads(sorted((run / "drift").glob("step*.json"))[-1].read_text())
-    assert drift["starts"] == [1, 5, 9, 13] and len(drift["curves"]["pixel_mse_truth"]) == 4
+    assert drift["starts"] == [2, 6, 10, 14] and len(drift["curves"]["pixel_mse_truth"]) == 4  # after 2 context frames
+    assert {"sharpness", "action_following_px", "agent_error_px"} <= set(drift["curves"])
 
 
 def test_eval_command_writes_its_report(toy_data, tmp_path):
@@ -56,7 +57,7 @@ def test_eval_command_writes_its_report(toy_data, tmp_path):
     result = json.loads((out / "report.json").read_text())
     assert result["global_step"] == 2 and result["model"] == "DiffusionAdaptation"
     assert set(result["fd"]["values"]) == {"fd_rand3d", "kd_rand3d"}  # 4 clips: no subsets, no spread
-    assert result["drift"]["starts"] == [1, 5, 9, 13]
+    assert result["drift"]["starts"] == [2, 6, 10, 14]
     assert "| last / first |" in (out / "report.md").read_text()
     assert (out / "drift_plot.png").stat().st_size > 0 and (out / "drift_stream.gif").stat().st_size > 0
 

@@ -30,8 +30,13 @@ def test_pipeline_runs_all_stages_then_skips_them(toy_data, tmp_path, capsys):
         record = json.loads((exp / name / "DONE.json").read_text())
         assert record["global_step"] == 2 and (exp / name / "checkpoints" / "last.ckpt").is_file()
     summary = json.loads((exp / "summary.json").read_text())
-    assert set(summary["streams"]) == {"stage1", "stage2", "stage3"}
-    assert len(summary["streams"]["stage3"]["frame_mse"]) == 12
+    assert set(summary["streams"]) == {"stage1", "stage2", "stage3", "repeat", "perfect_physics", "truth"}
+    curves = summary["streams"]["stage3"]["curves"]
+    assert summary["streams"]["stage3"]["starts"] == [2]  # scored from the first frame after 2 context frames
+    assert {"agent_error_px", "action_following_px", "sharpness", "pixel_mse_truth", "fd_rand3d"} <= set(curves)
+    truth = summary["streams"]["truth"]["curves"]
+    assert truth["pixel_mse_truth"] == [0.0] and truth["sharpness"] == [1.0]
+    assert summary["streams"]["repeat"]["curves"]["pixel_mse_truth"][0] > 0
     filled, end = summary["streams"]["stage3"]["cache_bytes"]
     assert filled == end > 0  # constant KV-cache memory once the window is full
     assert (exp / "stage3_stream.gif").stat().st_size > 0 and "| stage3 | 1 |" in (exp / "summary.md").read_text()

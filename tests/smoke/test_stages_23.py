@@ -27,17 +27,36 @@ def test_stage2_distils_three_steps_and_scores_few_step_streams(chain, toy_data,
     assert {"train/loss", "val/loss", "val/stream_mse_1step", "val/stream_mse_2step"} <= tags
 
 
-@pytest.mark.parametrize("rollout_frames", [None, 11])  # 11 > 6-frame clips: long-video training by segments
-def test_stage3_trains_generator_and_discriminator(chain, toy_data, tmp_path, rollout_frames):
-    stage1 = str(chain / "stage1/checkpoints/last.ckpt")
+@pytest.mark.parametrize(("rollout_frames", "forcing"), [
+    (None, "student"),
+    (11, "student"),  # 11 > 6-frame clips: long-video training by segments
+    (None, "teacher"),  # AAPT App. D's variant
+])
+def test_stage3_trains_generator_and_discriminator(chain, toy_data, tmp_path, rollout_frames, forcing):
+    stage1 = chain / "stage1/checkpoints/last.ckpt"
     # 4 optimizer steps = 2 batches (Lightning counts the generator's and the discriminator's steps)
-    config = tiny_config("stage3", tmp_path, toy_data, steps=4, val_every=2, init_from=stage1, disc_init_from=stage1,
-                         num_rollout_frames=rollout_frames)
+    config = tiny_config("stage3", tmp_path, toy_data, steps=4, val_every=2, init_from=str(stage1),
+                         disc_init_from=str(stage1), num_rollout_frames=rollout_frames, forcing=forcing,
+                         disc_warmup_steps=0)
     fit(config)
     state = torch.load(tmp_path / "stage3/checkpoints/last.ckpt", map_location="cpu", weights_only=True)
     assert state["gan_counters"]["d_updates"] == 2 and len(state["optimizer_states"]) == 2
     assert any(k.startswith("discriminator.heads.") for k in state["state_dict"])
+    start = torch.load(stage1, map_location="cpu", weights_only=True)["state_dict"]
+    weights = state["state_dict"]
+    assert not torch.equal(weights["model.head.weight"], start["ema.head.weight"])  # the generator stepped
+    assert not torch.equal(weights["discriminator.backbone.blocks.0.mlp.0.weight"], start["ema.blocks.0.mlp.0.weight"])
     events = EventAccumulator(str(tmp_path / "stage3")).Reload()
     tags = set(events.Tags()["scalars"])
-    assert {"train/loss_d", "train/loss_g", "train/r1", "train/r2", "val/stream_mse_1step"} <= tags
+    assert {"train/loss_d", "train/loss_g", "train/r1", "train/r2", "train/d_accuracy", "val/stream_mse_1step",
+            "val/next_frame_mse", "val/copy_mse"} <= tags
     assert all(torch.isfinite(torch.tensor(e.value)) for e in events.Scalars("train/loss_g"))
+
+
+def test_teacher_forcing_refuses_a_long_rollout(chain):
+    from lightning_aapt.stages import AdversarialPostTraining
+    from lightning_aapt.stages.checkpoints import load_backbone
+
+    stage1 = str(chain / "stage1/checkpoints/last.ckpt")
+    with pytest.raises(ValueError, match="num_rollout_frames"):
+        AdversarialPostTraining(load_backbone(stage1).cfg, init_from=stage1, num_rollout_frames=11, forcing="teacher")

@@ -58,3 +58,21 @@ def test_drift_metrics_flag_a_biased_generator_but_not_ground_truth():
     assert drifting.curves["latent_mean_shift"][-1] > 3 * honest.curves["latent_mean_shift"][-1]
     assert max(honest.curves["saturation"]) == 0 and drifting.curves["saturation"][-1] > 0.01
     assert max(honest.curves["agent_error_px"]) < 1.0
+
+
+def test_sharpness_and_action_following_are_exact_on_the_truth_and_flag_blur_and_a_frozen_agent():
+    truth, agent_pos = episodes(0)
+    report = report_for(truth, truth, agent_pos, episodes(50)[0])
+    assert all(v == pytest.approx(1.0) for v in report.curves["sharpness"])
+    assert max(report.curves["action_following_px"]) < 0.6  # the locator's own error (pixel-centre centroid)
+    blurred = torch.nn.functional.avg_pool2d(truth.flatten(0, 1), 3, 1, 1, count_include_pad=False)
+    blurred = blurred.unflatten(0, truth.shape[:2])
+    assert max(report_for(blurred, truth, agent_pos, truth).curves["sharpness"]) < 0.8
+    frozen = truth[:, :1].expand_as(truth).clone()  # the agent never moves
+    assert min(report_for(frozen, truth, agent_pos, truth).curves["action_following_px"]) > 0.5
+
+
+def test_windows_start_after_the_context():
+    assert window_starts(18, 8, first=2) == [2, 10]
+    with pytest.raises(ValueError, match="2 given"):
+        window_starts(9, 8, first=2)

@@ -25,7 +25,17 @@ def test_agent_follows_the_actions():
     assert down.agent_pos[2, 1] > start[1]
     assert not np.array_equal(right.frames[3], left.frames[3])  # and it shows in the pixels
     rest = simulate(5, np.zeros((frames, 2), np.float32))
-    assert np.allclose(rest.agent_pos[:2], start)  # no action, no motion (until a sprite hits it)
+    assert np.allclose(rest.agent_pos, start)  # no action, no motion: the agent passes over sprites
+
+
+def test_the_agents_path_is_the_actions_alone_unless_it_collides():
+    """Redrawing the sprites' motion never moves the agent, unless it collides with them."""
+    actions = scripted_actions(4, 60)
+    for seed in range(10):
+        assert np.array_equal(simulate(seed, actions).agent_pos, simulate(seed, actions, redraw_after=1).agent_pos)
+    colliding = WorldConfig(agent_collides=True)
+    assert any(not np.allclose(simulate(seed, actions, colliding).agent_pos,
+                               simulate(seed, actions, colliding, redraw_after=1).agent_pos) for seed in range(10))
 
 
 def test_bodies_stay_inside_the_frame():
