@@ -2,8 +2,8 @@
 
 Notation: K clips, F frames, D feature width.
 
-Protocol (recorded beside every number, DESIGN §7): the generator is the module's `predict_step` — the EMA
-weights; a causal stage keeps each clip's first real frame and streams the other F - 1 frames with the clip's
+Protocol (recorded beside every number): the generator is the module's `predict_step` — the EMA weights; a
+causal stage keeps each clip's first real frames (`context_frames`) and streams the others with the clip's
 text and actions — so a generated clip is compared with the real clip it was conditioned on, both decoded by the
 dataset's codec, quantised to uint8 and fed to the extractor at the codec's resolution. The first K validation
 clips (in the validation stream's fixed order) are used on every evaluation, so numbers compare across steps.
@@ -122,7 +122,8 @@ def generated_vs_real(module: L.LightningModule, batches: Iterable, codec: Laten
             torch.save(real_features, buffer)
             write_atomic(cache, buffer.getvalue())
     protocol.update(clips=used * world_size, generator_steps_per_frame=getattr(module, "sample_steps", None),
-                    conditioning="first real frame, text and actions of each validation clip; EMA weights")
+                    conditioning=f"first {getattr(module, 'context_frames', 1)} real frames (context), text and "
+                                 "actions of each validation clip; EMA weights")
     protocol["real_features_cache"] = str(cache)
     return distances(real_features, fake_features, name), protocol
 

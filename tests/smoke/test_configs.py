@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lightning_aapt.cli import main
 
@@ -17,6 +18,16 @@ def test_there_are_configs_for_each_stage_and_for_scale():
     names = {p.relative_to(EXPERIMENTS).as_posix() for p in CONFIGS}
     assert {"stage0.yaml", "stage1.yaml", "stage2.yaml", "stage3.yaml"} <= names
     assert any(n.startswith("scale/") for n in names)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.relative_to(EXPERIMENTS).as_posix())
+def test_last_checkpoint_holds_the_final_weights(config):
+    """The training stream is infinite, so ModelCheckpoint writes last.ckpt only at its every_n_train_steps: the
+    next stage (init_from .../last.ckpt) would start from stale weights unless that divides max_steps."""
+    spec = yaml.safe_load(config.read_text())
+    for callback in spec["trainer"].get("callbacks", []):
+        if callback["class_path"].endswith("ModelCheckpoint") and callback["init_args"].get("save_last"):
+            assert spec["trainer"]["max_steps"] % callback["init_args"]["every_n_train_steps"] == 0
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.relative_to(EXPERIMENTS).as_posix())
