@@ -85,8 +85,7 @@ def drift_of_module(module: L.LightningModule, data_dir: str | Path, batch, hori
     name = metric_name(extractor) if extractor is not None else "fd"
     if "toy_world" in manifest:
         from datamodules.toy_world import clip_seeds, spec_from_manifest
-        from lightning_aapt.inference.toy_eval import policy_actions, score_toy_video, stream_toy_clips
-        from lightning_aapt.world import simulate
+        from lightning_aapt.inference.toy_eval import policy_actions, score_toy_video, stream_toy_clips, true_videos
 
         toy = spec_from_manifest(data_dir)
         seeds = [clip_seeds(toy, "val", i) for i in range(2 * num_clips)]
@@ -94,9 +93,7 @@ def drift_of_module(module: L.LightningModule, data_dir: str | Path, batch, hori
         stream = stream_toy_clips(model, codec, toy.text_encoder(), toy.world,
                                   [s for s, _ in seeds[:num_clips]], actions[:num_clips], steps=steps, shift=shift,
                                   seed=seed, context_frames=context)
-        reference = np.stack([simulate(s, a.numpy(), toy.world).frames for (s, _), a
-                              in zip(seeds[num_clips:], actions[num_clips:], strict=True)])
-        reference = torch.from_numpy(reference).permute(0, 1, 4, 2, 3).float() / 255  # (B, T, 3, S, S)
+        reference = true_videos([s for s, _ in seeds[num_clips:]], actions[num_clips:], toy.world)  # (B, T, 3, S, S)
         real_latents = codec.encode(reference)
         fps = manifest.get("fps")
         report = score_toy_video(stream.generated, stream, window, extractor, reference, stream.latents, real_latents,

@@ -204,16 +204,19 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     re-rendered truth and the floors (repeat the last context frame; perfect physics); write a report and a video."""
     import json
 
-    import numpy as np
-
     from datamodules.shards import read_manifest
     from datamodules.toy_world import clip_seeds, spec_from_manifest
     from lightning_aapt.codecs import codec_from_manifest
-    from lightning_aapt.inference.toy_eval import floor_videos, policy_actions, score_toy_video, stream_toy_clips
+    from lightning_aapt.inference.toy_eval import (
+        floor_videos,
+        policy_actions,
+        score_toy_video,
+        stream_toy_clips,
+        true_videos,
+    )
     from lightning_aapt.inference.video import to_uint8, write_video
     from lightning_aapt.metrics.extractors import make_extractor
     from lightning_aapt.stages.checkpoints import load_backbone
-    from lightning_aapt.world import simulate
 
     report = spec.get("report", {})
     data = Path(report.get("data_dir", "data/toy"))
@@ -225,9 +228,7 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     clips = int(report.get("clips", 8))
     seeds = [clip_seeds(toy, "val", i) for i in range(2 * clips)]  # the second half: the FD's real reference
     actions = policy_actions([a for _, a in seeds], frames, toy.persistence)
-    reference = torch.from_numpy(np.stack([simulate(s, a.numpy(), toy.world).frames for (s, _), a
-                                           in zip(seeds[clips:], actions[clips:], strict=True)]))
-    reference = reference.permute(0, 1, 4, 2, 3).float() / 255  # (B, T, 3, S, S)
+    reference = true_videos([s for s, _ in seeds[clips:]], actions[clips:], toy.world)  # (B, T, 3, S, S)
     scenes, actions = [s for s, _ in seeds[:clips]], actions[:clips]
     extractor = make_extractor("rand3d", None, flag="report")
     window = clip_frames

@@ -45,6 +45,17 @@ class ToyStream:
         return (self.generated - self.truth).pow(2).mean(dim=(0, 2, 3, 4))
 
 
+def as_video(frames: list[np.ndarray]) -> torch.Tensor:
+    """Rendered frames, one (T, S, S, 3) uint8 array per clip -> a video (B, T, 3, S, S) in [0, 1]."""
+    return torch.from_numpy(np.stack(frames)).permute(0, 1, 4, 2, 3).float() / 255
+
+
+def true_videos(scene_seeds: list[int], actions: torch.Tensor, world: WorldConfig, **simulate_args) -> torch.Tensor:
+    """The world's rendering (B, T, 3, S, S) of each scene under its actions (B, T, 2) (`simulate` arguments)."""
+    return as_video([simulate(s, a.numpy(), world, **simulate_args).frames
+                     for s, a in zip(scene_seeds, actions, strict=True)])
+
+
 def policy_actions(action_seeds: list[int], frames: int, persistence: float = 0.85) -> torch.Tensor:
     """The scripted policy's actions (B, T, 2) for each seed: a stored clip's actions, continued."""
     return torch.from_numpy(np.stack([scripted_actions(a, frames, persistence) for a in action_seeds]))
@@ -59,7 +70,7 @@ def stream_toy_clips(model: CausalVideoDiT, codec: LatentCodec, encoder: TextEnc
     if not 1 <= K < frames:
         raise ValueError(f"context_frames={K} must be at least 1 and fewer than the stream's {frames} frames")
     episodes = [simulate(s, a.numpy(), world) for s, a in zip(scene_seeds, actions, strict=True)]
-    truth = torch.from_numpy(np.stack([e.frames for e in episodes])).permute(0, 1, 4, 2, 3).float() / 255
+    truth = as_video([e.frames for e in episodes])  # (B, T, 3, S, S)
     param = next(model.parameters())
     context = codec.encode(truth[:, :K]).to(param)  # (B, K, C, H, W)
     text = encoder.encode([e.caption for e in episodes]).to(param)
@@ -101,9 +112,8 @@ def floor_videos(stream: ToyStream, scene_seeds: list[int], actions: torch.Tenso
     K = stream.context_frames
     repeat = stream.truth.clone()
     repeat[:, K:] = stream.truth[:, K - 1 : K]
-    physics = np.stack([simulate(s, a.numpy(), world, redraw_after=K, redraw_seed=seed * 100_003 + i).frames
-                        for i, (s, a) in enumerate(zip(scene_seeds, actions, strict=True))])
-    physics = torch.from_numpy(physics).permute(0, 1, 4, 2, 3).float() / 255  # (B, T, 3, S, S)
+    physics = as_video([simulate(s, a.numpy(), world, redraw_after=K, redraw_seed=seed * 100_003 + i).frames
+                        for i, (s, a) in enumerate(zip(scene_seeds, actions, strict=True))])  # (B, T, 3, S, S)
     return {"repeat": repeat, "perfect_physics": physics}
 
 

@@ -24,9 +24,6 @@ class DiffusionAdaptation(StageModule):
             raise ValueError("stage 1 trains the causal form: set model.backbone.bidirectional=false and "
                              "model.backbone.recycled_input=true")
 
-    def trained_frames(self, num_frames: int) -> int:
-        return num_frames - 1
-
     def per_frame_losses(self, batch, t, noise, model=None):
         x0, recycled, controls = teacher_forcing(batch.latents, batch.controls)  # (B, F-1, C, H, W)
         v = (model or self.model)(add_noise(x0, noise, t), t, recycled, batch.text, controls)

@@ -34,7 +34,7 @@ from lightning_aapt.backbone import BackboneConfig
 from lightning_aapt.parallel import ParallelConfig
 from lightning_aapt.stages.base import OptimizerConfig, RandomStream, StageModule, TimestepConfig
 from lightning_aapt.stages.checkpoints import load_backbone
-from lightning_aapt.stages.teacher_forcing import next_frame_errors, one_step_frames
+from lightning_aapt.stages.teacher_forcing import one_step_frames
 
 ADAM_GAN = OptimizerConfig(lr=3e-6, betas=(0.0, 0.9), weight_decay=0.0, warmup_steps=0)
 
@@ -152,9 +152,6 @@ class AdversarialPostTraining(StageModule):
     def averaged_steps(self) -> int:
         return self.g_updates  # the generator's EMA warms up over its own updates, not D's as well
 
-    def judge(self, video: Tensor, t: Tensor, noise: Tensor, text: Tensor, controls: Tensor | None) -> Tensor:
-        return self.discriminator(video, t, noise, text, controls)
-
     def _update(self, optimizer, loss: Tensor, params, name: str) -> bool:
         """Step `optimizer` on `loss` (already back-propagated) unless it is not finite; True if stepped.
         Each network counts its own consecutive non-finite losses (`name`: "d" or "g")."""
@@ -178,6 +175,7 @@ class AdversarialPostTraining(StageModule):
 
     def training_step(self, batch, batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
+        D = self.discriminator  # logits (B, F) of a video, see discriminator.py
         real, text = batch.latents, batch.text  # (B, F, C, H, W)
         B, F = real.shape[:2]
         R = max(self.num_rollout_frames or F, F)
@@ -206,14 +204,14 @@ class AdversarialPostTraining(StageModule):
         t_d = self.sample_rand(B, RandomStream.D_TIMESTEPS)
         noise_d = self.sample_randn(tuple(real.shape), RandomStream.D_NOISE, real.dtype)
         self.toggle_optimizer(opt_d)
-        real_logits = self.judge(real_seg, t_d, noise_d, text, controls_of(0, n))
-        fake_logits = self.judge(fake_seg, t_d, noise_d, text, controls_of(a, b))
+        real_logits = D(real_seg, t_d, noise_d, text, controls_of(0, n))
+        fake_logits = D(fake_seg, t_d, noise_d, text, controls_of(a, b))
         _, loss_d = relativistic_losses(fake_logits, real_logits)
-        r1 = approximate_gradient_penalty(lambda x: self.judge(x, t_d, noise_d, text, controls_of(0, n)), real_seg,
+        r1 = approximate_gradient_penalty(lambda x: D(x, t_d, noise_d, text, controls_of(0, n)), real_seg,
                                           self.sigma, real_logits,
                                           self.sample_randn(tuple(real.shape), RandomStream.R1, real.dtype)[:, :n]
                                           ).mean()
-        r2 = approximate_gradient_penalty(lambda x: self.judge(x, t_d, noise_d, text, controls_of(a, b)), fake_seg,
+        r2 = approximate_gradient_penalty(lambda x: D(x, t_d, noise_d, text, controls_of(a, b)), fake_seg,
                                           self.sigma, fake_logits,
                                           self.sample_randn(tuple(real.shape), RandomStream.R2, real.dtype)[:, :n]
                                           ).mean()
@@ -234,7 +232,7 @@ class AdversarialPostTraining(StageModule):
         t_g = self.sample_rand(B, RandomStream.G_TIMESTEPS)
         noise_g = self.sample_randn(tuple(real.shape), RandomStream.G_NOISE, real.dtype)
         with torch.no_grad():
-            real_logits = self.judge(real, t_g, noise_g, text, controls_of(0, F))  # (B, F): prefixes judged alike
+            real_logits = D(real, t_g, noise_g, text, controls_of(0, F))  # (B, F): prefixes judged alike
         total_g = torch.zeros((), device=self.device)
         judged = 1  # video frames whose loss is counted so far (frame 0 is real)
         for a, b in spans:
@@ -244,7 +242,7 @@ class AdversarialPostTraining(StageModule):
             else:
                 frames = one_step_frames(self.model, real, text, batch.controls, noises)  # (B, F - 1, C, H, W)
             video = torch.cat([fake[:, a:first], frames], dim=1)  # (B, b - a, C, H, W)
-            logits = self.judge(video, t_g, noise_g, text, controls_of(a, b))
+            logits = D(video, t_g, noise_g, text, controls_of(a, b))
             loss_g, _ = relativistic_losses(logits, real_logits[:, : b - a])
             loss = loss_g[:, judged - a :].sum(1).mean() / (R - 1)
             judged = b
@@ -266,9 +264,7 @@ class AdversarialPostTraining(StageModule):
         B, F = batch.latents.shape[:2]
         noise = torch.randn((B, F - 1, *batch.latents.shape[2:]), generator=self.validation_generator(batch_idx),
                             device=self.device)
-        next_error, copy = next_frame_errors(self.sampling_model, batch.latents, batch.text, batch.controls, noise)
-        self.log_dict({"val/next_frame_mse": next_error.mean(), "val/copy_mse": copy.mean()}, batch_size=B,
-                      sync_dist=True)
+        self.log_next_frame_errors("val", batch, noise)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)

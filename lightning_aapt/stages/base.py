@@ -181,8 +181,9 @@ class StageModule(L.LightningModule):
         return loss
 
     def trained_frames(self, num_frames: int) -> int:
-        """Positions a clip of `num_frames` frames trains (causal stages: F - 1, frame 0 is only recycled)."""
-        return num_frames
+        """Positions a clip of `num_frames` frames trains: all of them for a bidirectional model, F - 1 for a causal
+        one (teacher forcing: frame 0 is only recycled, `teacher_forcing.py`)."""
+        return num_frames if self.cfg.bidirectional else num_frames - 1
 
     def per_frame_losses(self, batch, t: Tensor, noise: Tensor, model: torch.nn.Module | None = None) -> Tensor:
         """The stage's flow-matching loss (B, F') of a batch at timesteps t (B, F') with noise (B, F', C, H, W),
@@ -212,10 +213,15 @@ class StageModule(L.LightningModule):
         if self.ema is not None:
             raw = self.per_frame_losses(batch, t, noise, self.model).mean()
             self.log(f"{split}/loss_raw", raw, batch_size=B, sync_dist=True)
-        if not self.cfg.bidirectional:  # what the 1-NFE generator does, teacher-forced, against copying
-            error, copy = next_frame_errors(self.sampling_model, batch.latents, batch.text, batch.controls, noise)
-            self.log_dict({f"{split}/next_frame_mse": error.mean(), f"{split}/copy_mse": copy.mean()}, batch_size=B,
-                          sync_dist=True)
+        if not self.cfg.bidirectional:
+            self.log_next_frame_errors(split, batch, noise)
+
+    def log_next_frame_errors(self, split: str, batch, noise: Tensor) -> None:
+        """What the 1-NFE generator does, teacher-forced, against copying: `<split>/next_frame_mse` and
+        `<split>/copy_mse` of the sampling weights, with `noise` (B, F-1, C, H, W)."""
+        error, copy = next_frame_errors(self.sampling_model, batch.latents, batch.text, batch.controls, noise)
+        self.log_dict({f"{split}/next_frame_mse": error.mean(), f"{split}/copy_mse": copy.mean()},
+                      batch_size=len(batch), sync_dist=True)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self.evaluate("val", batch, batch_idx)

@@ -80,9 +80,6 @@ class ConsistencyDistillation(StageModule):
             return mse
         return torch.sqrt(mse + self.huber_c**2) - self.huber_c
 
-    def trained_frames(self, num_frames: int) -> int:
-        return num_frames - 1
-
     def per_frame_losses(self, batch, t: Tensor, noise: Tensor, model=None) -> Tensor:
         """`t` (B, F-1) is snapped to the grid point t_n at or above it; the pair is (t_n, t_{n-1}). `model` is the
         student (default the trained weights); the stop-gradient target is the same network."""

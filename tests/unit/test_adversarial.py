@@ -32,11 +32,16 @@ def test_relativistic_loss_matches_its_closed_form():
     assert relativistic_losses(torch.tensor([[-3.0]]), torch.tensor([[3.0]]))[1] < 0.01
 
 
+def disc_inputs(frames: int, seed: int):
+    """A video, its noise, per-clip t, text and controls for `tiny_discriminator` (2 clips)."""
+    gen = torch.Generator().manual_seed(seed)
+    video, noise = (torch.randn(2, frames, 4, *LATENT, generator=gen) for _ in range(2))
+    return video, noise, torch.rand(2, generator=gen), torch.randn(2, 5, 16, generator=gen), torch.randn(2, frames, 3)
+
+
 def test_discriminator_logits_of_past_frames_ignore_future_frames():
     disc = tiny_discriminator()
-    gen = torch.Generator().manual_seed(0)
-    video, noise = torch.randn(2, 7, 4, *LATENT, generator=gen), torch.randn(2, 7, 4, *LATENT, generator=gen)
-    t, text, controls = torch.rand(2, generator=gen), torch.randn(2, 5, 16, generator=gen), torch.randn(2, 7, 3)
+    video, noise, t, text, controls = disc_inputs(7, seed=0)
     with torch.no_grad():
         logits = disc(video, t, noise, text, controls)
         assert logits.shape == (2, 7)
@@ -66,9 +71,7 @@ def test_discriminator_sees_a_video_only_through_its_noised_frames():
 
 def test_a_short_segment_is_judged_as_the_same_length_prefix():
     disc = tiny_discriminator()
-    gen = torch.Generator().manual_seed(2)
-    video, noise = torch.randn(2, 6, 4, *LATENT, generator=gen), torch.randn(2, 6, 4, *LATENT, generator=gen)
-    t, text, controls = torch.rand(2, generator=gen), torch.randn(2, 5, 16, generator=gen), torch.randn(2, 6, 3)
+    video, noise, t, text, controls = disc_inputs(6, seed=2)
     with torch.no_grad():
         torch.testing.assert_close(disc(video[:, :3], t, noise, text, controls[:, :3]),
                                    disc(video, t, noise, text, controls)[:, :3])
