@@ -214,7 +214,7 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
         stream_toy_clips,
         true_videos,
     )
-    from lightning_aapt.inference.video import to_uint8, write_video
+    from lightning_aapt.inference.video import contact_sheet, to_uint8, write_image, write_video
     from lightning_aapt.metrics.extractors import make_extractor
     from lightning_aapt.stages.checkpoints import load_backbone
 
@@ -244,6 +244,8 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
         rows.append((name, str(steps), curves, f"{1e3 * stream.seconds_per_frame:.1f}"))
         if entry.get("video"):
             write_video(exp / entry["video"], to_uint8(stream.side_by_side()), fps=8, scale=4)
+            pairs = [to_uint8(v) for c in range(min(4, clips)) for v in (stream.generated[c], stream.truth[c])]
+            write_image((exp / entry["video"]).with_suffix(".png"), contact_sheet(pairs, max(frames // 16, 1), 3))
     if stream is not None:
         for name, video in floor_videos(stream, scenes, actions, toy.world).items():
             curves = score_toy_video(video, stream, window, extractor, reference)
@@ -269,9 +271,16 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
         lines.append(f"| {name} | {steps} | {cell(curves, 'agent_error_px', 2)} ({sum(agent) / len(agent):.2f}) | "
                      f"{cell(curves, 'action_following_px', 2)} | {cell(curves, 'sharpness', 2)} | "
                      f"{cell(curves, 'pixel_mse_truth', 4)} | {cell(curves, fd, 3)} | {ms} |")
+    starts = rows[0][2].starts if rows else []
+    lines += ["", f"Drift curves: agent error px per {window}-frame window (first frame of each window).", "",
+              "| model | " + " | ".join(str(f) for f in starts) + " |", "|---|" + "---|" * len(starts)]
+    lines += [f"| {name} | " + " | ".join(f"{v:.2f}" for v in curves.curves["agent_error_px"]) + " |"
+              for name, _, curves, _ in rows]
     for entry in report.get("streams", []):
         if entry.get("video"):
-            lines.append(f"\nvideo: {exp / entry['video']} ({entry['stage']}, generated left, truth right)")
+            sheet = (exp / entry["video"]).with_suffix(".png")
+            lines.append(f"\nvideo: {exp / entry['video']} ({entry['stage']}, generated left, truth right); contact "
+                         f"sheet {sheet} (4 scenes, one frame in {max(frames // 16, 1)}, generated above truth)")
     stages = " · ".join(f"{n} {r['seconds']:.0f} s" for n, r in finished.items())
     lines += ["", f"stage times: {stages}; ms/frame is the network time for all {clips} scenes together, "
               "decode excluded"]

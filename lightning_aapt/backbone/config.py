@@ -29,6 +29,10 @@ class BackboneConfig:
         bidirectional: full attention over all frames and no cache: the pretrained-teacher form.
         recycled_input: the input has recycled-frame channels (frame f-1 concatenated to frame f).
             A pretrained bidirectional model has none; `convert_to_causal` adds them zero-initialised.
+        recycle_generated: every position recycles the frame before it (AAPT); False: only position 0 does (the
+            first, given frame) and later positions get zeros, so the past reaches a frame through the KV cache
+            alone (AAPT App. E's "no recycling" ablation). Applied inside the model, so training, streaming and
+            the rollout agree.
         freq_dim: width of the sinusoidal timestep features.
         rope_theta: RoPE base frequency for the temporal and both spatial axes.
         qk_norm: RMS-normalise queries and keys per head (stabilises large models; Wan does it).
@@ -49,6 +53,7 @@ class BackboneConfig:
     sink_frames: int = 1
     bidirectional: bool = False
     recycled_input: bool = True
+    recycle_generated: bool = True
     freq_dim: int = 256
     rope_theta: float = 10000.0
     qk_norm: bool = True

@@ -117,7 +117,8 @@ class CausalVideoDiT(nn.Module):
         latents   (B, F, C, H, W)  noisy latent frames
         timesteps (B, F)           per-frame t in [0, 1], 1 = pure noise
         recycled  (B, F, C, H, W)  frame f-1 for each frame f (zeros for the very first frame); None only
-                                   for a model without recycled input (`recycled_input=False`)
+                                   for a model without recycled input (`recycled_input=False`); with
+                                   `recycle_generated=False` only stream position 0's is read
         text      (B, L, Dt)       text embeddings, always attended (cross-attention)
         controls  (B, F, A)        per-frame controls when `control_dim` > 0
         cache     KVCache          from `new_cache`: the F frames are appended after those it holds
@@ -180,16 +181,19 @@ class CausalVideoDiT(nn.Module):
         B, F, C, H, W = latents.shape
         p = cfg.patch_size
         grid = (H // p, W // p)
+        first = 0 if cache is None else cache.num_frames
+        frames = tuple(range(first, first + F))
         x = self.patch_embed(patchify(latents, p))  # (B, F, N, D)
         if self.recycled_embed is not None:
+            if not cfg.recycle_generated:  # only position 0 (the given first frame) recycles
+                kept = 1 if first == 0 else 0
+                recycled = torch.cat([recycled[:, :kept], torch.zeros_like(recycled[:, kept:])], dim=1)
             x = x + self.recycled_embed(patchify(recycled, p))  # (B, F, N, D)
         if self.control_embed is not None:
             x = x + self.control_embed(controls.to(x.dtype))[:, :, None]  # (B, F, 1, D) over N tokens
         c = self.time_embed(timestep_features(timesteps, cfg.freq_dim).to(x.dtype))  # (B, F, D)
         mod = self.time_proj(c).unflatten(-1, (6, cfg.dim))  # (B, F, 6, D)
         embedded = self._embed_text(text, cache)  # (B, L, D), or None: the cache holds this text's K/V
-        first = 0 if cache is None else cache.num_frames
-        frames = tuple(range(first, first + F))
         features = []
         for i, block in enumerate(self.blocks):
             x = block(x, mod, embedded, frames, grid, cache, i, cache_write)  # (B, F, N, D)

@@ -48,3 +48,30 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, scale: int = 1
         raise ValueError(f"{path}: write .gif or .mp4")
     os.replace(tmp, path)
     return path
+
+
+def contact_sheet(rows: list[np.ndarray], every: int, scale: int = 1) -> np.ndarray:
+    """One image of several videos: each (T, H, W, 3) uint8 video becomes a row of its frames 0, every, 2*every,
+    ..., one pixel of black between frames and rows; every pixel scaled up `scale` times -> (rows, cols, 3)."""
+    if not rows or any(r.ndim != 4 or r.shape[-1] != 3 or r.dtype != np.uint8 for r in rows):
+        raise ValueError("contact_sheet needs (T, H, W, 3) uint8 videos")
+    if every < 1:
+        raise ValueError(f"contact_sheet every must be >= 1, got {every}")
+    pad = ((1, 0), (1, 0), (0, 0))
+    lines = [np.concatenate([np.pad(f, pad) for f in r[::every]], axis=1) for r in rows]  # (H+1, n(W+1), 3)
+    width = max(line.shape[1] for line in lines)
+    sheet = np.concatenate([np.pad(line, ((0, 0), (0, width - line.shape[1]), (0, 0))) for line in lines], axis=0)
+    sheet = np.pad(sheet, ((0, 1), (0, 1), (0, 0)))
+    return sheet.repeat(scale, axis=0).repeat(scale, axis=1) if scale > 1 else sheet
+
+
+def write_image(path: str | Path, image: np.ndarray) -> Path:
+    """Write an (H, W, 3) uint8 image (.png), under a temporary name renamed into place."""
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    Image.fromarray(image).save(tmp)
+    os.replace(tmp, path)
+    return path

@@ -36,7 +36,8 @@ class WorldConfig:
         max_speed: initial sprite speed bound, pixels per frame.
         agent_radius: radius of the agent in pixels.
         agent_accel: acceleration per unit action, pixels per frame^2.
-        agent_damping: velocity kept per frame by the agent (friction).
+        agent_damping: velocity kept per frame by the agent (friction); 0 = direct control: the velocity is
+            `agent_accel` x the action, so frame f follows from frame f-1 and action f alone.
         agent_max_speed: agent speed bound, pixels per frame.
         agent_collides: the agent bounces off sprites (True) or passes over them (False, the default): then its
             path is a function of the actions alone, so the agent error of a generated stream measures action

@@ -15,9 +15,10 @@ from tests.helpers_cli import EXPERIMENTS, fit
 
 pytestmark = pytest.mark.slow
 
-WORLD = WorldConfig(size=16, min_sprites=1, max_sprites=2, min_radius=1.5, max_radius=2.5, max_speed=0.8,
-                    agent_radius=2.0, agent_accel=0.3, agent_max_speed=1.2)
-BACKBONE = {"dim": 128, "depth": 4, "num_heads": 4, "freq_dim": 128, "patch_size": 1}
+REFERENCE = yaml.safe_load((EXPERIMENTS / "reference" / "stage1.yaml").read_text())  # the reference experiment's
+WORLD = WorldConfig(**REFERENCE["data"]["init_args"]["toy_world"]["world"])  # 16 px, a directly steered agent
+BACKBONE = {k: v for k, v in REFERENCE["model"]["init_args"]["backbone"].items()
+            if k in ("dim", "depth", "num_heads", "freq_dim", "patch_size")}
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def world16(tmp_path_factory):
 
 
 def stage_config(stage: str, tmp_path, data_dir, steps: int, **model_args):
-    config = yaml.safe_load((EXPERIMENTS / f"{stage}.yaml").read_text())
+    config = yaml.safe_load((EXPERIMENTS / "reference" / f"{stage}.yaml").read_text())
     trainer = config["trainer"]
     trainer["callbacks"] = [c for c in trainer["callbacks"] if c["class_path"].startswith("lightning.")]
     trainer.update(max_steps=steps, val_check_interval=steps, limit_val_batches=4, default_root_dir=str(tmp_path),

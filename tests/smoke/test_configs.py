@@ -10,7 +10,7 @@ from lightning_aapt.cli import main
 pytestmark = pytest.mark.smoke
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
-PIPELINES = [EXPERIMENTS / "pipeline.yaml"]
+PIPELINES = [EXPERIMENTS / "pipeline.yaml", EXPERIMENTS / "reference.yaml"]
 CONFIGS = sorted(p for p in EXPERIMENTS.rglob("*.yaml") if p not in PIPELINES)
 
 
@@ -48,16 +48,36 @@ def test_bad_config_key_names_the_key(tmp_path, capsys):
     assert "ema_decayy" in capsys.readouterr().err
 
 
-def test_pipeline_lists_existing_stage_configs_in_order():
+@pytest.mark.parametrize("pipeline", PIPELINES, ids=lambda p: p.name)
+def test_pipeline_lists_existing_stage_configs_in_order(pipeline):
     from omegaconf import OmegaConf
 
-    spec = OmegaConf.to_container(OmegaConf.load(PIPELINES[0]), resolve=True)
+    spec = OmegaConf.to_container(OmegaConf.load(pipeline), resolve=True)
     names = [s["name"] for s in spec["stages"]]
-    assert names == ["stage0", "stage1", "stage2", "stage3"]
+    assert names[: 3 if "reference" in pipeline.name else 4] == (
+        ["stage1", "stage2", "stage3"] if "reference" in pipeline.name else ["stage0", "stage1", "stage2", "stage3"])
     for stage in spec["stages"]:
         assert (EXPERIMENTS.parent / stage["config"]).is_file()
         for key in ("init_from", "disc_init_from"):
             assert stage.get(key) is None or names.index(stage[key]) < names.index(stage["name"])
+    assert {s["stage"] for s in spec["report"]["streams"]} <= set(names)
+
+
+def test_reference_ablation_stages_parse_with_their_arguments(capsys):
+    """Each ablation of the reference pipeline is a shipped stage config plus arguments: they must parse."""
+    from omegaconf import OmegaConf
+
+    spec = OmegaConf.to_container(OmegaConf.load(EXPERIMENTS / "reference.yaml"), resolve=True)
+    for stage in spec["stages"]:
+        if not stage.get("args"):
+            continue
+        with pytest.raises(SystemExit) as done:
+            main(["fit", "--config", str(EXPERIMENTS.parent / stage["config"]), *stage["args"], "--print_config"])
+        assert done.value.code in (0, None), stage["name"]
+        printed = capsys.readouterr().out
+        for arg in stage["args"]:
+            key, value = arg.removeprefix("--").split("=")
+            assert f"{key.split('.')[-1]}: {value}" in printed, (stage["name"], arg)
 
 
 def test_scale_configs_shard_every_stage_and_the_sbatch_example_is_valid(capsys):

@@ -40,6 +40,12 @@ def test_pipeline_runs_all_stages_then_skips_them(toy_data, tmp_path, capsys):
     filled, end = summary["streams"]["stage3"]["cache_bytes"]
     assert filled == end > 0  # constant KV-cache memory once the window is full
     assert (exp / "stage3_stream.gif").stat().st_size > 0 and "| stage3 | 1 |" in (exp / "summary.md").read_text()
+    from PIL import Image
+
+    size = Image.open(exp / "stage3_stream.gif").size[1] // 4  # frame edge (the GIF is scaled 4x)
+    sheet = Image.open(exp / "stage3_stream.png")  # generated above truth for each of the 2 scenes, 12 frames, x3
+    assert sheet.size == (3 * (12 * (size + 1) + 1), 3 * (2 * 2 * (size + 1) + 1))
+    assert "| stage3 | " in (exp / "summary.md").read_text().split("Drift curves")[1]
     capsys.readouterr()
     assert main(["pipeline", "--config", str(config)]) == 0  # everything finished: all skipped
     out = capsys.readouterr().out

@@ -100,3 +100,24 @@ def test_step_before_reset_is_an_error():
 def test_bidirectional_model_is_refused():
     with pytest.raises(ValueError, match="causal"):
         StreamingGenerator(tiny_model(bidirectional=True), latent_size=LATENT)
+
+
+def test_no_recycling_ablation_reads_only_the_first_frame():
+    """recycle_generated=False (AAPT App. E): only position 0 takes its recycled frame; later ones read the past
+    through the cache alone, identically in a parallel pass and a stream."""
+    model = tiny_model(window_frames=4, sink_frames=1, recycle_generated=False)
+    text, noises = torch.randn(2, 5, 16), torch.randn(2, 6, 4, *LATENT)
+    first = torch.randn(2, 4, *LATENT)
+    recycled = torch.cat([first[:, None], torch.randn(2, 5, 4, *LATENT)], dim=1)
+    with torch.no_grad():
+        parallel = noises - model(noises, torch.ones(2, 6), recycled, text)
+        zeroed = noises - model(noises, torch.ones(2, 6), torch.cat([first[:, None], 0 * recycled[:, 1:]], 1), text)
+        recycling = tiny_model(window_frames=4, sink_frames=1)
+        moved = noises - recycling(noises, torch.ones(2, 6), recycled, text)
+    torch.testing.assert_close(parallel, zeroed)  # the later recycled frames are ignored ...
+    assert not torch.allclose(moved[:, 1:], noises[:, 1:] - recycling(noises, torch.ones(2, 6), torch.cat(
+        [first[:, None], 0 * recycled[:, 1:]], 1), text)[:, 1:])  # ... which a recycling model reads
+    gen = StreamingGenerator(model, steps=1)
+    gen.reset(text, first_frame=first)
+    streamed = torch.stack([gen.step(noise=noises[:, f]) for f in range(6)], dim=1)
+    torch.testing.assert_close(streamed, parallel, atol=1e-5, rtol=1e-5)

@@ -68,3 +68,11 @@ def test_scripted_policy_persists_and_stays_in_range():
 def test_bad_actions_shape_is_reported():
     with pytest.raises(ValueError, match=r"actions must be \(F, 2\)"):
         simulate(0, np.zeros((5, 3)))
+
+
+def test_direct_control_moves_the_agent_by_the_action():
+    """agent_damping=0: an action is the agent's velocity (agent_accel px/frame per unit), nothing carried over."""
+    cfg = WorldConfig(size=32, agent_accel=1.0, agent_damping=0.0, agent_max_speed=2.0)
+    actions = np.array([[0, 0], [1, 0], [1, 0], [0, 0], [0, -0.5]], dtype=np.float32)
+    pos = simulate(3, actions, cfg).agent_pos
+    np.testing.assert_allclose(np.diff(pos, axis=0), actions[1:], atol=1e-9)  # away from the walls
