@@ -232,7 +232,8 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     scenes, actions = [s for s, _ in seeds[:clips]], actions[:clips]
     extractor = make_extractor("rand3d", None, flag="report")
     window = clip_frames
-    results, rows, stream = {}, [], None
+    results, rows, media, stream = {}, [], [], None
+    every = max(frames // 16, 1)  # contact sheets show 16 frames of a stream
     for entry in report.get("streams", []):
         name, steps = entry["stage"], int(entry["steps"])
         model = load_backbone(exp / name / "checkpoints" / "last.ckpt").eval()
@@ -245,7 +246,9 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
         if entry.get("video"):
             write_video(exp / entry["video"], to_uint8(stream.side_by_side()), fps=8, scale=4)
             pairs = [to_uint8(v) for c in range(min(4, clips)) for v in (stream.generated[c], stream.truth[c])]
-            write_image((exp / entry["video"]).with_suffix(".png"), contact_sheet(pairs, max(frames // 16, 1), 3))
+            sheet = write_image((exp / entry["video"]).with_suffix(".png"), contact_sheet(pairs, every, 3))
+            media.append(f"\nvideo: {exp / entry['video']} ({name}, generated left, truth right); contact sheet "
+                         f"{sheet} ({len(pairs) // 2} scenes, one frame in {every}, generated above truth)")
     if stream is not None:
         for name, video in floor_videos(stream, scenes, actions, toy.world).items():
             curves = score_toy_video(video, stream, window, extractor, reference)
@@ -276,11 +279,7 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
               "| model | " + " | ".join(str(f) for f in starts) + " |", "|---|" + "---|" * len(starts)]
     lines += [f"| {name} | " + " | ".join(f"{v:.2f}" for v in curves.curves["agent_error_px"]) + " |"
               for name, _, curves, _ in rows]
-    for entry in report.get("streams", []):
-        if entry.get("video"):
-            sheet = (exp / entry["video"]).with_suffix(".png")
-            lines.append(f"\nvideo: {exp / entry['video']} ({entry['stage']}, generated left, truth right); contact "
-                         f"sheet {sheet} (4 scenes, one frame in {max(frames // 16, 1)}, generated above truth)")
+    lines += media
     stages = " · ".join(f"{n} {r['seconds']:.0f} s" for n, r in finished.items())
     lines += ["", f"stage times: {stages}; ms/frame is the network time for all {clips} scenes together, "
               "decode excluded"]

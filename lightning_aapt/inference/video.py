@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lightning_aapt.files import write_atomic
+
 
 def to_uint8(video) -> np.ndarray:
     """(T, 3, H, W) float in [0, 1] (tensor or array) -> (T, H, W, 3) uint8."""
@@ -66,12 +68,14 @@ def contact_sheet(rows: list[np.ndarray], every: int, scale: int = 1) -> np.ndar
 
 
 def write_image(path: str | Path, image: np.ndarray) -> Path:
-    """Write an (H, W, 3) uint8 image (.png), under a temporary name renamed into place."""
+    """Write an (H, W, 3) uint8 image as PNG (`files.write_atomic`: a temporary name, renamed into place)."""
+    import io
+
     from PIL import Image
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    Image.fromarray(image).save(tmp)
-    os.replace(tmp, path)
+    png = io.BytesIO()
+    Image.fromarray(image).save(png, format="PNG")
+    write_atomic(path, png.getvalue())
     return path

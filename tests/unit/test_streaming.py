@@ -109,14 +109,14 @@ def test_no_recycling_ablation_reads_only_the_first_frame():
     text, noises = torch.randn(2, 5, 16), torch.randn(2, 6, 4, *LATENT)
     first = torch.randn(2, 4, *LATENT)
     recycled = torch.cat([first[:, None], torch.randn(2, 5, 4, *LATENT)], dim=1)
+    only_first = torch.cat([first[:, None], torch.zeros_like(recycled[:, 1:])], dim=1)
+    recycling = tiny_model(window_frames=4, sink_frames=1)
+    ones = torch.ones(2, 6)
     with torch.no_grad():
-        parallel = noises - model(noises, torch.ones(2, 6), recycled, text)
-        zeroed = noises - model(noises, torch.ones(2, 6), torch.cat([first[:, None], 0 * recycled[:, 1:]], 1), text)
-        recycling = tiny_model(window_frames=4, sink_frames=1)
-        moved = noises - recycling(noises, torch.ones(2, 6), recycled, text)
-    torch.testing.assert_close(parallel, zeroed)  # the later recycled frames are ignored ...
-    assert not torch.allclose(moved[:, 1:], noises[:, 1:] - recycling(noises, torch.ones(2, 6), torch.cat(
-        [first[:, None], 0 * recycled[:, 1:]], 1), text)[:, 1:])  # ... which a recycling model reads
+        parallel = noises - model(noises, ones, recycled, text)
+        torch.testing.assert_close(parallel, noises - model(noises, ones, only_first, text))  # later ones ignored ...
+        assert not torch.allclose(recycling(noises, ones, recycled, text)[:, 1:],
+                                  recycling(noises, ones, only_first, text)[:, 1:])  # ... which a recycling model reads
     gen = StreamingGenerator(model, steps=1)
     gen.reset(text, first_frame=first)
     streamed = torch.stack([gen.step(noise=noises[:, f]) for f in range(6)], dim=1)
