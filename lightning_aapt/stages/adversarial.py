@@ -3,19 +3,21 @@ discriminator that judges every frame (AAPT §2.2 (3), App. B).
 
 Notation: B batch, F clip frames, R video frames (first real frame + generated ones), C/H/W latent shape.
 
-One training step, on a batch of real clips (text, actions, first frame):
+One training step, on a batch of real clips of F frames (text, actions, first frame):
 1. Student-forcing rollout: from the real first frame, the generator makes R - 1 frames, one network
    evaluation each, through its KV cache, without gradients (`adversarial/rollout.py`).
-2. Discriminator update: on one segment of the fake video (drawn with a generator seeded by the step, so every
-   rank picks the same), paired per frame with the prefix of the real clip of the segment's length (same text,
-   first frame and actions at segment 0); relativistic loss plus approximated R1 (real) and R2 (fake). Real
-   and fake are presented alike: zero recycled channels, nothing but the noised frames.
+2. Discriminator update: on one segment (S frames) of the fake video (drawn with a generator seeded by the
+   step, so every rank picks the same), paired per frame with real frames of the same length: the same clip's
+   frames at the same place when the clip holds the segment (same scene, text and actions: the two differ only
+   by the generator's errors), a real clip's prefix past the clip's end; relativistic loss plus approximated
+   R1 (real) and R2 (fake). Real and fake are presented alike: zero recycled channels, nothing but the noised
+   frames.
 3. Generator update (every `d_updates_per_g` steps, after `disc_warmup_steps` D-only updates): segment by
    segment, the segment's frames are recomputed with gradients from a detached cache snapshot, judged, and
    back-propagated at once, so memory is bounded by one segment while every segment contributes gradients
    (AAPT's long-video training: 10 s segments, 1 s overlap). Each generated frame's loss counts once; overlap
-   frames are the next segment's context. With R = F (the default) there is one segment: the whole clip.
-Real clips are as long as a segment; past the clip, rollouts use its actions played back and forth.
+   frames are the next segment's context. With R = S = F (the default) there is one segment: the whole clip.
+Past the clip, rollouts use its actions played back and forth.
 Manual optimisation, Adam with beta1 = 0, beta2 = 0.9 (AAPT/APT), gradient clipping, EMA of the generator, and a
 guard that skips a step whose loss is not finite and aborts after `max_bad_steps` in a row.
 """
@@ -31,6 +33,7 @@ from torch import Tensor
 from lightning_aapt.adversarial import CausalDiscriminator, approximate_gradient_penalty, relativistic_losses
 from lightning_aapt.adversarial.rollout import extend_controls, regenerate, rollout
 from lightning_aapt.backbone import BackboneConfig
+from lightning_aapt.diffusion import shift_time
 from lightning_aapt.parallel import ParallelConfig
 from lightning_aapt.stages.base import OptimizerConfig, RandomStream, StageModule, TimestepConfig
 from lightning_aapt.stages.checkpoints import load_backbone
@@ -57,6 +60,13 @@ def segments(video_frames: int, segment_frames: int, overlap: int) -> list[tuple
         start += stride
 
 
+def real_counterpart(start: int, stop: int, clip_frames: int) -> tuple[int, int]:
+    """(start, stop) of the real frames a fake span is judged against: the same clip's frames at the same place
+    where the real clip holds them (same scene, text and actions), else the clip's prefix of the span's length
+    (a causal discriminator judges a prefix exactly as a whole clip's first frames)."""
+    return (start, stop) if stop <= clip_frames else (0, stop - start)
+
+
 class AdversarialPostTraining(StageModule):
     """Student-forcing adversarial training of the one-step causal generator.
 
@@ -65,7 +75,10 @@ class AdversarialPostTraining(StageModule):
         disc_optimizer: the discriminator's Adam settings.
         disc_head_layers: blocks feeding the discriminator's per-frame query heads (default: middle, last).
         num_rollout_frames: frames of the fake video, first real frame included (None: the clip length);
-            longer than the clips = long-video training, judged by segments.
+            longer than a segment = long-video training, judged by segments.
+        segment_frames: frames the discriminator judges at once and the generator back-propagates at once (None:
+            the clip length). Clips longer than a segment (`data.num_frames`) pair every segment inside them
+            with the same clip's real frames at the same place.
         segment_overlap: frames shared by consecutive segments (AAPT: 1 s).
         d_updates_per_g: discriminator updates per generator update.
         r1_gamma, r2_gamma: weights of the approximated R1 (real) and R2 (fake) penalties (AAPT: 1000).
@@ -80,6 +93,9 @@ class AdversarialPostTraining(StageModule):
             uninformative, and a generator trained against it only drifts (Self-Forcing warms its critic up too).
         forcing: "student" (AAPT): the generator rolls out on its own frames, as at inference; "teacher" (the
             variant AAPT App. D compares with): each frame is made from the real frames before it, in one pass.
+        disc_timestep_shift: time shift of the discriminator's t ~ U(0, 1), which noises the frames it judges, for
+            its update and the generator's alike (AAPT: 1, unshifted; APT: 12 for large video latents). Below 1
+            it favours low noise: small latents hold little redundant signal, and at high t they show D nothing.
     """
 
     def __init__(self, backbone: BackboneConfig, optimizer: OptimizerConfig | None = None,
@@ -90,7 +106,8 @@ class AdversarialPostTraining(StageModule):
                  segment_overlap: int = 1, d_updates_per_g: int = 1, r1_gamma: float = 1000.0,
                  r2_gamma: float = 1000.0, sigma: float = 0.1, kv_gradients: bool = True, grad_clip: float = 1.0,
                  max_bad_steps: int = 5, parallel: ParallelConfig | None = None, context_frames: int = 2,
-                 disc_warmup_steps: int = 0, forcing: Literal["student", "teacher"] = "student") -> None:
+                 disc_warmup_steps: int = 0, forcing: Literal["student", "teacher"] = "student",
+                 disc_timestep_shift: float = 1.0, segment_frames: int | None = None) -> None:
         super().__init__(backbone, optimizer or ADAM_GAN, timesteps, ema_decay, init_from, model_dims,
                          loss_buckets, sample_steps, parallel, context_frames)
         self.automatic_optimization = False
@@ -103,6 +120,10 @@ class AdversarialPostTraining(StageModule):
         self.discriminator = CausalDiscriminator(disc_backbone, disc_head_layers)
         self.disc_optimizer_cfg = disc_optimizer or ADAM_GAN
         self.num_rollout_frames, self.segment_overlap = num_rollout_frames, segment_overlap
+        if segment_frames is not None and segment_frames < 2:
+            raise ValueError(f"model.init_args.segment_frames must be >= 2 (a generated frame after the first), "
+                             f"got {segment_frames}")
+        self.segment_frames = segment_frames
         self.d_updates_per_g, self.kv_gradients = d_updates_per_g, kv_gradients
         self.r1_gamma, self.r2_gamma, self.sigma = r1_gamma, r2_gamma, sigma
         self.grad_clip, self.max_bad_steps = grad_clip, max_bad_steps
@@ -118,6 +139,9 @@ class AdversarialPostTraining(StageModule):
             raise ValueError("forcing='teacher' generates each clip from its own real frames: it has no rollout "
                              "longer than the clip, so leave model.init_args.num_rollout_frames unset (null)")
         self.forcing = forcing
+        if disc_timestep_shift <= 0:
+            raise ValueError(f"model.init_args.disc_timestep_shift must be > 0, got {disc_timestep_shift}")
+        self.disc_timestep_shift = disc_timestep_shift
 
     def check_backbone(self, cfg: BackboneConfig) -> None:
         if cfg.bidirectional or not cfg.recycled_input:
@@ -149,6 +173,10 @@ class AdversarialPostTraining(StageModule):
         """Random choices that shape computation come from here: identical on every rank (no deadlock)."""
         return torch.Generator().manual_seed(1_000_003 * (self.global_step + 1))
 
+    def disc_timesteps(self, batch: int, stream: RandomStream) -> Tensor:
+        """The discriminator's per-clip t (B,): U(0, 1) from `stream`, shifted by `disc_timestep_shift`."""
+        return shift_time(self.sample_rand(batch, stream), self.disc_timestep_shift)
+
     def averaged_steps(self) -> int:
         return self.g_updates  # the generator's EMA warms up over its own updates, not D's as well
 
@@ -178,9 +206,13 @@ class AdversarialPostTraining(StageModule):
         D = self.discriminator  # logits (B, F) of a video, see discriminator.py
         real, text = batch.latents, batch.text  # (B, F, C, H, W)
         B, F = real.shape[:2]
-        R = max(self.num_rollout_frames or F, F)
+        S = self.segment_frames or F
+        if S > F:
+            raise ValueError(f"model.init_args.segment_frames={S} is longer than the real clips (data.num_frames={F}):"
+                             " the discriminator needs real frames for a whole segment")
+        R = max(self.num_rollout_frames or F, S)
         controls = extend_controls(batch.controls, R)  # (B, R, A)
-        spans = segments(R, F, self.segment_overlap)
+        spans = segments(R, S, self.segment_overlap)
         noises = self.sample_randn((B, R - 1, *real.shape[2:]), RandomStream.ROLLOUT, real.dtype)
         if self.forcing == "student":
             # rollout index j makes video frame j + 1; a span from video frame a needs the cache before index a - 1
@@ -189,31 +221,32 @@ class AdversarialPostTraining(StageModule):
             made = ro.frames
         else:  # AAPT App. D's variant: every frame made from the real frames before it, in one pass
             with torch.no_grad():
-                made = one_step_frames(self.model, real, text, batch.controls, noises)
+                made = one_step_frames(self.model, real[:, :R], text, controls, noises)
         fake = torch.cat([real[:, :1], made], dim=1)  # (B, R, C, H, W): the real first frame, then G's
 
         def controls_of(a: int, b: int) -> Tensor | None:
             return None if controls is None else controls[:, a:b]
 
-        # discriminator: one segment against a real clip's prefix of its length, relativistic loss + approximated
-        # R1 (real) and R2 (fake); both are presented alike (zero recycled channels, see discriminator.py)
+        # discriminator: one segment against its real counterpart, relativistic loss + approximated R1 (real) and
+        # R2 (fake); both are presented alike (zero recycled channels, see discriminator.py)
         shared = self.shared_generator()
         a, b = spans[int(torch.randint(len(spans), (1,), generator=shared))]
         n = b - a
-        real_seg, fake_seg = real[:, :n], fake[:, a:b].detach()
-        t_d = self.sample_rand(B, RandomStream.D_TIMESTEPS)
-        noise_d = self.sample_randn(tuple(real.shape), RandomStream.D_NOISE, real.dtype)
+        ra, rb = real_counterpart(a, b, F)
+        real_seg, real_controls, fake_seg = real[:, ra:rb], controls_of(ra, rb), fake[:, a:b].detach()
+        t_d = self.disc_timesteps(B, RandomStream.D_TIMESTEPS)
+        noise_d = self.sample_randn((B, S, *real.shape[2:]), RandomStream.D_NOISE, real.dtype)
         self.toggle_optimizer(opt_d)
-        real_logits = D(real_seg, t_d, noise_d, text, controls_of(0, n))
+        real_logits = D(real_seg, t_d, noise_d, text, real_controls)
         fake_logits = D(fake_seg, t_d, noise_d, text, controls_of(a, b))
         _, loss_d = relativistic_losses(fake_logits, real_logits)
-        r1 = approximate_gradient_penalty(lambda x: D(x, t_d, noise_d, text, controls_of(0, n)), real_seg,
+        r1 = approximate_gradient_penalty(lambda x: D(x, t_d, noise_d, text, real_controls), real_seg,
                                           self.sigma, real_logits,
-                                          self.sample_randn(tuple(real.shape), RandomStream.R1, real.dtype)[:, :n]
+                                          self.sample_randn((B, S, *real.shape[2:]), RandomStream.R1, real.dtype)[:, :n]
                                           ).mean()
         r2 = approximate_gradient_penalty(lambda x: D(x, t_d, noise_d, text, controls_of(a, b)), fake_seg,
                                           self.sigma, fake_logits,
-                                          self.sample_randn(tuple(real.shape), RandomStream.R2, real.dtype)[:, :n]
+                                          self.sample_randn((B, S, *real.shape[2:]), RandomStream.R2, real.dtype)[:, :n]
                                           ).mean()
         total_d = loss_d.mean() + self.r1_gamma * r1 + self.r2_gamma * r2
         self.manual_backward(total_d)
@@ -229,24 +262,29 @@ class AdversarialPostTraining(StageModule):
         # generator: every segment, recomputed with gradients, judged, back-propagated at once; each generated
         # frame's loss counts once (in the first segment that holds it; overlap frames are context for the next)
         self.toggle_optimizer(opt_g)
-        t_g = self.sample_rand(B, RandomStream.G_TIMESTEPS)
-        noise_g = self.sample_randn(tuple(real.shape), RandomStream.G_NOISE, real.dtype)
-        with torch.no_grad():
-            real_logits = D(real, t_g, noise_g, text, controls_of(0, F))  # (B, F): prefixes judged alike
+        t_g = self.disc_timesteps(B, RandomStream.G_TIMESTEPS)
+        noise_g = self.sample_randn((B, S, *real.shape[2:]), RandomStream.G_NOISE, real.dtype)
+        if self.forcing == "teacher":  # all frames in one pass, with gradients; each span is judged from it
+            taught = torch.cat([real[:, :1], one_step_frames(self.model, real[:, :R], text, controls, noises)], 1)
+        real_logits = {}  # (start, stop) of a real span -> its logits (B, stop - start), judged once
         total_g = torch.zeros((), device=self.device)
         judged = 1  # video frames whose loss is counted so far (frame 0 is real)
         for a, b in spans:
             first = max(a, 1)  # the real first frame (a = 0) takes no gradient
             if self.forcing == "student":
                 frames = regenerate(self.model, ro, first - 1, b - 1, self.kv_gradients)  # (B, b - first, C, H, W)
+                video = torch.cat([fake[:, a:first], frames], dim=1)  # (B, b - a, C, H, W)
             else:
-                frames = one_step_frames(self.model, real, text, batch.controls, noises)  # (B, F - 1, C, H, W)
-            video = torch.cat([fake[:, a:first], frames], dim=1)  # (B, b - a, C, H, W)
+                video = taught[:, a:b]
+            ra, rb = real_counterpart(a, b, F)
+            if (ra, rb) not in real_logits:
+                with torch.no_grad():
+                    real_logits[ra, rb] = D(real[:, ra:rb], t_g, noise_g, text, controls_of(ra, rb))  # (B, b - a)
             logits = D(video, t_g, noise_g, text, controls_of(a, b))
-            loss_g, _ = relativistic_losses(logits, real_logits[:, : b - a])
+            loss_g, _ = relativistic_losses(logits, real_logits[ra, rb])
             loss = loss_g[:, judged - a :].sum(1).mean() / (R - 1)
             judged = b
-            self.manual_backward(loss)
+            self.manual_backward(loss, retain_graph=self.forcing == "teacher" and b < R)
             total_g = total_g + loss.detach()
         if self._update(opt_g, total_g, self.model.parameters(), "g"):
             self.update_averages()

@@ -27,17 +27,20 @@ def test_stage2_distils_three_steps_and_scores_few_step_streams(chain, toy_data,
     assert {"train/loss", "val/loss", "val/stream_mse_1step", "val/stream_mse_2step"} <= tags
 
 
-@pytest.mark.parametrize(("rollout_frames", "forcing"), [
-    (None, "student"),
-    (11, "student"),  # 11 > 6-frame clips: long-video training by segments
-    (None, "teacher"),  # AAPT App. D's variant
+@pytest.mark.parametrize(("rollout_frames", "forcing", "segment_frames"), [
+    (None, "student", None),
+    (11, "student", None),  # 11 > 6-frame clips: long-video training by segments
+    (8, "student", 3),  # 3-frame segments: [0, 3) and [2, 5) paired with the 6-frame clip's own frames, then prefixes
+    (None, "teacher", None),  # AAPT App. D's variant
+    (None, "teacher", 4),  # ... judged in segments
 ])
-def test_stage3_trains_generator_and_discriminator(chain, toy_data, tmp_path, rollout_frames, forcing):
+def test_stage3_trains_generator_and_discriminator(chain, toy_data, tmp_path, rollout_frames, forcing,
+                                                   segment_frames):
     stage1 = chain / "stage1/checkpoints/last.ckpt"
     # 4 optimizer steps = 2 batches (Lightning counts the generator's and the discriminator's steps)
     config = tiny_config("stage3", tmp_path, toy_data, steps=4, val_every=2, init_from=str(stage1),
                          disc_init_from=str(stage1), num_rollout_frames=rollout_frames, forcing=forcing,
-                         disc_warmup_steps=0)
+                         disc_warmup_steps=0, segment_frames=segment_frames)
     fit(config)
     state = torch.load(tmp_path / "stage3/checkpoints/last.ckpt", map_location="cpu", weights_only=True)
     assert state["gan_counters"]["d_updates"] == 2 and len(state["optimizer_states"]) == 2

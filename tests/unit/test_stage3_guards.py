@@ -28,3 +28,14 @@ def test_a_generator_that_is_never_finite_aborts_although_the_discriminator_step
 def test_discriminator_warmup_must_not_be_negative():
     with pytest.raises(ValueError, match="disc_warmup_steps"):
         tiny_stage3(disc_warmup_steps=-1)
+
+
+def test_discriminator_timesteps_follow_their_shift():
+    """D's t is U(0, 1) shifted by disc_timestep_shift: unshifted by default (AAPT); a shift below 1 moves the
+    median of t from 0.5 to s / (1 + s), towards frames D can see."""
+    draws = {s: tiny_stage3(disc_timestep_shift=s).disc_timesteps(4000, 3) for s in (1.0, 1 / 3)}
+    assert abs(draws[1.0].median().item() - 0.5) < 0.03
+    assert abs(draws[1 / 3].median().item() - 0.25) < 0.03
+    assert draws[1 / 3].min() >= 0 and draws[1 / 3].max() < 1
+    with pytest.raises(ValueError, match="disc_timestep_shift"):
+        tiny_stage3(disc_timestep_shift=0.0)

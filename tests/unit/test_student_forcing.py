@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lightning_aapt.adversarial.rollout import extend_controls, regenerate, rollout
-from lightning_aapt.stages.adversarial import segments
+from lightning_aapt.stages.adversarial import real_counterpart, segments
 from tests.helpers import LATENT, tiny_model
 
 pytestmark = pytest.mark.unit
@@ -88,6 +88,15 @@ def test_segments_of_two_clips_minus_the_overlap_are_two():
     assert segments(16, 8, 1) == [(0, 8), (7, 15), (14, 16)]  # the remainder is a short segment
     with pytest.raises(ValueError, match="segment_overlap"):
         segments(16, 8, 8)
+
+
+def test_segments_inside_the_real_clip_are_judged_against_its_frames_at_the_same_place():
+    """A fake segment the real clip also holds is paired with those real frames (same scene, text and actions);
+    past the clip's end, with the clip's prefix of the segment's length."""
+    clip = 16
+    assert [real_counterpart(a, b, clip) for a, b in segments(15, 8, 1)] == [(0, 8), (7, 15)]
+    assert [real_counterpart(a, b, clip) for a, b in segments(29, 8, 1)] == [(0, 8), (7, 15), (0, 8), (0, 8)]
+    assert real_counterpart(14, 20, clip) == (0, 6)
 
 
 def test_controls_extend_back_and_forth():
