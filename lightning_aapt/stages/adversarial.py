@@ -213,6 +213,7 @@ class AdversarialPostTraining(StageModule):
         R = max(self.num_rollout_frames or F, S)
         controls = extend_controls(batch.controls, R)  # (B, R, A)
         spans = segments(R, S, self.segment_overlap)
+        segment_shape = (B, S, *real.shape[2:])  # D's noises: a segment's worth, shared by real and fake
         noises = self.sample_randn((B, R - 1, *real.shape[2:]), RandomStream.ROLLOUT, real.dtype)
         if self.forcing == "student":
             # rollout index j makes video frame j + 1; a span from video frame a needs the cache before index a - 1
@@ -235,18 +236,18 @@ class AdversarialPostTraining(StageModule):
         ra, rb = real_counterpart(a, b, F)
         real_seg, real_controls, fake_seg = real[:, ra:rb], controls_of(ra, rb), fake[:, a:b].detach()
         t_d = self.disc_timesteps(B, RandomStream.D_TIMESTEPS)
-        noise_d = self.sample_randn((B, S, *real.shape[2:]), RandomStream.D_NOISE, real.dtype)
+        noise_d = self.sample_randn(segment_shape, RandomStream.D_NOISE, real.dtype)
         self.toggle_optimizer(opt_d)
         real_logits = D(real_seg, t_d, noise_d, text, real_controls)
         fake_logits = D(fake_seg, t_d, noise_d, text, controls_of(a, b))
         _, loss_d = relativistic_losses(fake_logits, real_logits)
         r1 = approximate_gradient_penalty(lambda x: D(x, t_d, noise_d, text, real_controls), real_seg,
                                           self.sigma, real_logits,
-                                          self.sample_randn((B, S, *real.shape[2:]), RandomStream.R1, real.dtype)[:, :n]
+                                          self.sample_randn(segment_shape, RandomStream.R1, real.dtype)[:, :n]
                                           ).mean()
         r2 = approximate_gradient_penalty(lambda x: D(x, t_d, noise_d, text, controls_of(a, b)), fake_seg,
                                           self.sigma, fake_logits,
-                                          self.sample_randn((B, S, *real.shape[2:]), RandomStream.R2, real.dtype)[:, :n]
+                                          self.sample_randn(segment_shape, RandomStream.R2, real.dtype)[:, :n]
                                           ).mean()
         total_d = loss_d.mean() + self.r1_gamma * r1 + self.r2_gamma * r2
         self.manual_backward(total_d)
@@ -263,7 +264,7 @@ class AdversarialPostTraining(StageModule):
         # frame's loss counts once (in the first segment that holds it; overlap frames are context for the next)
         self.toggle_optimizer(opt_g)
         t_g = self.disc_timesteps(B, RandomStream.G_TIMESTEPS)
-        noise_g = self.sample_randn((B, S, *real.shape[2:]), RandomStream.G_NOISE, real.dtype)
+        noise_g = self.sample_randn(segment_shape, RandomStream.G_NOISE, real.dtype)
         if self.forcing == "teacher":  # all frames in one pass, with gradients; each span is judged from it
             taught = torch.cat([real[:, :1], one_step_frames(self.model, real[:, :R], text, controls, noises)], 1)
         real_logits = {}  # (start, stop) of a real span -> its logits (B, stop - start), judged once
