@@ -17,6 +17,9 @@ One training step, on a batch of real clips of F frames (text, actions, first fr
    back-propagated at once, so memory is bounded by one segment while every segment contributes gradients
    (AAPT's long-video training: 10 s segments, 1 s overlap). Each generated frame's loss counts once; overlap
    frames are the next segment's context. With R = S = F (the default) there is one segment: the whole clip.
+   Optionally (`distill_weight` > 0; not in AAPT, whose stage 3 is adversarial only) each generated frame also
+   regresses onto the frozen teacher's K-step sample of it from the same noise, teacher-forced on the generator's
+   own earlier frames: what the teacher would make next from where the generator's rollout actually is.
 Past the clip, rollouts use its actions played back and forth.
 Manual optimisation, Adam with beta1 = 0, beta2 = 0.9 (AAPT/APT), gradient clipping, EMA of the generator, and a
 guard that skips a step whose loss is not finite and aborts after `max_bad_steps` in a row.
@@ -96,6 +99,13 @@ class AdversarialPostTraining(StageModule):
         disc_timestep_shift: time shift of the discriminator's t ~ U(0, 1), which noises the frames it judges, for
             its update and the generator's alike (AAPT: 1, unshifted; APT: 12 for large video latents). Below 1
             it favours low noise: small latents hold little redundant signal, and at high t they show D nothing.
+        distill_weight: weight of the distillation term on the generator's own rollouts (0: AAPT, adversarial only):
+            per generated frame, the latent MSE to the teacher's `teacher_steps`-step sample from the same noise
+            with the generator's frames as context (`one_step_frames` on the rollout), averaged like the
+            adversarial loss. The teacher is the frozen `disc_init_from` model (stage 1), sampled on the stage's
+            timestep shift. It anchors the generator where the discriminator's signal is weak and teaches it to
+            continue from its own drifted frames (exposure bias), as Self-Forcing's distribution matching does.
+        teacher_steps: the teacher's Euler steps per frame for `distill_weight`.
     """
 
     def __init__(self, backbone: BackboneConfig, optimizer: OptimizerConfig | None = None,
@@ -107,7 +117,8 @@ class AdversarialPostTraining(StageModule):
                  r2_gamma: float = 1000.0, sigma: float = 0.1, kv_gradients: bool = True, grad_clip: float = 1.0,
                  max_bad_steps: int = 5, parallel: ParallelConfig | None = None, context_frames: int = 2,
                  disc_warmup_steps: int = 0, forcing: Literal["student", "teacher"] = "student",
-                 disc_timestep_shift: float = 1.0, segment_frames: int | None = None) -> None:
+                 disc_timestep_shift: float = 1.0, segment_frames: int | None = None, distill_weight: float = 0.0,
+                 teacher_steps: int = 8) -> None:
         super().__init__(backbone, optimizer or ADAM_GAN, timesteps, ema_decay, init_from, model_dims,
                          loss_buckets, sample_steps, parallel, context_frames)
         self.automatic_optimization = False
@@ -142,6 +153,14 @@ class AdversarialPostTraining(StageModule):
         if disc_timestep_shift <= 0:
             raise ValueError(f"model.init_args.disc_timestep_shift must be > 0, got {disc_timestep_shift}")
         self.disc_timestep_shift = disc_timestep_shift
+        if distill_weight < 0 or teacher_steps < 1:
+            raise ValueError(f"model.init_args.distill_weight must be >= 0 and teacher_steps >= 1, got "
+                             f"{distill_weight} and {teacher_steps}")
+        if distill_weight > 0 and disc_init_from is None:
+            raise ValueError("model.init_args.distill_weight > 0 samples the stage-1 teacher: set "
+                             "model.init_args.disc_init_from to the stage-1 checkpoint")
+        self.distill_weight, self.teacher_steps = distill_weight, teacher_steps
+        self.teacher = load_backbone(disc_init_from).requires_grad_(False).eval() if distill_weight > 0 else None
 
     def check_backbone(self, cfg: BackboneConfig) -> None:
         if cfg.bidirectional or not cfg.recycled_input:
@@ -149,7 +168,7 @@ class AdversarialPostTraining(StageModule):
                              "model.backbone.recycled_input=true")
 
     def networks(self) -> list[torch.nn.Module]:
-        return [*super().networks(), self.discriminator]
+        return [*super().networks(), self.discriminator, *([self.teacher] if self.teacher is not None else [])]
 
     def setup(self, stage: str) -> None:
         from lightning.pytorch.strategies import DDPStrategy
@@ -267,8 +286,14 @@ class AdversarialPostTraining(StageModule):
         noise_g = self.sample_randn(segment_shape, RandomStream.G_NOISE, real.dtype)
         if self.forcing == "teacher":  # all frames in one pass, with gradients; each span is judged from it
             taught = torch.cat([real[:, :1], one_step_frames(self.model, real[:, :R], text, controls, noises)], 1)
+        if self.teacher is not None:  # the teacher's sample of every generated frame, from the frames G saw
+            with torch.no_grad():
+                seen = fake.detach() if self.forcing == "student" else real[:, :R]  # (B, R, C, H, W)
+                targets = one_step_frames(self.teacher, seen, text, controls, noises, self.teacher_steps,
+                                          self.timestep_cfg.shift)  # (B, R - 1, C, H, W): video frames 1..R-1
+        total_distill = torch.zeros((), device=self.device)
         real_logits = {}  # (start, stop) of a real span -> its logits (B, stop - start), judged once
-        total_g = torch.zeros((), device=self.device)
+        total_g, total_adversarial = torch.zeros((), device=self.device), torch.zeros((), device=self.device)
         judged = 1  # video frames whose loss is counted so far (frame 0 is real)
         for a, b in spans:
             first = max(a, 1)  # the real first frame (a = 0) takes no gradient
@@ -284,6 +309,12 @@ class AdversarialPostTraining(StageModule):
             logits = D(video, t_g, noise_g, text, controls_of(a, b))
             loss_g, _ = relativistic_losses(logits, real_logits[ra, rb])
             loss = loss_g[:, judged - a :].sum(1).mean() / (R - 1)
+            total_adversarial = total_adversarial + loss.detach()
+            if self.teacher is not None:
+                error = (video[:, judged - a :].float() - targets[:, judged - 1 : b - 1].float()).pow(2)
+                distill = error.flatten(2).mean(-1).sum(1).mean() / (R - 1)  # per-frame latent MSE, frames judged..b-1
+                loss = loss + self.distill_weight * distill
+                total_distill = total_distill + distill.detach()
             judged = b
             self.manual_backward(loss, retain_graph=self.forcing == "teacher" and b < R)
             total_g = total_g + loss.detach()
@@ -291,7 +322,9 @@ class AdversarialPostTraining(StageModule):
             self.update_averages()
             self.g_updates += 1
         self.untoggle_optimizer(opt_g)
-        self.log("train/loss_g", total_g, prog_bar=True, batch_size=B, sync_dist=True)
+        self.log("train/loss_g", total_adversarial, prog_bar=True, batch_size=B, sync_dist=True)
+        if self.teacher is not None:
+            self.log("train/distill", total_distill, batch_size=B, sync_dist=True)
 
     # ------------------------------------------------------------------------------ validation
 

@@ -16,6 +16,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from lightning_aapt.diffusion import euler_sample, timestep_schedule
+
 
 class TeacherForcing(NamedTuple):
     """The inputs of a teacher-forced clip, one entry per trained position (F - 1 of them)."""
@@ -33,13 +35,20 @@ def teacher_forcing(latents: Tensor, controls: Tensor | None) -> TeacherForcing:
 
 
 def one_step_frames(model: torch.nn.Module, latents: Tensor, text: Tensor, controls: Tensor | None,
-                    noise: Tensor) -> Tensor:
-    """The 1-NFE generator under teacher forcing: frames 1..F-1 of a real clip (B, F, C, H, W) made in one masked
-    forward at t = 1 from `noise` (B, F-1, C, H, W), each recycling the real frame before it: x0 = noise - v.
-    Gradients flow when enabled (stage 3's teacher-forced variant, AAPT App. D)."""
+                    noise: Tensor, steps: int = 1, shift: float = 1.0) -> Tensor:
+    """The generator under teacher forcing: frames 1..F-1 of a clip (B, F, C, H, W) sampled from `noise`
+    (B, F-1, C, H, W) in one masked forward per step, each position recycling the clip's frame before it. Every
+    position shares the step's t, as training presents context (one t per clip), so `steps` = K Euler steps on
+    `timestep_schedule(K, shift)` give what a K-step stream gives after the same frames; K = 1 (the 1-NFE
+    generator) is x0 = noise - v(noise, 1). Gradients flow when enabled (stage 3's teacher-forced variant, AAPT
+    App. D); stage 3's distillation term samples its teacher this way on the generator's own frames."""
     tf = teacher_forcing(latents, controls)
     B, n = tf.targets.shape[:2]
-    return noise - model(noise, noise.new_ones(B, n), tf.recycled, text, tf.controls)  # (B, F-1, C, H, W)
+
+    def velocity(x: Tensor, t: Tensor, i: int) -> Tensor:
+        return model(x, t.to(x.dtype).reshape(1, 1).expand(B, n), tf.recycled, text, tf.controls)
+
+    return euler_sample(velocity, noise, timestep_schedule(steps, shift, device=noise.device))  # (B, F-1, C, H, W)
 
 
 @torch.no_grad()

@@ -56,6 +56,27 @@ def test_stage3_trains_generator_and_discriminator(chain, toy_data, tmp_path, ro
     assert all(torch.isfinite(torch.tensor(e.value)) for e in events.Scalars("train/loss_g"))
 
 
+def test_stage3_distillation_regresses_onto_the_teachers_frames(chain, toy_data, tmp_path):
+    """With the generator and teacher the same stage-1 model and a 1-step teacher, the targets are the generator's
+    own rollout frames: the first G update's distillation loss is zero (any misalignment of frames, noises or
+    context makes it positive); after the generator steps it is not."""
+    stage1 = str(chain / "stage1/checkpoints/last.ckpt")
+    config = tiny_config("stage3", tmp_path, toy_data, steps=6, init_from=stage1, disc_init_from=stage1,
+                         num_rollout_frames=8, segment_frames=4, disc_warmup_steps=0, distill_weight=1.0,
+                         teacher_steps=1)
+    fit(config)
+    values = [e.value for e in EventAccumulator(str(tmp_path / "stage3")).Reload().Scalars("train/distill")]
+    assert len(values) == 3 and values[0] < 1e-9 < values[-1]
+
+
+def test_stage3_refuses_segments_longer_than_the_real_clips(chain, toy_data, tmp_path):
+    stage1 = str(chain / "stage1/checkpoints/last.ckpt")
+    config = tiny_config("stage3", tmp_path, toy_data, steps=2, init_from=stage1, disc_init_from=stage1,
+                         num_rollout_frames=10, segment_frames=8)  # the tiny clips have 6 frames
+    with pytest.raises(ValueError, match=r"segment_frames=8 is longer than the real clips \(data.num_frames=6\)"):
+        fit(config)
+
+
 def test_teacher_forcing_refuses_a_long_rollout(chain):
     from lightning_aapt.stages import AdversarialPostTraining
     from lightning_aapt.stages.checkpoints import load_backbone
