@@ -219,6 +219,12 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     from lightning_aapt.stages.checkpoints import load_backbone
 
     report = spec.get("report", {})
+    stages = " · ".join(f"{n} {r['seconds']:.0f} s" for n, r in finished.items())
+    if not report.get("streams"):  # a config without a report (e.g. a subset of stages run ahead): times only
+        text = f"stage times: {stages}; no report.streams in the config, so nothing was streamed"
+        write_atomic(exp / "summary.json", json.dumps({"stages": finished, "streams": {}}, indent=2).encode())
+        write_atomic(exp / "summary.md", (text + "\n").encode())
+        return text
     data = Path(report.get("data_dir", "data/toy"))
     toy = spec_from_manifest(data)
     codec = codec_from_manifest(read_manifest(data))
@@ -280,7 +286,6 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     lines += [f"| {name} | " + " | ".join(f"{v:.2f}" for v in curves.curves["agent_error_px"]) + " |"
               for name, _, curves, _ in rows]
     lines += media
-    stages = " · ".join(f"{n} {r['seconds']:.0f} s" for n, r in finished.items())
     lines += ["", f"stage times: {stages}; ms/frame is the network time for all {clips} scenes together, "
               "decode excluded"]
     write_atomic(exp / "summary.json", json.dumps({"stages": finished, "streams": results}, indent=2).encode())

@@ -60,3 +60,13 @@ def test_sample_writes_a_video_next_to_the_truth(toy_data, tmp_path, capsys):
     assert main(["sample", "--ckpt", str(tmp_path / "stage1/checkpoints/last.ckpt"), "--frames", "12",
                  "--out", str(out), "--data", str(toy_data), "--steps", "2"]) == 0
     assert out.stat().st_size > 0 and "pixel MSE vs truth" in capsys.readouterr().out
+
+
+def test_a_config_without_a_report_summarises_stage_times_only(tmp_path):
+    """A pipeline file that runs a subset of stages ahead (no `report:`) ends with their times, not with an error
+    about a data directory it never named."""
+    from lightning_aapt.cli import long_stream_summary
+
+    text = long_stream_summary(tmp_path, {"stages": []}, {"stage1": {"seconds": 12.0}})
+    assert "stage1 12 s" in text and "no report.streams" in text
+    assert json.loads((tmp_path / "summary.json").read_text())["streams"] == {}
