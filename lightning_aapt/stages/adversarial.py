@@ -40,7 +40,7 @@ from lightning_aapt.diffusion import shift_time
 from lightning_aapt.parallel import ParallelConfig
 from lightning_aapt.stages.base import OptimizerConfig, RandomStream, StageModule, TimestepConfig
 from lightning_aapt.stages.checkpoints import load_backbone
-from lightning_aapt.stages.teacher_forcing import one_step_frames
+from lightning_aapt.stages.teacher_forcing import teacher_forced_frames
 
 ADAM_GAN = OptimizerConfig(lr=3e-6, betas=(0.0, 0.9), weight_decay=0.0, warmup_steps=0)
 
@@ -101,7 +101,7 @@ class AdversarialPostTraining(StageModule):
             it favours low noise: small latents hold little redundant signal, and at high t they show D nothing.
         distill_weight: weight of the distillation term on the generator's own rollouts (0: AAPT, adversarial only):
             per generated frame, the latent MSE to the teacher's `teacher_steps`-step sample from the same noise
-            with the generator's frames as context (`one_step_frames` on the rollout), averaged like the
+            with the generator's frames as context (`teacher_forced_frames` on the rollout), averaged like the
             adversarial loss. The teacher is the frozen `disc_init_from` model (stage 1), sampled on the stage's
             timestep shift. It anchors the generator where the discriminator's signal is weak and teaches it to
             continue from its own drifted frames (exposure bias), as Self-Forcing's distribution matching does.
@@ -241,7 +241,7 @@ class AdversarialPostTraining(StageModule):
             made = ro.frames
         else:  # AAPT App. D's variant: every frame made from the real frames before it, in one pass
             with torch.no_grad():
-                made = one_step_frames(self.model, real[:, :R], text, controls, noises)
+                made = teacher_forced_frames(self.model, real[:, :R], text, controls, noises)
         fake = torch.cat([real[:, :1], made], dim=1)  # (B, R, C, H, W): the real first frame, then G's
 
         def controls_of(a: int, b: int) -> Tensor | None:
@@ -285,15 +285,14 @@ class AdversarialPostTraining(StageModule):
         t_g = self.disc_timesteps(B, RandomStream.G_TIMESTEPS)
         noise_g = self.sample_randn(segment_shape, RandomStream.G_NOISE, real.dtype)
         if self.forcing == "teacher":  # all frames in one pass, with gradients; each span is judged from it
-            taught = torch.cat([real[:, :1], one_step_frames(self.model, real[:, :R], text, controls, noises)], 1)
+            taught = torch.cat([real[:, :1], teacher_forced_frames(self.model, real[:, :R], text, controls, noises)], 1)
         if self.teacher is not None:  # the teacher's sample of every generated frame, from the frames G saw
             with torch.no_grad():
                 seen = fake.detach() if self.forcing == "student" else real[:, :R]  # (B, R, C, H, W)
-                targets = one_step_frames(self.teacher, seen, text, controls, noises, self.teacher_steps,
+                targets = teacher_forced_frames(self.teacher, seen, text, controls, noises, self.teacher_steps,
                                           self.timestep_cfg.shift)  # (B, R - 1, C, H, W): video frames 1..R-1
-        total_distill = torch.zeros((), device=self.device)
         real_logits = {}  # (start, stop) of a real span -> its logits (B, stop - start), judged once
-        total_g, total_adversarial = torch.zeros((), device=self.device), torch.zeros((), device=self.device)
+        total_g = total_adversarial = total_distill = torch.zeros((), device=self.device)  # G's loss and its parts
         judged = 1  # video frames whose loss is counted so far (frame 0 is real)
         for a, b in spans:
             first = max(a, 1)  # the real first frame (a = 0) takes no gradient

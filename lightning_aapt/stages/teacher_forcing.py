@@ -34,7 +34,7 @@ def teacher_forcing(latents: Tensor, controls: Tensor | None) -> TeacherForcing:
     return TeacherForcing(latents[:, 1:], latents[:, :-1], None if controls is None else controls[:, 1:])
 
 
-def one_step_frames(model: torch.nn.Module, latents: Tensor, text: Tensor, controls: Tensor | None,
+def teacher_forced_frames(model: torch.nn.Module, latents: Tensor, text: Tensor, controls: Tensor | None,
                     noise: Tensor, steps: int = 1, shift: float = 1.0) -> Tensor:
     """The generator under teacher forcing: frames 1..F-1 of a clip (B, F, C, H, W) sampled from `noise`
     (B, F-1, C, H, W) in one masked forward per step, each position recycling the clip's frame before it. Every
@@ -54,9 +54,9 @@ def one_step_frames(model: torch.nn.Module, latents: Tensor, text: Tensor, contr
 @torch.no_grad()
 def next_frame_errors(model: torch.nn.Module, latents: Tensor, text: Tensor, controls: Tensor | None,
                       noise: Tensor) -> tuple[Tensor, Tensor]:
-    """`one_step_frames` against the truth, and the floor of copying the previous frame: two per-frame latent
+    """`teacher_forced_frames` against the truth, and the floor of copying the previous frame: two per-frame latent
     MSEs (B, F-1). `noise` (B, F-1, C, H, W)."""
-    predicted = one_step_frames(model, latents, text, controls, noise)
+    predicted = teacher_forced_frames(model, latents, text, controls, noise)
     error = (predicted.float() - latents[:, 1:].float()).pow(2).flatten(2).mean(-1)
     copy = (latents[:, :-1].float() - latents[:, 1:].float()).pow(2).flatten(2).mean(-1)
     return error, copy

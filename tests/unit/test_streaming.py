@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lightning_aapt.inference import StreamingGenerator
-from lightning_aapt.stages.teacher_forcing import one_step_frames, teacher_forcing
+from lightning_aapt.stages.teacher_forcing import teacher_forced_frames, teacher_forcing
 from tests.helpers import LATENT, tiny_model
 
 pytestmark = pytest.mark.unit
@@ -82,8 +82,8 @@ def test_streaming_presents_what_teacher_forced_training_presented(steps, window
 
 @pytest.mark.parametrize(("steps", "window"), [(1, 3), (3, 3), (4, None)])
 def test_k_step_teacher_forced_sampling_remakes_a_k_step_stream(steps, window):
-    """`one_step_frames` with K steps, fed a K-step stream's own frames as the clip, makes the same frames from the
-    same noises in K parallel passes: what stage 3's distillation term asks of the teacher is what it streams."""
+    """`teacher_forced_frames` with K steps, fed a K-step stream's own frames as the clip, makes the same frames from
+    the same noises in K parallel passes: what stage 3's distillation term asks of the teacher is what it streams."""
     model = tiny_model(window_frames=window, sink_frames=1, control_dim=3)
     gen = StreamingGenerator(model, steps=steps, shift=2.0)
     first, text, controls = torch.randn(2, 4, *LATENT), torch.randn(2, 5, 16), torch.randn(2, 9, 3)
@@ -92,7 +92,7 @@ def test_k_step_teacher_forced_sampling_remakes_a_k_step_stream(steps, window):
     streamed = torch.stack([gen.step(controls[:, f + 1], noises[:, f]) for f in range(8)], dim=1)  # frames 1..8
     clip = torch.cat([first[:, None], streamed], dim=1)  # (B, 9, C, H, W)
     with torch.no_grad():
-        parallel = one_step_frames(model, clip, text, controls, noises, steps=steps, shift=2.0)
+        parallel = teacher_forced_frames(model, clip, text, controls, noises, steps=steps, shift=2.0)
     torch.testing.assert_close(parallel, streamed, atol=1e-5, rtol=1e-5)
 
 
