@@ -288,9 +288,9 @@ class AdversarialPostTraining(StageModule):
             taught = torch.cat([real[:, :1], teacher_forced_frames(self.model, real[:, :R], text, controls, noises)], 1)
         if self.teacher is not None:  # the teacher's sample of every generated frame, from the frames G saw
             with torch.no_grad():
-                seen = fake.detach() if self.forcing == "student" else real[:, :R]  # (B, R, C, H, W)
+                seen = fake if self.forcing == "student" else real[:, :R]  # (B, R, C, H, W), made without gradients
                 targets = teacher_forced_frames(self.teacher, seen, text, controls, noises, self.teacher_steps,
-                                          self.timestep_cfg.shift)  # (B, R - 1, C, H, W): video frames 1..R-1
+                                                self.timestep_cfg.shift)  # (B, R - 1, C, H, W): video frames 1..R-1
         real_logits = {}  # (start, stop) of a real span -> its logits (B, stop - start), judged once
         total_g = total_adversarial = total_distill = torch.zeros((), device=self.device)  # G's loss and its parts
         judged = 1  # video frames whose loss is counted so far (frame 0 is real)

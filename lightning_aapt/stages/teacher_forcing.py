@@ -35,7 +35,7 @@ def teacher_forcing(latents: Tensor, controls: Tensor | None) -> TeacherForcing:
 
 
 def teacher_forced_frames(model: torch.nn.Module, latents: Tensor, text: Tensor, controls: Tensor | None,
-                    noise: Tensor, steps: int = 1, shift: float = 1.0) -> Tensor:
+                          noise: Tensor, steps: int = 1, shift: float = 1.0) -> Tensor:
     """The generator under teacher forcing: frames 1..F-1 of a clip (B, F, C, H, W) sampled from `noise`
     (B, F-1, C, H, W) in one masked forward per step, each position recycling the clip's frame before it. Every
     position shares the step's t, as training presents context (one t per clip), so `steps` = K Euler steps on
