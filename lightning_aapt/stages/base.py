@@ -42,19 +42,23 @@ class RandomStream(enum.IntEnum):
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    """AdamW with linear warm-up to `lr`, then constant.
+    """AdamW with linear warm-up to `lr`, then constant, then (optionally) a linear cool-down to 0 that ends at
+    `trainer.max_steps` (warm-up, stable, decay: a run's length can change without retuning its decay).
 
     Args:
         lr: learning rate after warm-up.
         betas: Adam betas.
         weight_decay: decoupled weight decay (AAPT stage 1: 0.01).
         warmup_steps: optimizer steps of linear warm-up from 0.
+        cooldown_steps: the last optimizer steps before `trainer.max_steps`, over which the rate falls linearly to
+            0 (0: none, constant to the end).
     """
 
     lr: float = 3e-4
     betas: tuple[float, float] = (0.9, 0.99)
     weight_decay: float = 0.01
     warmup_steps: int = 100
+    cooldown_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -305,9 +309,21 @@ class StageModule(L.LightningModule):
             (no_decay if p.ndim < 2 or "modulation" in name else decay).append(p)
         optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                        {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas)
-        warmup = max(cfg.warmup_steps, 1)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        if cfg.cooldown_steps < 0:
+            raise ValueError(f"model.init_args.optimizer.cooldown_steps must be >= 0, got {cfg.cooldown_steps}")
+        if cfg.cooldown_steps > 0 and self.trainer.max_steps < cfg.cooldown_steps:
+            raise ValueError(f"model.init_args.optimizer.cooldown_steps={cfg.cooldown_steps} ends the cool-down at "
+                             f"trainer.max_steps={self.trainer.max_steps}: set max_steps >= cooldown_steps")
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: self.lr_factor(step))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def lr_factor(self, step: int) -> float:
+        """The learning rate at optimizer step `step`, as a fraction of `lr`: warm-up, constant, cool-down."""
+        cfg = self.optimizer_cfg
+        factor = min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
+        if cfg.cooldown_steps > 0:
+            factor *= min(1.0, max(0.0, (self.trainer.max_steps - step) / cfg.cooldown_steps))
+        return factor
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["backbone_config"] = dataclasses.asdict(self.cfg)
