@@ -106,6 +106,11 @@ class AdversarialPostTraining(StageModule):
             timestep shift. It anchors the generator where the discriminator's signal is weak and teaches it to
             continue from its own drifted frames (exposure bias), as Self-Forcing's distribution matching does.
         teacher_steps: the teacher's Euler steps per frame for `distill_weight`.
+        truth_weight: weight of a regression of the generator's own rollout onto the real clip (0: AAPT, none): per
+            generated frame inside the clip (video frame f < data.num_frames), the latent MSE to the clip's frame f,
+            averaged like the adversarial loss. The rollout follows the clip's actions from its real first frame, so
+            where the world is determined by the actions (the toy world's agent) this teaches the generator to
+            return to the truth from wherever its own frames have drifted, which teacher forcing never shows it.
     """
 
     def __init__(self, backbone: BackboneConfig, optimizer: OptimizerConfig | None = None,
@@ -118,7 +123,7 @@ class AdversarialPostTraining(StageModule):
                  max_bad_steps: int = 5, parallel: ParallelConfig | None = None, context_frames: int = 2,
                  disc_warmup_steps: int = 0, forcing: Literal["student", "teacher"] = "student",
                  disc_timestep_shift: float = 1.0, segment_frames: int | None = None, distill_weight: float = 0.0,
-                 teacher_steps: int = 8) -> None:
+                 teacher_steps: int = 8, truth_weight: float = 0.0) -> None:
         super().__init__(backbone, optimizer or ADAM_GAN, timesteps, ema_decay, init_from, model_dims,
                          loss_buckets, sample_steps, parallel, context_frames)
         self.automatic_optimization = False
@@ -160,6 +165,9 @@ class AdversarialPostTraining(StageModule):
             raise ValueError("model.init_args.distill_weight > 0 samples the stage-1 teacher: set "
                              "model.init_args.disc_init_from to the stage-1 checkpoint")
         self.distill_weight, self.teacher_steps = distill_weight, teacher_steps
+        if truth_weight < 0:
+            raise ValueError(f"model.init_args.truth_weight must be >= 0, got {truth_weight}")
+        self.truth_weight = truth_weight
         self.teacher = load_backbone(disc_init_from).requires_grad_(False).eval() if distill_weight > 0 else None
 
     def check_backbone(self, cfg: BackboneConfig) -> None:
@@ -292,7 +300,7 @@ class AdversarialPostTraining(StageModule):
                 targets = teacher_forced_frames(self.teacher, seen, text, controls, noises, self.teacher_steps,
                                                 self.timestep_cfg.shift)  # (B, R - 1, C, H, W): video frames 1..R-1
         real_logits = {}  # (start, stop) of a real span -> its logits (B, stop - start), judged once
-        total_g = total_adversarial = total_distill = torch.zeros((), device=self.device)  # G's loss and its parts
+        total_g = total_adversarial = total_distill = total_truth = torch.zeros((), device=self.device)  # G's and parts
         judged = 1  # video frames whose loss is counted so far (frame 0 is real)
         for a, b in spans:
             first = max(a, 1)  # the real first frame (a = 0) takes no gradient
@@ -314,6 +322,12 @@ class AdversarialPostTraining(StageModule):
                 distill = error.flatten(2).mean(-1).sum(1).mean() / (R - 1)  # per-frame latent MSE, frames judged..b-1
                 loss = loss + self.distill_weight * distill
                 total_distill = total_distill + distill.detach()
+            if self.truth_weight > 0 and judged < F:  # video frames judged..min(b, F)-1 have a real counterpart
+                stop = min(b, F)
+                error = (video[:, judged - a : stop - a].float() - real[:, judged:stop].float()).pow(2)
+                truth = error.flatten(2).mean(-1).sum(1).mean() / (R - 1)
+                loss = loss + self.truth_weight * truth
+                total_truth = total_truth + truth.detach()
             judged = b
             self.manual_backward(loss, retain_graph=self.forcing == "teacher" and b < R)
             total_g = total_g + loss.detach()
@@ -324,6 +338,8 @@ class AdversarialPostTraining(StageModule):
         self.log("train/loss_g", total_adversarial, prog_bar=True, batch_size=B, sync_dist=True)
         if self.teacher is not None:
             self.log("train/distill", total_distill, batch_size=B, sync_dist=True)
+        if self.truth_weight > 0:
+            self.log("train/truth", total_truth, batch_size=B, sync_dist=True)
 
     # ------------------------------------------------------------------------------ validation
 
