@@ -240,9 +240,12 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     window = clip_frames
     results, rows, media, stream = {}, [], [], None
     every = max(frames // 16, 1)  # contact sheets show 16 frames of a stream
-    for entry in report.get("streams", []):
-        name, steps = entry["stage"], int(entry["steps"])
-        model = load_backbone(exp / name / "checkpoints" / "last.ckpt").eval()
+    entries = report.get("streams", [])
+    repeated = {e["stage"] for e in entries if sum(f["stage"] == e["stage"] for f in entries) > 1}
+    for entry in entries:
+        stage, steps = entry["stage"], int(entry["steps"])
+        name = f"{stage}, {steps} NFE" if stage in repeated else stage  # a stage streamed at several step counts
+        model = load_backbone(exp / stage / "checkpoints" / "last.ckpt").eval()
         stream = stream_toy_clips(model, codec, toy.text_encoder(), toy.world, scenes, actions, steps=steps,
                                   context_frames=context)
         curves = score_toy_video(stream.generated, stream, window, extractor, reference)
@@ -267,9 +270,10 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     lines = [f"## Long streams: {frames} frames ({frames // clip_frames}x the {clip_frames}-frame training clips) "
              f"after {context} real context frames, {clips} validation scenes, truth re-rendered by the toy world",
              "", f"Each cell: first window → last window ({window} frames each); agent error also over the whole "
-             f"stream. {fd}: {clips} streams against {clips} other scenes' truth.", "",
-             f"| model | NFE/frame | agent error px (whole stream) | action following px | sharpness | pixel MSE "
-             f"| {fd} | ms/frame |", "|---|---|---|---|---|---|---|---|"]
+             f"stream. Agent lost: the share of scenes whose agent is off by a quarter of the frame somewhere in the "
+             f"window. {fd}: {clips} streams against {clips} other scenes' truth.", "",
+             f"| model | NFE/frame | agent error px (whole stream) | agent lost | action following px | sharpness "
+             f"| pixel MSE | {fd} | ms/frame |", "|---|---|---|---|---|---|---|---|---|"]
 
     def cell(curves, key: str, digits: int) -> str:
         values = curves.curves.get(key)
@@ -278,7 +282,8 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     for name, steps, curves, ms in rows:
         agent = curves.curves["agent_error_px"]
         lines.append(f"| {name} | {steps} | {cell(curves, 'agent_error_px', 2)} ({sum(agent) / len(agent):.2f}) | "
-                     f"{cell(curves, 'action_following_px', 2)} | {cell(curves, 'sharpness', 2)} | "
+                     f"{cell(curves, 'agent_lost', 2)} | {cell(curves, 'action_following_px', 2)} | "
+                     f"{cell(curves, 'sharpness', 2)} | "
                      f"{cell(curves, 'pixel_mse_truth', 4)} | {cell(curves, fd, 3)} | {ms} |")
     starts = rows[0][2].starts if rows else []
     lines += ["", f"Drift curves: agent error px per {window}-frame window (first frame of each window).", "",

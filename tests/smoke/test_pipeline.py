@@ -22,6 +22,7 @@ def test_pipeline_runs_all_stages_then_skips_them(toy_data, tmp_path, capsys):
                     "--trainer.val_check_interval=1", "--trainer.limit_val_batches=1",
                     "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
     spec["report"].update(data_dir=str(toy_data), clip_frames=6, frames=12, clips=2)
+    spec["report"]["streams"].append({"stage": "stage1", "steps": 2})  # a stage at two step counts: two rows
     config = tmp_path / "pipeline.yaml"
     config.write_text(yaml.safe_dump(spec))
     assert main(["pipeline", "--config", str(config)]) == 0
@@ -30,10 +31,12 @@ def test_pipeline_runs_all_stages_then_skips_them(toy_data, tmp_path, capsys):
         record = json.loads((exp / name / "DONE.json").read_text())
         assert record["global_step"] == 2 and (exp / name / "checkpoints" / "last.ckpt").is_file()
     summary = json.loads((exp / "summary.json").read_text())
-    assert set(summary["streams"]) == {"stage1", "stage2", "stage3", "repeat", "perfect_physics", "truth"}
+    assert set(summary["streams"]) == {"stage1, 8 NFE", "stage1, 2 NFE", "stage2", "stage3", "repeat",
+                                       "perfect_physics", "truth"}
     curves = summary["streams"]["stage3"]["curves"]
     assert summary["streams"]["stage3"]["starts"] == [2]  # scored from the first frame after 2 context frames
-    assert {"agent_error_px", "action_following_px", "sharpness", "pixel_mse_truth", "fd_rand3d"} <= set(curves)
+    assert {"agent_error_px", "agent_lost", "action_following_px", "sharpness", "pixel_mse_truth",
+            "fd_rand3d"} <= set(curves)
     truth = summary["streams"]["truth"]["curves"]
     assert truth["pixel_mse_truth"] == [0.0] and truth["sharpness"] == [1.0]
     assert summary["streams"]["repeat"]["curves"]["pixel_mse_truth"][0] > 0

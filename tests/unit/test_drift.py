@@ -58,6 +58,9 @@ def test_drift_metrics_flag_a_biased_generator_but_not_ground_truth():
     assert drifting.curves["latent_mean_shift"][-1] > 3 * honest.curves["latent_mean_shift"][-1]
     assert max(honest.curves["saturation"]) == 0 and drifting.curves["saturation"][-1] > 0.01
     assert max(honest.curves["agent_error_px"]) < 1.0
+    assert honest.curves["agent_lost"] == [0.0] * len(honest.starts)
+    blank = report_for(torch.zeros_like(truth), truth, pos, reference)  # no agent anywhere: every stream lost
+    assert blank.curves["agent_lost"] == [1.0] * len(blank.starts)
 
 
 def test_sharpness_and_action_following_are_exact_on_the_truth_and_flag_blur_and_a_frozen_agent():
