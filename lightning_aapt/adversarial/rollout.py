@@ -26,31 +26,44 @@ from lightning_aapt.inference import StreamingGenerator
 
 @dataclass
 class Rollout:
-    """A no-grad rollout: frame j of `frames` was generated from `noises[:, j]` and `recycled[:, j]`."""
+    """A no-grad rollout. Position j holds video frame j + 1: the real context frames 1..K-1 at positions
+    0..K-2 (observed, not generated), then frame j + 1 generated from `noises[:, j]` and `recycled[:, j]`."""
 
     frames: Tensor  # (B, R, C, H, W)
-    noises: Tensor  # (B, R, C, H, W)
-    recycled: Tensor  # (B, R, C, H, W): the frame before each generated one (the given first frame at j = 0)
+    noises: Tensor  # (B, R, C, H, W): a context position's noises its observed frame
+    recycled: Tensor  # (B, R, C, H, W): the frame before each position's (the given first frame at j = 0)
     controls: Tensor | None  # (B, R, A)
     text: Tensor  # (B, L, Dt)
-    snapshots: dict[int, KVCache]  # the cache before frame j, for each requested j
+    snapshots: dict[int, KVCache]  # the cache before position j, for each requested j
+    context_frames: int = 1  # K: video frames 0..K-1 were given
 
 
-def rollout(model: CausalVideoDiT, first_frame: Tensor, text: Tensor, noises: Tensor,
+def rollout(model: CausalVideoDiT, context: Tensor, text: Tensor, noises: Tensor,
             controls: Tensor | None = None, snapshot_at: tuple[int, ...] = ()) -> Rollout:
-    """Generate R frames after `first_frame` (B, C, H, W), one network evaluation each, without gradients."""
+    """Continue K real frames `context` (B, K, C, H, W) to video frames K..R, one network evaluation each, without
+    gradients: frame 0 enters through the recycled channels, frames 1..K-1 are observed through the cache as at
+    inference (`StreamingGenerator.observe`), positions K-1..R-1 are generated. `noises` and
+    `controls` (B, R, ...) are per position (video frames 1..R). Snapshots can be taken before generated
+    positions only (j >= K - 1)."""
     B, R = noises.shape[:2]
+    K = context.shape[1]
+    if not 1 <= K <= R:
+        raise ValueError(f"rollout: {K} context frames for {R} positions; need 1 <= K <= R")
+    if any(j < K - 1 for j in snapshot_at):
+        raise ValueError(f"rollout: snapshots {snapshot_at} fall inside the {K} context frames (positions < {K - 1})")
     gen = StreamingGenerator(model, steps=1, inference_mode=False)
-    gen.reset(text, first_frame=first_frame)
-    frames, snapshots = [], {}
+    gen.reset(text, first_frame=context[:, 0])
+    if K > 1:  # frames 1..K-1 with their controls and noises (position j holds frame j + 1)
+        gen.observe(context[:, 1:], None if controls is None else controls[:, : K - 1], noises[:, : K - 1])
+    frames, snapshots = list(context[:, 1:].unbind(1)), {}  # positions 0..K-2: the observed real frames
     with torch.no_grad():
-        for j in range(R):
+        for j in range(K - 1, R):
             if j in snapshot_at:
                 snapshots[j] = gen.cache.snapshot()
             frames.append(gen.step(None if controls is None else controls[:, j], noises[:, j]))
-        generated = torch.stack(frames, dim=1)  # (B, R, C, H, W)
-        recycled = torch.cat([first_frame[:, None], generated[:, :-1]], dim=1)  # (B, R, C, H, W)
-    return Rollout(generated, noises, recycled, controls, gen.text, snapshots)
+        video = torch.stack(frames, dim=1)  # (B, R, C, H, W)
+        recycled = torch.cat([context[:, :1], video[:, :-1]], dim=1)  # (B, R, C, H, W)
+    return Rollout(video, noises, recycled, controls, gen.text, snapshots, K)
 
 
 def regenerate(model: CausalVideoDiT, ro: Rollout, start: int, stop: int, kv_gradients: bool = True) -> Tensor:

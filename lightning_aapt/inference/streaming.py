@@ -126,10 +126,14 @@ class StreamingGenerator:
         if context is not None and context.shape[1] > 1:
             self.observe(context[:, 1:], None if context_controls is None else context_controls[:, 1:])
 
-    def observe(self, frames: Tensor, controls: Tensor | None = None) -> None:
+    def observe(self, frames: Tensor, controls: Tensor | None = None, noise: Tensor | None = None) -> None:
         """Feed real frames (B, F, C, H, W) through the caches as context, with their controls (B, F, A): at each
-        level i a frame is its latent noised to t_i with the previous real frame recycled (teacher forcing)."""
+        level i a frame is its latent noised to t_i with the previous real frame recycled (teacher forcing). The
+        noise is fresh per frame and level, or `noise` (B, F, C, H, W), one per frame for every level (as a
+        training draw noises a frame to any t; the stage-3 rollout passes its own)."""
         self._check_started()
+        if noise is not None and noise.shape != frames.shape:
+            raise ValueError(f"noise must have the frames' shape {tuple(frames.shape)}; got {tuple(noise.shape)}")
         with self._no_grad():
             frames = frames.to(self.device, self.dtype)
             B = frames.shape[0]
@@ -138,8 +142,9 @@ class StreamingGenerator:
                 recycled = self._recycled[:, None]  # (B, 1, C, H, W)
                 for level, cache in enumerate(self.caches):
                     t = self.schedule[level].reshape(1, 1).expand(B, 1)  # (B, 1)
-                    noise = self._noise.normal_(generator=self.rng)[:, None]
-                    self.model(add_noise(frames[:, f : f + 1], noise, t), t, recycled, self.text, c, cache=cache)
+                    drawn = self._noise.normal_(generator=self.rng) if noise is None else noise[:, f].to(self._noise)
+                    self.model(add_noise(frames[:, f : f + 1], drawn[:, None], t), t, recycled, self.text, c,
+                               cache=cache)
                 self._recycled.copy_(frames[:, f])
 
     def step(self, controls: Tensor | None = None, noise: Tensor | None = None) -> Tensor:

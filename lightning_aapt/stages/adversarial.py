@@ -4,8 +4,9 @@ discriminator that judges every frame (AAPT §2.2 (3), App. B).
 Notation: B batch, F clip frames, R video frames (first real frame + generated ones), C/H/W latent shape.
 
 One training step, on a batch of real clips of F frames (text, actions, first frame):
-1. Student-forcing rollout: from the real first frame, the generator makes R - 1 frames, one network
-   evaluation each, through its KV cache, without gradients (`adversarial/rollout.py`).
+1. Student-forcing rollout: from the real first frame (or the first K, `rollout_context_frames`, observed
+   through the cache as at inference), the generator makes the other R - K frames, one network evaluation each,
+   through its KV cache, without gradients (`adversarial/rollout.py`).
 2. Discriminator update: on one segment (S frames) of the fake video (drawn with a generator seeded by the
    step, so every rank picks the same), paired per frame with real frames of the same length: the same clip's
    frames at the same place when the clip holds the segment (same scene, text and actions: the two differ only
@@ -111,6 +112,10 @@ class AdversarialPostTraining(StageModule):
             averaged like the adversarial loss. The rollout follows the clip's actions from its real first frame, so
             where the world is determined by the actions (the toy world's agent) this teaches the generator to
             return to the truth from wherever its own frames have drifted, which teacher forcing never shows it.
+        rollout_context_frames: K, the clip's real frames the generator continues from (AAPT: 1, the first frame):
+            frames 1..K-1 enter through the cache as at inference (`StreamingGenerator.observe`), are never
+            generated and take no loss; they are what evaluation streams start from (`context_frames`). With
+            K >= 2 the motion of the scene is in the context, so the real continuation is determined by it.
     """
 
     def __init__(self, backbone: BackboneConfig, optimizer: OptimizerConfig | None = None,
@@ -123,7 +128,7 @@ class AdversarialPostTraining(StageModule):
                  max_bad_steps: int = 5, parallel: ParallelConfig | None = None, context_frames: int = 2,
                  disc_warmup_steps: int = 0, forcing: Literal["student", "teacher"] = "student",
                  disc_timestep_shift: float = 1.0, segment_frames: int | None = None, distill_weight: float = 0.0,
-                 teacher_steps: int = 8, truth_weight: float = 0.0) -> None:
+                 teacher_steps: int = 8, truth_weight: float = 0.0, rollout_context_frames: int = 1) -> None:
         super().__init__(backbone, optimizer or ADAM_GAN, timesteps, ema_decay, init_from, model_dims,
                          loss_buckets, sample_steps, parallel, context_frames)
         self.automatic_optimization = False
@@ -168,6 +173,9 @@ class AdversarialPostTraining(StageModule):
         if truth_weight < 0:
             raise ValueError(f"model.init_args.truth_weight must be >= 0, got {truth_weight}")
         self.truth_weight = truth_weight
+        if rollout_context_frames < 1:
+            raise ValueError(f"model.init_args.rollout_context_frames must be >= 1, got {rollout_context_frames}")
+        self.rollout_context_frames = rollout_context_frames
         self.teacher = load_backbone(disc_init_from).requires_grad_(False).eval() if distill_weight > 0 else None
 
     def check_backbone(self, cfg: BackboneConfig) -> None:
@@ -238,19 +246,24 @@ class AdversarialPostTraining(StageModule):
             raise ValueError(f"model.init_args.segment_frames={S} is longer than the real clips (data.num_frames={F}):"
                              " the discriminator needs real frames for a whole segment")
         R = max(self.num_rollout_frames or F, S)
+        K = self.rollout_context_frames  # video frames 0..K-1 are the clip's, the rest the generator's
+        if not K < R or K > F:
+            raise ValueError(f"model.init_args.rollout_context_frames={K} must be below the rollout's {R} frames and "
+                             f"at most the clips' {F} (data.num_frames)")
         controls = extend_controls(batch.controls, R)  # (B, R, A)
         spans = segments(R, S, self.segment_overlap)
         segment_shape = (B, S, *real.shape[2:])  # D's noises: a segment's worth, shared by real and fake
         noises = self.sample_randn((B, R - 1, *real.shape[2:]), RandomStream.ROLLOUT, real.dtype)
         if self.forcing == "student":
-            # rollout index j makes video frame j + 1; a span from video frame a needs the cache before index a - 1
-            ro = rollout(self.model, real[:, 0], text, noises, None if controls is None else controls[:, 1:],
-                         snapshot_at=tuple(a - 1 for a, _ in spans if a > 1))
-            made = ro.frames
+            # rollout position j holds video frame j + 1; a span's first generated frame f needs the cache before
+            # position f - 1
+            ro = rollout(self.model, real[:, :K], text, noises, None if controls is None else controls[:, 1:],
+                         snapshot_at=tuple(max(a, K) - 1 for a, b in spans if 1 < max(a, K) < b))
+            made = ro.frames  # (B, R - 1, C, H, W), the real frames 1..K-1 first
         else:  # AAPT App. D's variant: every frame made from the real frames before it, in one pass
             with torch.no_grad():
                 made = teacher_forced_frames(self.model, real[:, :R], text, controls, noises)
-        fake = torch.cat([real[:, :1], made], dim=1)  # (B, R, C, H, W): the real first frame, then G's
+        fake = torch.cat([real[:, :K], made[:, K - 1 :]], dim=1)  # (B, R, C, H, W): the real context, then G's
 
         def controls_of(a: int, b: int) -> Tensor | None:
             return None if controls is None else controls[:, a:b]
@@ -293,7 +306,8 @@ class AdversarialPostTraining(StageModule):
         t_g = self.disc_timesteps(B, RandomStream.G_TIMESTEPS)
         noise_g = self.sample_randn(segment_shape, RandomStream.G_NOISE, real.dtype)
         if self.forcing == "teacher":  # all frames in one pass, with gradients; each span is judged from it
-            taught = torch.cat([real[:, :1], teacher_forced_frames(self.model, real[:, :R], text, controls, noises)], 1)
+            taught = teacher_forced_frames(self.model, real[:, :R], text, controls, noises)  # (B, R - 1, C, H, W)
+            taught = torch.cat([real[:, :K], taught[:, K - 1 :]], dim=1)  # (B, R, C, H, W)
         if self.teacher is not None:  # the teacher's sample of every generated frame, from the frames G saw
             with torch.no_grad():
                 seen = fake if self.forcing == "student" else real[:, :R]  # (B, R, C, H, W), made without gradients
@@ -301,9 +315,12 @@ class AdversarialPostTraining(StageModule):
                                                 self.timestep_cfg.shift)  # (B, R - 1, C, H, W): video frames 1..R-1
         real_logits = {}  # (start, stop) of a real span -> its logits (B, stop - start), judged once
         total_g = total_adversarial = total_distill = total_truth = torch.zeros((), device=self.device)  # G's and parts
-        judged = 1  # video frames whose loss is counted so far (frame 0 is real)
+        judged = K  # video frames whose loss is counted so far (frames 0..K-1 are real)
+        made_frames = R - K  # generated frames: every loss is a mean over them
         for a, b in spans:
-            first = max(a, 1)  # the real first frame (a = 0) takes no gradient
+            first = max(a, K)  # the real context frames take no gradient
+            if first >= b:
+                continue  # a span of context frames only
             if self.forcing == "student":
                 frames = regenerate(self.model, ro, first - 1, b - 1, self.kv_gradients)  # (B, b - first, C, H, W)
                 video = torch.cat([fake[:, a:first], frames], dim=1)  # (B, b - a, C, H, W)
@@ -315,17 +332,17 @@ class AdversarialPostTraining(StageModule):
                     real_logits[ra, rb] = D(real[:, ra:rb], t_g, noise_g, text, controls_of(ra, rb))  # (B, b - a)
             logits = D(video, t_g, noise_g, text, controls_of(a, b))
             loss_g, _ = relativistic_losses(logits, real_logits[ra, rb])
-            loss = loss_g[:, judged - a :].sum(1).mean() / (R - 1)
+            loss = loss_g[:, judged - a :].sum(1).mean() / made_frames
             total_adversarial = total_adversarial + loss.detach()
             if self.teacher is not None:
                 error = (video[:, judged - a :].float() - targets[:, judged - 1 : b - 1].float()).pow(2)
-                distill = error.flatten(2).mean(-1).sum(1).mean() / (R - 1)  # per-frame latent MSE, frames judged..b-1
+                distill = error.flatten(2).mean(-1).sum(1).mean() / made_frames  # per-frame latent MSE, judged..b-1
                 loss = loss + self.distill_weight * distill
                 total_distill = total_distill + distill.detach()
             if self.truth_weight > 0 and judged < F:  # video frames judged..min(b, F)-1 have a real counterpart
                 stop = min(b, F)
                 error = (video[:, judged - a : stop - a].float() - real[:, judged:stop].float()).pow(2)
-                truth = error.flatten(2).mean(-1).sum(1).mean() / (R - 1)
+                truth = error.flatten(2).mean(-1).sum(1).mean() / made_frames
                 loss = loss + self.truth_weight * truth
                 total_truth = total_truth + truth.detach()
             judged = b

@@ -71,6 +71,19 @@ def test_stage3_distillation_regresses_onto_the_teachers_frames(chain, toy_data,
     assert len(values) == 3 and values[0] < 1e-9 < values[-1]
 
 
+def test_stage3_continues_real_context_frames_exactly_as_the_teacher_forced_layout(chain, toy_data, tmp_path):
+    """`rollout_context_frames: 2`: the rollout observes the clip's frame 1 through the cache, with its noise, and
+    generates from frame 2. With the generator as its own 1-step teacher, teacher-forced on that video, the
+    distillation term is zero at the first update (observing frame 1 with other noise, or generating it, is not)."""
+    stage1 = str(chain / "stage1/checkpoints/last.ckpt")
+    config = tiny_config("stage3", tmp_path, toy_data, steps=2, init_from=stage1, disc_init_from=stage1,
+                         num_rollout_frames=8, segment_frames=4, disc_warmup_steps=0, distill_weight=1.0,
+                         teacher_steps=1, rollout_context_frames=2)
+    fit(config)
+    values = [e.value for e in EventAccumulator(str(tmp_path / "stage3")).Reload().Scalars("train/distill")]
+    assert len(values) == 1 and values[0] < 1e-12  # float round-off only (other noise for frame 1 gives ~1e-9)
+
+
 def test_stage3_truth_regression_pulls_the_rollout_onto_the_real_clip(chain, toy_data, tmp_path):
     """With `truth_weight` dominating, the generator's own rollout (from the clip's first frame, under its actions)
     moves towards the real clip: the logged regression falls over a few updates. Frames past the clip (8-frame

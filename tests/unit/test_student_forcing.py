@@ -12,13 +12,13 @@ from tests.helpers import LATENT, tiny_model
 pytestmark = pytest.mark.unit
 
 
-def make_rollout(model, frames=9, snapshot_at=()):
+def make_rollout(model, frames=9, snapshot_at=(), context_frames=1):
     gen = torch.Generator().manual_seed(3)
-    first = torch.randn(2, 4, *LATENT, generator=gen)
+    context = torch.randn(2, context_frames, 4, *LATENT, generator=gen)
     text = torch.randn(2, 5, 16, generator=gen)
     noises = torch.randn(2, frames, 4, *LATENT, generator=gen)
     controls = torch.randn(2, frames, 3, generator=gen)
-    return rollout(model, first, text, noises, controls, snapshot_at=snapshot_at)
+    return rollout(model, context, text, noises, controls, snapshot_at=snapshot_at)
 
 
 @pytest.mark.parametrize("kv_gradients", [True, False])
@@ -31,6 +31,21 @@ def test_parallel_recomputation_reproduces_the_rollout(kv_gradients, window):
         again = regenerate(model, ro, start, stop, kv_gradients)
         assert again.requires_grad
         torch.testing.assert_close(again, ro.frames[:, start:stop], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("window", [None, 4])
+def test_a_rollout_after_real_context_frames_holds_them_and_recomputes_its_own(window):
+    """K = 3 real frames: positions 0-1 are the observed frames 1-2, and recomputing any generated span from its
+    snapshot reproduces the rollout, as for a one-frame start."""
+    model = tiny_model(window_frames=window, sink_frames=1, control_dim=3)
+    ro = make_rollout(model, frames=9, snapshot_at=(2, 5), context_frames=3)
+    context = torch.randn(2, 3, 4, *LATENT, generator=torch.Generator().manual_seed(3))  # make_rollout's first draw
+    torch.testing.assert_close(ro.frames[:, :2], context[:, 1:], atol=0, rtol=0)
+    assert ro.context_frames == 3 and ro.frames[:, 2:].abs().mean() > 0.1
+    for start, stop in [(2, 9), (5, 7)]:
+        torch.testing.assert_close(regenerate(model, ro, start, stop), ro.frames[:, start:stop], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="inside the 3 context frames"):
+        make_rollout(model, frames=9, snapshot_at=(1,), context_frames=3)
 
 
 def grads_of_noises(model, kv_gradients, start=0, stop=10):
