@@ -30,7 +30,7 @@ class Rollout:
     0..K-2 (observed, not generated), then frame j + 1 generated from `noises[:, j]` and `recycled[:, j]`."""
 
     frames: Tensor  # (B, R, C, H, W)
-    noises: Tensor  # (B, R, C, H, W): a context position's noises its observed frame
+    noises: Tensor  # (B, R, C, H, W): at a context position, the noise its observed frame was noised with
     recycled: Tensor  # (B, R, C, H, W): the frame before each position's (the given first frame at j = 0)
     controls: Tensor | None  # (B, R, A)
     text: Tensor  # (B, L, Dt)

@@ -1,7 +1,7 @@
 """Stage 3, `AdversarialPostTraining`: a 1-NFE generator trained on its own rollouts against a causal
 discriminator that judges every frame (AAPT §2.2 (3), App. B).
 
-Notation: B batch, F clip frames, R video frames (first real frame + generated ones), C/H/W latent shape.
+Notation: B batch, F clip frames, R video frames (K real context frames + generated ones), C/H/W latent shape.
 
 One training step, on a batch of real clips of F frames (text, actions, first frame):
 1. Student-forcing rollout: from the real first frame (or the first K, `rollout_context_frames`, observed
@@ -109,7 +109,7 @@ class AdversarialPostTraining(StageModule):
         teacher_steps: the teacher's Euler steps per frame for `distill_weight`.
         truth_weight: weight of a regression of the generator's own rollout onto the real clip (0: AAPT, none): per
             generated frame inside the clip (video frame f < data.num_frames), the latent MSE to the clip's frame f,
-            averaged like the adversarial loss. The rollout follows the clip's actions from its real first frame, so
+            averaged like the adversarial loss. The rollout follows the clip's actions from its real first frame(s), so
             where the world is determined by the actions (the toy world's agent) this teaches the generator to
             return to the truth from wherever its own frames have drifted, which teacher forcing never shows it.
         rollout_context_frames: K, the clip's real frames the generator continues from (AAPT: 1, the first frame):
