@@ -317,6 +317,11 @@ class AdversarialPostTraining(StageModule):
         total_g = total_adversarial = total_distill = total_truth = torch.zeros((), device=self.device)  # G's and parts
         judged = K  # video frames whose loss is counted so far (frames 0..K-1 are real)
         made_frames = R - K  # generated frames: every loss is a mean over them
+
+        def regression(frames: Tensor, targets: Tensor) -> Tensor:
+            """Per-frame latent MSE of frames (B, n, C, H, W) to targets, summed over n, as a mean over made frames."""
+            return (frames.float() - targets.float()).pow(2).flatten(2).mean(-1).sum(1).mean() / made_frames
+
         for a, b in spans:
             first = max(a, K)  # the real context frames take no gradient
             if first >= b:
@@ -334,15 +339,13 @@ class AdversarialPostTraining(StageModule):
             loss_g, _ = relativistic_losses(logits, real_logits[ra, rb])
             loss = loss_g[:, judged - a :].sum(1).mean() / made_frames
             total_adversarial = total_adversarial + loss.detach()
-            if self.teacher is not None:
-                error = (video[:, judged - a :].float() - targets[:, judged - 1 : b - 1].float()).pow(2)
-                distill = error.flatten(2).mean(-1).sum(1).mean() / made_frames  # per-frame latent MSE, judged..b-1
+            if self.teacher is not None:  # frames judged..b-1 against the teacher's
+                distill = regression(video[:, judged - a :], targets[:, judged - 1 : b - 1])
                 loss = loss + self.distill_weight * distill
                 total_distill = total_distill + distill.detach()
             if self.truth_weight > 0 and judged < F:  # video frames judged..min(b, F)-1 have a real counterpart
                 stop = min(b, F)
-                error = (video[:, judged - a : stop - a].float() - real[:, judged:stop].float()).pow(2)
-                truth = error.flatten(2).mean(-1).sum(1).mean() / made_frames
+                truth = regression(video[:, judged - a : stop - a], real[:, judged:stop])
                 loss = loss + self.truth_weight * truth
                 total_truth = total_truth + truth.detach()
             judged = b
