@@ -69,8 +69,12 @@ def rollout(model: CausalVideoDiT, context: Tensor, text: Tensor, noises: Tensor
 def regenerate(model: CausalVideoDiT, ro: Rollout, start: int, stop: int, kv_gradients: bool = True) -> Tensor:
     """Frames start..stop-1 of the rollout again, with gradients: (B, stop - start, C, H, W).
 
-    The context before `start` is the rollout's cache snapshot at `start` (detached; None at 0).
+    The context before `start` is the rollout's cache snapshot at `start` (detached; None at 0). Positions of the
+    rollout's real context frames (start < K - 1) were observed, not generated, and cannot be regenerated.
     """
+    if start < ro.context_frames - 1:
+        raise ValueError(f"regenerate(start={start}): positions 0..{ro.context_frames - 2} hold the rollout's real "
+                         "context frames, observed, not generated")
     B = ro.noises.shape[0]
     span = slice(start, stop)
     context = None

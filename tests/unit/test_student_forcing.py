@@ -46,6 +46,8 @@ def test_a_rollout_after_real_context_frames_holds_them_and_recomputes_its_own(w
         torch.testing.assert_close(regenerate(model, ro, start, stop), ro.frames[:, start:stop], atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="inside the 3 context frames"):
         make_rollout(model, frames=9, snapshot_at=(1,), context_frames=3)
+    with pytest.raises(ValueError, match="real context frames, observed, not generated"):
+        regenerate(model, ro, 0, 9)  # from scratch would remake the observed frames 1-2 from their noises
 
 
 def grads_of_noises(model, kv_gradients, start=0, stop=10):
