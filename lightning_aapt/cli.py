@@ -19,6 +19,7 @@ import argparse
 import statistics
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -241,10 +242,10 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     results, rows, media, stream = {}, [], [], None
     every = max(frames // 16, 1)  # contact sheets show 16 frames of a stream
     entries = report.get("streams", [])
-    repeated = {e["stage"] for e in entries if sum(f["stage"] == e["stage"] for f in entries) > 1}
+    streamed = Counter(e["stage"] for e in entries)
     for entry in entries:
         stage, steps = entry["stage"], int(entry["steps"])
-        name = f"{stage}, {steps} NFE" if stage in repeated else stage  # a stage streamed at several step counts
+        name = f"{stage}, {steps} NFE" if streamed[stage] > 1 else stage  # a stage streamed at several step counts
         model = load_backbone(exp / stage / "checkpoints" / "last.ckpt").eval()
         stream = stream_toy_clips(model, codec, toy.text_encoder(), toy.world, scenes, actions, steps=steps,
                                   context_frames=context)
