@@ -167,6 +167,7 @@ def pipeline(argv: list[str]) -> int:
     parser.add_argument("overrides", nargs="*", help="arguments added to every stage, e.g. --trainer.max_steps=5")
     args = parser.parse_args(argv)
     spec = OmegaConf.to_container(OmegaConf.load(args.config), resolve=True)
+    check_report(spec, args.config)  # before hours of training, not after
     exp = Path(args.experiment_dir or spec["experiment_dir"])
     exp.mkdir(parents=True, exist_ok=True)
     finished = {}
@@ -200,6 +201,26 @@ def pipeline(argv: list[str]) -> int:
     return 0
 
 
+def check_report(spec: dict, path: Path) -> None:
+    """Each `report.streams` entry names a stage of the pipeline, a positive step count, and how it is made:
+    `forcing: student` (default; streamed on its own frames) or `teacher` (each frame from the true frames before
+    it: the model without exposure bias, a diagnostic)."""
+    names = {stage["name"] for stage in spec.get("stages", [])}
+    for i, entry in enumerate(spec.get("report", {}).get("streams", []) or []):
+        where = f"{path}: report.streams[{i}]"
+        if entry.get("stage") not in names:
+            raise ValueError(f"{where}: stage {entry.get('stage')!r} is not one of the pipeline's stages "
+                             f"{sorted(names)}")
+        if not isinstance(entry.get("steps"), int) or entry["steps"] < 1:
+            raise ValueError(f"{where}: steps must be a positive integer (NFE per frame), got {entry.get('steps')!r}")
+        if entry.get("forcing", "student") not in ("student", "teacher"):
+            raise ValueError(f"{where}: forcing must be 'student' (streamed on its own frames) or 'teacher' (each "
+                             f"frame from the true frames before it), got {entry['forcing']!r}")
+        unknown = set(entry) - {"stage", "steps", "forcing", "video"}
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {sorted(unknown)} (expected stage, steps, forcing, video)")
+
+
 def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     """Stream the causal stages far past the clip length after K real context frames, next to the toy world's
     re-rendered truth and the floors (repeat the last context frame; perfect physics); write a report and a video."""
@@ -213,6 +234,7 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
         policy_actions,
         score_toy_video,
         stream_toy_clips,
+        teacher_forced_toy_clips,
         true_videos,
     )
     from lightning_aapt.inference.video import contact_sheet, to_uint8, write_image, write_video
@@ -244,15 +266,18 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     entries = report.get("streams", [])
     streamed = Counter(e["stage"] for e in entries)
     for entry in entries:
-        stage, steps = entry["stage"], int(entry["steps"])
+        stage, steps, forcing = entry["stage"], int(entry["steps"]), entry.get("forcing", "student")
         name = f"{stage}, {steps} NFE" if streamed[stage] > 1 else stage  # a stage streamed at several step counts
         model = load_backbone(exp / stage / "checkpoints" / "last.ckpt").eval()
-        stream = stream_toy_clips(model, codec, toy.text_encoder(), toy.world, scenes, actions, steps=steps,
-                                  context_frames=context)
+        make = stream_toy_clips if forcing == "student" else teacher_forced_toy_clips
+        stream = make(model, codec, toy.text_encoder(), toy.world, scenes, actions, steps=steps, context_frames=context)
         curves = score_toy_video(stream.generated, stream, window, extractor, reference)
-        results[name] = {"steps": steps, "ms_per_frame": 1e3 * stream.seconds_per_frame,
-                         "cache_bytes": list(stream.cache_bytes), **curves.to_dict()}
-        rows.append((name, str(steps), curves, f"{1e3 * stream.seconds_per_frame:.1f}"))
+        timed = forcing == "student"  # the teacher-forced pass is a diagnostic, not a way to generate: not timed
+        name += "" if timed else ", teacher-forced"
+        results[name] = {"steps": steps, "forcing": forcing, **curves.to_dict(),
+                         **({"ms_per_frame": 1e3 * stream.seconds_per_frame, "cache_bytes": list(stream.cache_bytes)}
+                            if timed else {})}
+        rows.append((name, str(steps), curves, f"{1e3 * stream.seconds_per_frame:.1f}" if timed else "–"))
         if entry.get("video"):
             write_video(exp / entry["video"], to_uint8(stream.side_by_side()), fps=8, scale=4)
             pairs = [to_uint8(v) for c in range(min(4, clips)) for v in (stream.generated[c], stream.truth[c])]

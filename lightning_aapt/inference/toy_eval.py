@@ -61,16 +61,24 @@ def policy_actions(action_seeds: list[int], frames: int, persistence: float = 0.
     return torch.from_numpy(np.stack([scripted_actions(a, frames, persistence) for a in action_seeds]))
 
 
+def rendered_episodes(scene_seeds: list[int], actions: torch.Tensor, world: WorldConfig, context_frames: int):
+    """The world's episodes of each scene under its actions (B, T, 2), their frames (B, T, 3, S, S) and true agent
+    positions (B, T, 2), after checking that K context frames leave frames to generate."""
+    frames, K = actions.shape[1], context_frames
+    if not 1 <= K < frames:
+        raise ValueError(f"context_frames={K} must be at least 1 and fewer than the stream's {frames} frames")
+    episodes = [simulate(s, a.numpy(), world) for s, a in zip(scene_seeds, actions, strict=True)]
+    agent_pos = torch.from_numpy(np.stack([e.agent_pos for e in episodes])).float()
+    return episodes, as_video([e.frames for e in episodes]), agent_pos
+
+
 def stream_toy_clips(model: CausalVideoDiT, codec: LatentCodec, encoder: TextEncoder, world: WorldConfig,
                      scene_seeds: list[int], actions: torch.Tensor, steps: int = 1, shift: float = 1.0,
                      seed: int = 0, progress: bool = False, context_frames: int = 1) -> ToyStream:
     """Stream T - K frames after the first K true frames of each scene (the context, fed through the cache:
     `StreamingGenerator.reset(context=...)`), driven by `actions` (B, T, 2) (frame f gets actions[f])."""
     frames, K = actions.shape[1], context_frames
-    if not 1 <= K < frames:
-        raise ValueError(f"context_frames={K} must be at least 1 and fewer than the stream's {frames} frames")
-    episodes = [simulate(s, a.numpy(), world) for s, a in zip(scene_seeds, actions, strict=True)]
-    truth = as_video([e.frames for e in episodes])  # (B, T, 3, S, S)
+    episodes, truth, agent_pos = rendered_episodes(scene_seeds, actions, world, K)  # truth (B, T, 3, S, S)
     param = next(model.parameters())
     context = codec.encode(truth[:, :K]).to(param)  # (B, K, C, H, W)
     text = encoder.encode([e.caption for e in episodes]).to(param)
@@ -96,8 +104,37 @@ def stream_toy_clips(model: CausalVideoDiT, codec: LatentCodec, encoder: TextEnc
         raise FloatingPointError("the generator produced non-finite latents")
     latents = torch.cat([context, latents], dim=1).float().cpu()  # (B, T, C, H, W)
     generated = torch.cat([truth[:, :K], codec.decode(latents[:, K:])], dim=1)
-    agent_pos = torch.from_numpy(np.stack([e.agent_pos for e in episodes])).float()
     return ToyStream(generated, truth, latents, agent_pos, seconds, (filled, gen.memory_bytes()), K)
+
+
+@torch.no_grad()
+def teacher_forced_toy_clips(model: CausalVideoDiT, codec: LatentCodec, encoder: TextEncoder, world: WorldConfig,
+                             scene_seeds: list[int], actions: torch.Tensor, steps: int = 1, shift: float = 1.0,
+                             seed: int = 0, context_frames: int = 1, batch_size: int = 32) -> ToyStream:
+    """The same clips as `stream_toy_clips`, but every frame after the K context frames is made from the true
+    frames before it (teacher forcing: `teacher_forced_frames` on the encoded truth, K Euler steps), never from the
+    generator's own: the model's errors without exposure bias. Its gap to the stream is what continuing from its
+    own frames costs. No time is measured (`seconds_per_frame` is nan)."""
+    from lightning_aapt.stages.teacher_forcing import teacher_forced_frames
+
+    frames, K = actions.shape[1], context_frames
+    episodes, truth, agent_pos = rendered_episodes(scene_seeds, actions, world, K)  # truth (B, T, 3, S, S)
+    param = next(model.parameters())
+    rng = torch.Generator().manual_seed(seed)
+    made = []
+    for i in range(0, len(episodes), batch_size):  # the masked pass over T frames: memory grows with T^2 per clip
+        clips = slice(i, i + batch_size)
+        latents = codec.encode(truth[clips]).to(param)  # (b, T, C, H, W)
+        text = encoder.encode([e.caption for e in episodes[clips]]).to(param)
+        controls = actions[clips].to(param) if model.cfg.control_dim else None  # (b, T, 2)
+        noise = torch.randn((latents.shape[0], frames - 1, *latents.shape[2:]), generator=rng).to(param)
+        made.append(teacher_forced_frames(model, latents, text, controls, noise, steps, shift)[:, K - 1 :].float())
+    latents = torch.cat(made).cpu()  # (B, T-K, C, H, W): frames K..T-1
+    if not torch.isfinite(latents).all():
+        raise FloatingPointError("the generator produced non-finite latents")
+    generated = torch.cat([truth[:, :K], codec.decode(latents)], dim=1)
+    latents = torch.cat([codec.encode(truth[:, :K]), latents], dim=1)  # (B, T, C, H, W)
+    return ToyStream(generated, truth, latents, agent_pos, float("nan"), (0, 0), K)
 
 
 def floor_videos(stream: ToyStream, scene_seeds: list[int], actions: torch.Tensor, world: WorldConfig,

@@ -22,7 +22,8 @@ def test_pipeline_runs_all_stages_then_skips_them(toy_data, tmp_path, capsys):
                     "--trainer.val_check_interval=1", "--trainer.limit_val_batches=1",
                     "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
     spec["report"].update(data_dir=str(toy_data), clip_frames=6, frames=12, clips=2)
-    spec["report"]["streams"].append({"stage": "stage1", "steps": 2})  # a stage at two step counts: two rows
+    spec["report"]["streams"] += [{"stage": "stage1", "steps": 2},  # a stage at two step counts: two rows
+                                  {"stage": "stage1", "steps": 2, "forcing": "teacher"}]  # without exposure bias
     config = tmp_path / "pipeline.yaml"
     config.write_text(yaml.safe_dump(spec))
     assert main(["pipeline", "--config", str(config)]) == 0
@@ -31,8 +32,10 @@ def test_pipeline_runs_all_stages_then_skips_them(toy_data, tmp_path, capsys):
         record = json.loads((exp / name / "DONE.json").read_text())
         assert record["global_step"] == 2 and (exp / name / "checkpoints" / "last.ckpt").is_file()
     summary = json.loads((exp / "summary.json").read_text())
-    assert set(summary["streams"]) == {"stage1, 8 NFE", "stage1, 2 NFE", "stage2", "stage3", "repeat",
-                                       "perfect_physics", "truth"}
+    assert set(summary["streams"]) == {"stage1, 8 NFE", "stage1, 2 NFE", "stage1, 2 NFE, teacher-forced", "stage2",
+                                       "stage3", "repeat", "perfect_physics", "truth"}
+    taught = summary["streams"]["stage1, 2 NFE, teacher-forced"]
+    assert taught["forcing"] == "teacher" and "ms_per_frame" not in taught and taught["starts"] == [2]
     curves = summary["streams"]["stage3"]["curves"]
     assert summary["streams"]["stage3"]["starts"] == [2]  # scored from the first frame after 2 context frames
     assert {"agent_error_px", "agent_lost", "action_following_px", "sharpness", "pixel_mse_truth",
@@ -73,3 +76,17 @@ def test_a_config_without_a_report_summarises_stage_times_only(tmp_path):
     text = long_stream_summary(tmp_path, {"stages": []}, {"stage1": {"seconds": 12.0}})
     assert "stage1 12 s" in text and "no report.streams" in text
     assert json.loads((tmp_path / "summary.json").read_text())["streams"] == {}
+
+
+@pytest.mark.parametrize("entry, message", [({"stage": "stage9", "steps": 1}, "stage 'stage9' is not one of"),
+                                            ({"stage": "stage1", "steps": 0}, "steps must be a positive integer"),
+                                            ({"stage": "stage1", "steps": 1, "forcing": "tf"}, "forcing must be"),
+                                            ({"stage": "stage1", "steps": 1, "vid": "x.gif"}, "unknown keys")])
+def test_a_bad_report_entry_is_refused_before_any_stage_trains(tmp_path, entry, message):
+    spec = {"experiment_dir": str(tmp_path / "exp"), "stages": [{"name": "stage1", "config": "missing.yaml"}],
+            "report": {"streams": [entry]}}
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ValueError, match=rf"pipeline.yaml: report.streams\[0\]: .*{message}"):
+        main(["pipeline", "--config", str(config)])
+    assert not (tmp_path / "exp").exists()
