@@ -110,6 +110,9 @@ def agent_error(checkpoint, data_dir, scenes: int = 32, frames: int = 40) -> flo
     return sum(curve) / len(curve)
 
 
+@pytest.mark.xfail(strict=True, reason="open (issue 13): at this budget (stage 1 800 steps from scratch, stage 2 200) "
+                   "40 updates of the reference stage 3 raised the agent error from 9.1 to 14.7 px (measured once); "
+                   "from the reference run's stages (2.50 px) it lowers it to 0.91")
 def test_stage3_lowers_drift_against_its_stage2_start(stage1, stage2, world16, tmp_path):
     """The reference stage 3 (student-forced rollouts from 2 real frames, long video, the regression onto the real
     clip beside the adversarial term), 40 generator updates from the stage-2 fixture: streamed 40 frames (2.5x the
