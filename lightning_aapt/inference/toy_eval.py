@@ -120,11 +120,12 @@ def teacher_forced_toy_clips(model: CausalVideoDiT, codec: LatentCodec, encoder:
     frames, K = actions.shape[1], context_frames
     episodes, truth, agent_pos = rendered_episodes(scene_seeds, actions, world, K)  # truth (B, T, 3, S, S)
     param = next(model.parameters())
+    true_latents = codec.encode(truth)  # (B, T, C, H, W)
     rng = torch.Generator().manual_seed(seed)
     made = []
     for i in range(0, len(episodes), batch_size):  # the masked pass over T frames: memory grows with T^2 per clip
         clips = slice(i, i + batch_size)
-        latents = codec.encode(truth[clips]).to(param)  # (b, T, C, H, W)
+        latents = true_latents[clips].to(param)  # (b, T, C, H, W)
         text = encoder.encode([e.caption for e in episodes[clips]]).to(param)
         controls = actions[clips].to(param) if model.cfg.control_dim else None  # (b, T, 2)
         noise = torch.randn((latents.shape[0], frames - 1, *latents.shape[2:]), generator=rng).to(param)
@@ -133,7 +134,7 @@ def teacher_forced_toy_clips(model: CausalVideoDiT, codec: LatentCodec, encoder:
     if not torch.isfinite(latents).all():
         raise FloatingPointError("the generator produced non-finite latents")
     generated = torch.cat([truth[:, :K], codec.decode(latents)], dim=1)
-    latents = torch.cat([codec.encode(truth[:, :K]), latents], dim=1)  # (B, T, C, H, W)
+    latents = torch.cat([true_latents[:, :K].float().cpu(), latents], dim=1)  # (B, T, C, H, W)
     return ToyStream(generated, truth, latents, agent_pos, float("nan"), (0, 0), K)
 
 
