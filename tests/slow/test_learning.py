@@ -8,6 +8,7 @@ stage 3 starts from), not recorded values of an earlier run.
 """
 
 import pytest
+import torch
 import yaml
 
 from tests.helpers_cli import EXPERIMENTS, fit
@@ -63,6 +64,8 @@ def scalars(run_dir, tag: str) -> list[float]:
 def test_stage1_beats_copying_the_previous_frame(chain):
     """Teacher-forced one-step (t = 1) next-frame prediction: an untrained model scores far above copying the
     previous frame; after the quick start's stage 1 the model must be clearly below it."""
+    state = torch.load(last(chain, "stage1"), map_location="cpu", weights_only=True)
+    assert state["global_step"] == yaml.safe_load((EXPERIMENTS / "stage1.yaml").read_text())["trainer"]["max_steps"]
     error, copy = scalars(chain / "stage1", "val/next_frame_mse")[-1], scalars(chain / "stage1", "val/copy_mse")[-1]
     assert error < 0.8 * copy, (error, copy)
 
