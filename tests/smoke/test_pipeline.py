@@ -72,7 +72,7 @@ def test_sample_writes_a_video_next_to_the_truth(toy_data, tmp_path, capsys):
 def test_a_config_without_a_report_summarises_stage_times_only(tmp_path):
     """A pipeline file that runs a subset of stages ahead (no `report:`) ends with their times, not with an error
     about a data directory it never named."""
-    from lightning_aapt.cli import long_stream_summary
+    from lightning_aapt.cli.pipeline import long_stream_summary
 
     text = long_stream_summary(tmp_path, {"stages": []}, {"stage1": {"seconds": 12.0}})
     assert "stage1 12 s" in text and "no report.streams" in text

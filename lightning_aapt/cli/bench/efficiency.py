@@ -8,8 +8,8 @@ import statistics
 import torch
 
 from lightning_aapt.backbone import BackboneConfig
-from lightning_aapt.bench.streaming import build, frame_times
-from lightning_aapt.bench.timing import matmul_peak
+from lightning_aapt.cli.bench.streaming import build, frame_times
+from lightning_aapt.cli.bench.timing import matmul_peak
 from lightning_aapt.plan import forward_flops
 
 

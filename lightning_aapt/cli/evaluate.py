@@ -16,6 +16,7 @@ from PIL import Image
 from callbacks.drift import drift_of_module, plot_curves
 from callbacks.fvd import generated_vs_real
 from datamodules.shards import read_manifest
+from lightning_aapt.cli.lightning import build_lightning
 from lightning_aapt.codecs import codec_from_manifest
 from lightning_aapt.files import write_atomic
 from lightning_aapt.inference.video import to_uint8, write_video
@@ -44,8 +45,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def load_stage(ckpt: Path, config: Path) -> tuple[L.LightningModule, L.LightningDataModule, int | None]:
     """The stage module and data module the YAML describes, with the checkpoint's weights (EMA included), and
     the checkpoint's global step."""
-    from lightning_aapt.cli import build_lightning
-
     if not ckpt.exists():
         raise FileNotFoundError(f"--ckpt {ckpt}: no such checkpoint")
     if not config.is_file():
@@ -100,7 +99,7 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def evaluate(argv: list[str]) -> int:
+def main(argv: list[str]) -> int:
     args = parse_args(argv)
     L.seed_everything(args.seed, verbose=False)
     ckpt = Path(args.ckpt)

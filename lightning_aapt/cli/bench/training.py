@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from datamodules.web_video import VideoBatch
 from lightning_aapt.backbone import BackboneConfig
-from lightning_aapt.bench.timing import synchronize
+from lightning_aapt.cli.bench.timing import synchronize
 from lightning_aapt.stages import AdversarialPostTraining, DiffusionAdaptation
 from lightning_aapt.stages.base import RandomStream
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 from lightning_aapt.backbone import PRESETS, BackboneConfig
-from lightning_aapt.bench import data, efficiency, projection, streaming, training
-from lightning_aapt.bench.timing import machine
+from lightning_aapt.cli.bench import data, efficiency, projection, streaming, training
+from lightning_aapt.cli.bench.timing import machine
 
 SUITES = ("streaming", "efficiency", "training", "data", "projection")
 

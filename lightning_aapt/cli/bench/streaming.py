@@ -22,7 +22,7 @@ import time
 import torch
 
 from lightning_aapt.backbone import BackboneConfig, CausalVideoDiT
-from lightning_aapt.bench.timing import median_seconds, synchronize
+from lightning_aapt.cli.bench.timing import median_seconds, synchronize
 from lightning_aapt.codecs import ToyCodec
 from lightning_aapt.diffusion import euler_sample, timestep_schedule
 from lightning_aapt.inference import StreamingGenerator

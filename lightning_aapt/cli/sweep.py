@@ -24,6 +24,7 @@ import json
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -101,7 +102,8 @@ def sbatch_script(name: str, out: Path, config: str, trials: list[dict], extra: 
     return "\n".join(lines) + "\n"
 
 
-def run(argv: list[str]) -> int:
+def main(argv: list[str], train: Callable[[list[str]], int] | None = None) -> int:
+    """`train(args)` runs one trial's LightningCLI command (default: this package's `fit`)."""
     if argv and argv[0] == "summary":
         return summary_command(argv[1:])
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
@@ -131,11 +133,11 @@ def run(argv: list[str]) -> int:
     write_atomic(out / "trials.json", json.dumps({"config": args.config, "extra": extra, "trials": [
         {"name": f"trial_{i:03d}", "overrides": t} for i, t in enumerate(trials)]}, indent=2).encode())
     if args.local:
-        from lightning_aapt.cli import main
-
+        if train is None:
+            from lightning_aapt.cli.lightning import lightning_cli as train
         for i, trial in enumerate(trials):
             print(f"[sweep] trial_{i:03d}: {trial}", flush=True)
-            code = main(trial_args(args.config, trial, out / f"trial_{i:03d}", extra))
+            code = train(trial_args(args.config, trial, out / f"trial_{i:03d}", extra))
             if code:
                 return code
         print(summary(out))

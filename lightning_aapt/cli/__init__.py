@@ -1,0 +1,36 @@
+"""`python -m lightning_aapt COMMAND`: the composition root, where core, data and callbacks meet.
+
+Commands:
+    fit | validate | test | predict   LightningCLI (parser_mode="omegaconf"): --config X.yaml, --print_config
+    pipeline --config PIPELINE.yaml   run the stages in order, each from the previous one (resumable)
+    eval --ckpt CKPT --config X.yaml  FD/kernel distance and long-horizon drift of a checkpoint -> report.md/json
+    plan --config X.yaml              parameters, FLOPs per step / frame, memory per GPU, before launching
+    sweep --config X --grid K=[a,b]   trials of overrides: --local here, or an sbatch job array (--submit)
+    sweep summary DIR                 every trial's final metrics -> DIR/summary.md, summary.csv
+    sample --ckpt CKPT --frames N --out FILE.gif|mp4   stream a stage's generator next to the toy truth
+    prepare toy-world --out DIR       render the toy world into WebDataset shards + manifest.json
+    stream                            time the streaming generator, frame by frame
+    bench SUITE [--out results.json]  streaming | efficiency | training | data | projection | all, side by side
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from lightning_aapt.cli.lightning import LIGHTNING_COMMANDS, lightning_cli
+
+# command -> module of lightning_aapt.cli whose main(argv) runs it (imported on use: `--help` stays fast)
+COMMANDS = {"bench": "bench", "eval": "evaluate", "pipeline": "pipeline", "plan": "plan", "prepare": "prepare",
+            "sample": "sample", "stream": "stream", "sweep": "sweep"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from_command_line = argv is None
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in LIGHTNING_COMMANDS:
+        return lightning_cli(None if from_command_line else argv)
+    if argv and argv[0] in COMMANDS:
+        return importlib.import_module(f"lightning_aapt.cli.{COMMANDS[argv[0]]}").main(argv[1:])
+    print(__doc__)
+    return 0 if not argv or argv[0] in ("-h", "--help") else 2

@@ -1,0 +1,183 @@
+"""`python -m lightning_aapt pipeline`: the stages of a pipeline YAML in order, each from the previous one's
+checkpoint (resumable), then long streams of the causal stages scored against the toy world's truth."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import Counter
+from pathlib import Path
+
+from lightning_aapt.cli.lightning import run_lightning
+from lightning_aapt.files import write_atomic
+
+
+def main(argv: list[str]) -> int:
+    """Run the stages of a pipeline YAML in order; finished stages are skipped, interrupted ones resumed."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    parser = argparse.ArgumentParser(prog="python -m lightning_aapt pipeline",
+                                     description="Run AAPT's stages in order, each starting from the previous.")
+    parser.add_argument("--config", type=Path, required=True, help="pipeline YAML (experiments/pipeline.yaml)")
+    parser.add_argument("--experiment-dir", type=Path, help="override the YAML's experiment_dir")
+    parser.add_argument("overrides", nargs="*", help="arguments added to every stage, e.g. --trainer.max_steps=5")
+    args = parser.parse_args(argv)
+    spec = OmegaConf.to_container(OmegaConf.load(args.config), resolve=True)
+    check_report(spec, args.config)  # before hours of training, not after
+    exp = Path(args.experiment_dir or spec["experiment_dir"])
+    exp.mkdir(parents=True, exist_ok=True)
+    finished = {}
+    for stage in spec["stages"]:
+        name = stage["name"]
+        done = exp / name / "DONE.json"
+        if done.exists():
+            finished[name] = json.loads(done.read_text())
+            print(f"[pipeline] {name}: finished earlier ({done}), skipped")
+            continue
+        run = ["fit", "--config", str(stage["config"]), f"--trainer.logger.init_args.save_dir={exp}",
+               f"--trainer.logger.init_args.name={name}", f"--trainer.default_root_dir={exp / name}"]
+        for key in ("init_from", "disc_init_from"):
+            if stage.get(key):
+                run.append(f"--model.init_args.{key}={exp / stage[key] / 'checkpoints' / 'last.ckpt'}")
+        last = exp / name / "checkpoints" / "last.ckpt"
+        if last.exists():
+            run += ["--ckpt_path", str(last)]
+            print(f"[pipeline] {name}: resuming from {last}")
+        run += [*stage.get("args", []), *spec.get("args", []), *args.overrides]
+        print(f"[pipeline] {name}: python -m lightning_aapt {' '.join(run)}")
+        start = time.perf_counter()
+        cli = run_lightning(run)
+        metrics = {k: float(v) for k, v in cli.trainer.callback_metrics.items()}
+        record = {"seconds": round(time.perf_counter() - start, 1), "global_step": cli.trainer.global_step,
+                  "metrics": metrics, "checkpoint": str(last)}
+        done.write_text(json.dumps(record, indent=2))
+        finished[name] = record
+    summary = long_stream_summary(exp, spec, finished)
+    print(summary)
+    return 0
+
+
+def check_report(spec: dict, path: Path) -> None:
+    """Each `report.streams` entry names a stage of the pipeline, a positive step count, and how it is made:
+    `forcing: student` (default; streamed on its own frames) or `teacher` (each frame from the true frames before
+    it: the model without exposure bias, a diagnostic)."""
+    names = {stage["name"] for stage in spec.get("stages", [])}
+    for i, entry in enumerate(spec.get("report", {}).get("streams", []) or []):
+        where = f"{path}: report.streams[{i}]"
+        if entry.get("stage") not in names:
+            raise ValueError(f"{where}: stage {entry.get('stage')!r} is not one of the pipeline's stages "
+                             f"{sorted(names)}")
+        if not isinstance(entry.get("steps"), int) or entry["steps"] < 1:
+            raise ValueError(f"{where}: steps must be a positive integer (NFE per frame), got {entry.get('steps')!r}")
+        if entry.get("forcing", "student") not in ("student", "teacher"):
+            raise ValueError(f"{where}: forcing must be 'student' (streamed on its own frames) or 'teacher' (each "
+                             f"frame from the true frames before it), got {entry['forcing']!r}")
+        unknown = set(entry) - {"stage", "steps", "forcing", "video"}
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {sorted(unknown)} (expected stage, steps, forcing, video)")
+
+
+def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
+    """Stream the causal stages far past the clip length after K real context frames, next to the toy world's
+    re-rendered truth and the floors (repeat the last context frame; perfect physics); write a report and a video."""
+    import json
+
+    from datamodules.shards import read_manifest
+    from datamodules.toy_world import clip_seeds, spec_from_manifest
+    from lightning_aapt.codecs import codec_from_manifest
+    from lightning_aapt.inference.toy_eval import (
+        floor_videos,
+        policy_actions,
+        score_toy_video,
+        stream_toy_clips,
+        teacher_forced_toy_clips,
+        true_videos,
+    )
+    from lightning_aapt.inference.video import contact_sheet, to_uint8, write_image, write_video
+    from lightning_aapt.metrics.extractors import make_extractor
+    from lightning_aapt.stages.checkpoints import load_backbone
+
+    report = spec.get("report", {})
+    stages = " · ".join(f"{n} {r['seconds']:.0f} s" for n, r in finished.items())
+    if not report.get("streams"):  # a config without a report (e.g. a subset of stages run ahead): times only
+        text = f"stage times: {stages}; no report.streams in the config, so nothing was streamed"
+        write_atomic(exp / "summary.json", json.dumps({"stages": finished, "streams": {}}, indent=2).encode())
+        write_atomic(exp / "summary.md", (text + "\n").encode())
+        return text
+    data = Path(report.get("data_dir", "data/toy"))
+    toy = spec_from_manifest(data)
+    codec = codec_from_manifest(read_manifest(data))
+    clip_frames = int(report.get("clip_frames", 8))
+    frames = int(report.get("frames", 10 * clip_frames))
+    context = int(report.get("context_frames", 2))
+    clips = int(report.get("clips", 8))
+    seeds = [clip_seeds(toy, "val", i) for i in range(2 * clips)]  # the second half: the FD's real reference
+    actions = policy_actions([a for _, a in seeds], frames, toy.persistence)
+    reference = true_videos([s for s, _ in seeds[clips:]], actions[clips:], toy.world)  # (B, T, 3, S, S)
+    scenes, actions = [s for s, _ in seeds[:clips]], actions[:clips]
+    extractor = make_extractor("rand3d", None, flag="report")
+    window = clip_frames
+    results, rows, media, stream = {}, [], [], None
+    every = max(frames // 16, 1)  # contact sheets show 16 frames of a stream
+    entries = report.get("streams", [])
+    streamed = Counter(e["stage"] for e in entries)
+    for entry in entries:
+        stage, steps, forcing = entry["stage"], int(entry["steps"]), entry.get("forcing", "student")
+        name = f"{stage}, {steps} NFE" if streamed[stage] > 1 else stage  # a stage streamed at several step counts
+        model = load_backbone(exp / stage / "checkpoints" / "last.ckpt").eval()
+        make = stream_toy_clips if forcing == "student" else teacher_forced_toy_clips
+        stream = make(model, codec, toy.text_encoder(), toy.world, scenes, actions, steps=steps, context_frames=context)
+        curves = score_toy_video(stream.generated, stream, window, extractor, reference)
+        timed = forcing == "student"  # the teacher-forced pass is a diagnostic, not a way to generate: not timed
+        name += "" if timed else ", teacher-forced"
+        results[name] = {"steps": steps, "forcing": forcing, **curves.to_dict(),
+                         **({"ms_per_frame": 1e3 * stream.seconds_per_frame, "cache_bytes": list(stream.cache_bytes)}
+                            if timed else {})}
+        rows.append((name, str(steps), curves, f"{1e3 * stream.seconds_per_frame:.1f}" if timed else "–"))
+        if entry.get("video"):
+            write_video(exp / entry["video"], to_uint8(stream.side_by_side()), fps=8, scale=4)
+            pairs = [to_uint8(v) for c in range(min(4, clips)) for v in (stream.generated[c], stream.truth[c])]
+            sheet = write_image((exp / entry["video"]).with_suffix(".png"), contact_sheet(pairs, every, 3))
+            media.append(f"\nvideo: {exp / entry['video']} ({name}, generated left, truth right); contact sheet "
+                         f"{sheet} ({len(pairs) // 2} scenes, one frame in {every}, generated above truth)")
+    if stream is not None:
+        for name, video in floor_videos(stream, scenes, actions, toy.world).items():
+            curves = score_toy_video(video, stream, window, extractor, reference)
+            results[name] = curves.to_dict()
+            rows.append((f"*{name.replace('_', ' ')}* (floor)", "–", curves, "–"))
+        curves = score_toy_video(stream.truth, stream, window, extractor, reference)
+        results["truth"] = curves.to_dict()
+        rows.append(("*the truth itself*", "–", curves, "–"))
+    fd = next((k for k in (rows[0][2].curves if rows else {}) if k.startswith("fd")), "fd")
+    lines = [f"## Long streams: {frames} frames ({frames // clip_frames}x the {clip_frames}-frame training clips) "
+             f"after {context} real context frames, {clips} validation scenes, truth re-rendered by the toy world",
+             "", f"Each cell: first window → last window ({window} frames each); agent error also over the whole "
+             f"stream. Agent lost: the share of scenes whose agent is off by a quarter of the frame somewhere in the "
+             f"window. {fd}: {clips} streams against {clips} other scenes' truth.", "",
+             f"| model | NFE/frame | agent error px (whole stream) | agent lost | action following px | sharpness "
+             f"| pixel MSE | {fd} | ms/frame |", "|---|---|---|---|---|---|---|---|---|"]
+
+    def cell(curves, key: str, digits: int) -> str:
+        values = curves.curves.get(key)
+        return "–" if not values else f"{values[0]:.{digits}f} → {values[-1]:.{digits}f}"
+
+    for name, steps, curves, ms in rows:
+        agent = curves.curves["agent_error_px"]
+        lines.append(f"| {name} | {steps} | {cell(curves, 'agent_error_px', 2)} ({sum(agent) / len(agent):.2f}) | "
+                     f"{cell(curves, 'agent_lost', 2)} | {cell(curves, 'action_following_px', 2)} | "
+                     f"{cell(curves, 'sharpness', 2)} | "
+                     f"{cell(curves, 'pixel_mse_truth', 4)} | {cell(curves, fd, 3)} | {ms} |")
+    starts = rows[0][2].starts if rows else []
+    lines += ["", f"Drift curves: agent error px per {window}-frame window (first frame of each window).", "",
+              "| model | " + " | ".join(str(f) for f in starts) + " |", "|---|" + "---|" * len(starts)]
+    lines += [f"| {name} | " + " | ".join(f"{v:.2f}" for v in curves.curves["agent_error_px"]) + " |"
+              for name, _, curves, _ in rows]
+    lines += media
+    lines += ["", f"stage times: {stages}; ms/frame is the network time for all {clips} scenes together, "
+              "decode excluded"]
+    write_atomic(exp / "summary.json", json.dumps({"stages": finished, "streams": results}, indent=2).encode())
+    text = "\n".join(lines)
+    write_atomic(exp / "summary.md", (text + "\n").encode())
+    return text
