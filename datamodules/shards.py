@@ -1,6 +1,6 @@
 """Writing WebDataset shards and their manifest, atomically (temporary name, then rename).
 
-One sample = one clip (DESIGN §6): `latents.npy` (F, C, H, W) float16, `text.npy` (L, Dt) float16,
+One sample = one clip (docs/architecture.md §6): `latents.npy` (F, C, H, W) float16, `text.npy` (L, Dt) float16,
 `controls.npy` (F, A) float32 when the data has controls, and `json` metadata.
 """
 

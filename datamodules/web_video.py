@@ -257,7 +257,7 @@ def collate_clips(clips: list[dict]) -> VideoBatch:
 
 
 class WebVideoDataModule(L.LightningDataModule):
-    """Clips of precomputed video latents from WebDataset shards (DESIGN §6).
+    """Clips of precomputed video latents from WebDataset shards (docs/architecture.md §6).
 
     Args:
         data_dir: directory of the shards and their manifest.json (shapes, codec, text encoder).

@@ -1,4 +1,4 @@
-"""Parallelism and memory switches, applied from outside the model (DESIGN §8, STYLE "model code is pure").
+"""Parallelism and memory switches, applied from outside the model (docs/architecture.md §1: model code is pure).
 
 `parallelize(modules, mesh, cfg)` is called from `StageModule.configure_model`: per block, activation
 checkpointing, then `torch.compile`, then FSDP2 `fully_shard` when Lightning's `ModelParallelStrategy` gives a

@@ -3,7 +3,7 @@
 Notation: B batch, nh heads, Fq/Fk query/key frames, N tokens per frame, hd head dim, ct temporal RoPE
 channels, E = q/k channels after rotation (hd, or hd + ct with sink positions).
 
-**Mask rule** (DESIGN §3), one predicate used by every path: query frame q sees key frame k iff
+**Mask rule** (docs/architecture.md §3), one predicate used by every path: query frame q sees key frame k iff
 `k <= q and (q - k < window or k < sink)`; all tokens of a frame see each other.
 
 **Positions.** Temporal RoPE sees distances inside the visible set, never absolute frame indices. A window

@@ -1,4 +1,4 @@
-"""Long-horizon drift: how a streamed video's quality changes with time, window by window (DESIGN §7).
+"""Long-horizon drift: how a streamed video's quality changes with time, window by window (docs/architecture.md §7).
 
 Notation: B clips, T frames, C latent channels, h/w latent size, S pixel size, w frames per window.
 

@@ -1,4 +1,4 @@
-"""Video feature extractors for Fréchet and kernel distances (DESIGN §7).
+"""Video feature extractors for Fréchet and kernel distances (docs/architecture.md §7).
 
 Notation: B clips, T frames, H/W pixels, D feature width. Every extractor maps videos (B, T, 3, H, W) in [0, 1]
 to features (B, D) and carries a `name` (the metric is `fvd` for I3D, `fd_<name>` otherwise) and a `protocol`

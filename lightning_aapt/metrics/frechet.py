@@ -1,4 +1,4 @@
-"""`FrechetDistance`: the Fréchet distance between real and generated feature distributions (DESIGN §7).
+"""`FrechetDistance`: the Fréchet distance between real and generated feature distributions (docs/architecture.md §7).
 
 Notation: N samples, D feature width; videos (B, F, 3, H, W) in [0, 1].
 

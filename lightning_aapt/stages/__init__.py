@@ -1,4 +1,4 @@
-"""Training stages, one LightningModule each (DESIGN §5)."""
+"""Training stages, one LightningModule each (docs/architecture.md §5)."""
 
 from lightning_aapt.stages.adaptation import DiffusionAdaptation
 from lightning_aapt.stages.adversarial import AdversarialPostTraining

@@ -63,7 +63,7 @@ class OptimizerConfig:
 
 @dataclass(frozen=True)
 class TimestepConfig:
-    """How training draws per-frame timesteps (DESIGN §4).
+    """How training draws per-frame timesteps (docs/architecture.md §4).
 
     Args:
         per: "clip" (one t for all frames of a clip: AAPT) or "frame" (independent per frame).

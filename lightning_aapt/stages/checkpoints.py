@@ -54,7 +54,7 @@ def read_sharded_checkpoint(path: Path) -> dict:
 
 def load_backbone(path: str | Path, prefer_ema: bool = True) -> CausalVideoDiT:
     """The backbone stored in a stage checkpoint (a file, or a sharded checkpoint folder), with its EMA weights
-    when present (DESIGN §5)."""
+    when present (docs/architecture.md §5)."""
     path = Path(path)
     if path.is_dir() and (path / "meta.pt").is_file():
         try:

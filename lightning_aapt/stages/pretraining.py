@@ -1,6 +1,6 @@
 """Stage 0, `BidirectionalPretraining`: a bidirectional DiT learns the toy world by flow matching.
 
-It stands in for the pretrained video model a user brings (DESIGN §5): all frames are denoised jointly
+It stands in for the pretrained video model a user brings (docs/architecture.md §5): all frames are denoised jointly
 with full attention; AAPT starts from such a model.
 """
 

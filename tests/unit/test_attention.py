@@ -18,7 +18,7 @@ pytestmark = pytest.mark.unit
 
 
 def dense_rule(q: int, k: int, window: int | None, sink: int) -> bool:
-    """The mask rule of DESIGN §3, spelled out."""
+    """The mask rule of docs/architecture.md §3, spelled out."""
     if k > q:
         return False
     return window is None or q - k < window or k < sink

@@ -1,4 +1,4 @@
-"""The backbone contract of DESIGN §3, exactly as written there."""
+"""The backbone contract of docs/architecture.md §3, exactly as written there."""
 
 import dataclasses
 
