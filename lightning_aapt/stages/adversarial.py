@@ -22,8 +22,8 @@ One training step, on a batch of real clips of F frames (text, actions, first fr
    regresses onto the frozen teacher's K-step sample of it from the same noise, teacher-forced on the generator's
    own earlier frames: what the teacher would make next from where the generator's rollout actually is.
 Past the clip, rollouts use its actions played back and forth.
-Manual optimisation, Adam with beta1 = 0, beta2 = 0.9 (AAPT/APT), gradient clipping, EMA of the generator, and a
-guard that skips a step whose loss is not finite and aborts after `max_bad_steps` in a row.
+Manual optimisation, AdamW with beta1 = 0, beta2 = 0.9 (AAPT/APT) and a per-network warm-up, gradient clipping,
+EMA of the generator, and a guard that skips a step whose loss is not finite and aborts after `max_bad_steps` in a row.
 """
 
 from __future__ import annotations
@@ -39,7 +39,14 @@ from lightning_aapt.adversarial.rollout import extend_controls, regenerate, roll
 from lightning_aapt.backbone import BackboneConfig
 from lightning_aapt.diffusion import shift_time
 from lightning_aapt.parallel import ParallelConfig
-from lightning_aapt.stages.base import OptimizerConfig, RandomStream, StageModule, TimestepConfig
+from lightning_aapt.stages.base import (
+    OptimizerConfig,
+    RandomStream,
+    StageModule,
+    TimestepConfig,
+    adamw,
+    warmup_factor,
+)
 from lightning_aapt.stages.checkpoints import load_backbone
 from lightning_aapt.stages.teacher_forcing import teacher_forced_frames
 
@@ -76,7 +83,7 @@ class AdversarialPostTraining(StageModule):
 
     Args (beyond `StageModule`; `optimizer` is the generator's, `init_from` the stage-2 checkpoint):
         disc_init_from: checkpoint initialising the discriminator's backbone (AAPT: stage 1).
-        disc_optimizer: the discriminator's Adam settings.
+        disc_optimizer: the discriminator's AdamW settings (warm-up over its own updates; no cool-down).
         disc_head_layers: blocks feeding the discriminator's per-frame query heads (default: middle, last).
         num_rollout_frames: frames of the fake video, first real frame included (None: the clip length);
             longer than a segment = long-video training, judged by segments.
@@ -196,11 +203,19 @@ class AdversarialPostTraining(StageModule):
                              "generator and discriminator update in turn); or use ModelParallelStrategy (FSDP2)")
 
     def configure_optimizers(self):
-        def adam(params, cfg: OptimizerConfig):
-            return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-
-        return [adam(self.model.parameters(), self.optimizer_cfg),
-                adam(self.discriminator.parameters(), self.disc_optimizer_cfg)]
+        """One AdamW per network, each warmed up over its own updates (`warmup_steps`). Stage 3 has no cool-down:
+        its networks update at different rates, so a decay ending at `trainer.max_steps` would mean nothing."""
+        for key, cfg in (("optimizer", self.optimizer_cfg), ("disc_optimizer", self.disc_optimizer_cfg)):
+            if cfg.cooldown_steps:
+                raise ValueError(f"model.init_args.{key}.cooldown_steps={cfg.cooldown_steps}: stage 3 has no "
+                                 "cool-down (its generator and discriminator count their own updates); set 0")
+            if cfg.warmup_steps < 0:
+                raise ValueError(f"model.init_args.{key}.warmup_steps must be >= 0, got {cfg.warmup_steps}")
+        opt_g = adamw(self.model.named_parameters(), self.optimizer_cfg)
+        opt_d = adamw(self.discriminator.named_parameters(), self.disc_optimizer_cfg)
+        warm_g = torch.optim.lr_scheduler.LambdaLR(opt_g, lambda step: warmup_factor(step, self.optimizer_cfg))
+        warm_d = torch.optim.lr_scheduler.LambdaLR(opt_d, lambda step: warmup_factor(step, self.disc_optimizer_cfg))
+        return [opt_g, opt_d], [warm_g, warm_d]
 
     # ----------------------------------------------------------------------------------- pieces
 
@@ -238,6 +253,7 @@ class AdversarialPostTraining(StageModule):
 
     def training_step(self, batch, batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
+        warm_g, warm_d = self.lr_schedulers()  # each network's warm-up counts its own updates
         D = self.discriminator  # logits (B, F) of a video, see discriminator.py
         real, text = batch.latents, batch.text  # (B, F, C, H, W)
         B, F = real.shape[:2]
@@ -291,7 +307,8 @@ class AdversarialPostTraining(StageModule):
                                           ).mean()
         total_d = loss_d.mean() + self.r1_gamma * r1 + self.r2_gamma * r2
         self.manual_backward(total_d)
-        self._update(opt_d, total_d, self.discriminator.parameters(), "d")
+        if self._update(opt_d, total_d, self.discriminator.parameters(), "d"):
+            warm_d.step()
         self.untoggle_optimizer(opt_d)
         self.d_updates += 1
         self.log_dict({"train/loss_d": loss_d.mean(), "train/r1": r1, "train/r2": r2,
@@ -352,6 +369,7 @@ class AdversarialPostTraining(StageModule):
             self.manual_backward(loss, retain_graph=self.forcing == "teacher" and b < R)
             total_g = total_g + loss.detach()
         if self._update(opt_g, total_g, self.model.parameters(), "g"):
+            warm_g.step()
             self.update_averages()
             self.g_updates += 1
         self.untoggle_optimizer(opt_g)

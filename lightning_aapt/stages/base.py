@@ -61,6 +61,21 @@ class OptimizerConfig:
     cooldown_steps: int = 0
 
 
+def adamw(named_parameters, cfg: OptimizerConfig) -> torch.optim.AdamW:
+    """AdamW with `cfg`'s decoupled weight decay on weight matrices only (biases, norms and the timestep
+    modulation are not decayed)."""
+    decay, no_decay = [], []
+    for name, p in named_parameters:
+        (no_decay if p.ndim < 2 or "modulation" in name else decay).append(p)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas)
+
+
+def warmup_factor(step: int, cfg: OptimizerConfig) -> float:
+    """Linear warm-up: the fraction of `lr` at optimizer step `step` (1 from step `warmup_steps - 1` on)."""
+    return min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
+
+
 @dataclass(frozen=True)
 class TimestepConfig:
     """How training draws per-frame timesteps (docs/architecture.md §4).
@@ -304,11 +319,7 @@ class StageModule(L.LightningModule):
 
     def configure_optimizers(self):
         cfg = self.optimizer_cfg
-        decay, no_decay = [], []
-        for name, p in self.model.named_parameters():
-            (no_decay if p.ndim < 2 or "modulation" in name else decay).append(p)
-        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                       {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas)
+        optimizer = adamw(self.model.named_parameters(), cfg)
         if cfg.cooldown_steps < 0:
             raise ValueError(f"model.init_args.optimizer.cooldown_steps must be >= 0, got {cfg.cooldown_steps}")
         if cfg.cooldown_steps > 0 and self.trainer.max_steps < cfg.cooldown_steps:
@@ -320,7 +331,7 @@ class StageModule(L.LightningModule):
     def lr_factor(self, step: int) -> float:
         """The learning rate at optimizer step `step`, as a fraction of `lr`: warm-up, constant, cool-down."""
         cfg = self.optimizer_cfg
-        factor = min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
+        factor = warmup_factor(step, cfg)
         if cfg.cooldown_steps > 0:
             factor *= min(1.0, max(0.0, (self.trainer.max_steps - step) / cfg.cooldown_steps))
         return factor
