@@ -95,7 +95,7 @@ def flex_block_mask(num_frames: int, tokens_per_frame: int, window: int | None, 
 
 @functools.cache
 def _compiled_flex_attention():
-    # Compiled on first use, never at import (peer pitfall 4).
+    # Compiled on first use, never at import (importing must stay cheap, and work without a compiler).
     from torch.nn.attention.flex_attention import flex_attention
 
     return torch.compile(flex_attention, dynamic=False)

@@ -171,7 +171,8 @@ class KVCache:
 
     def _write(self, layer: int, k: Tensor, v: Tensor, new: Frames) -> None:
         # In order, so when more frames come than the ring holds, the most recent ones stay. Stored entries
-        # never carry gradients (no autograd through in-place writes into shared buffers: peer pitfall 7).
+        # never carry gradients (autograd through in-place writes into a shared buffer breaks: the next write
+        # would change tensors a backward pass saved).
         for i, frame in enumerate(new):
             self.keys[layer][:, :, self._slot(frame)].copy_(k[:, :, i].detach())
             self.values[layer][:, :, self._slot(frame)].copy_(v[:, :, i].detach())

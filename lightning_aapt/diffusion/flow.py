@@ -1,7 +1,8 @@
 """Rectified-flow conventions (docs/architecture.md §4) as pure functions.
 
 x_t = (1 - t) * x0 + t * noise, t in [0, 1] with t = 1 pure noise; the network predicts v = noise - x0;
-x0_hat = x_t - t * v_hat. Time shift t' = s t / (1 + (s - 1) t), on [0, 1] (never on [0, 1000]: peer pitfall 19).
+x0_hat = x_t - t * v_hat. Time shift t' = s t / (1 + (s - 1) t), on [0, 1] (never on [0, 1000]: the formula
+assumes t in [0, 1]).
 Timesteps t are (B, F), one per frame; latents (B, F, C, H, W).
 """
 

@@ -8,7 +8,7 @@ turns them into the mean and the covariance and calls torch-fidelity's `fid_stat
 
     FD = ||mu_r - mu_g||^2 + tr(S_r) + tr(S_g) - 2 tr((S_r S_g)^(1/2))
 
-Covariance convention (peer pitfall 18): by default the maximum-likelihood covariance (divided by N), as
+Covariance convention (implementations disagree here): by default the maximum-likelihood covariance (divided by N), as
 StyleGAN-V's FVD computes it, so our FVD follows its protocol; `unbiased=True` divides by N - 1 (numpy's `cov`,
 torch-fidelity's FID). The difference is a factor N / (N - 1) on both covariances: small at FVD's 2048 clips,
 visible at a toy evaluation's 64.
