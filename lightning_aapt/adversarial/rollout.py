@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from lightning_aapt.backbone import CausalVideoDiT, KVCache
+from lightning_aapt.diffusion import x0_from_velocity
 from lightning_aapt.inference import StreamingGenerator
 
 
@@ -88,13 +89,13 @@ def regenerate(model: CausalVideoDiT, ro: Rollout, start: int, stop: int, kv_gra
     if kv_gradients:
         ones = noises.new_ones(B, stop - start)
         v = model(noises, ones, recycled, text, controls, cache=context, cache_write=False)
-        return noises - v
+        return x0_from_velocity(noises, v, ones)  # one step from t = 1: noise - v
     cache = context if context is not None else model.new_cache(B)
     frames = []
     for j in range(stop - start):  # one frame at a time; the cache stores detached keys/values
-        c = None if controls is None else controls[:, j : j + 1]
-        v = model(noises[:, j : j + 1], noises.new_ones(B, 1), recycled[:, j : j + 1], text, c, cache=cache)
-        frames.append(noises[:, j] - v[:, 0])
+        c, ones = None if controls is None else controls[:, j : j + 1], noises.new_ones(B, 1)
+        v = model(noises[:, j : j + 1], ones, recycled[:, j : j + 1], text, c, cache=cache)  # (B, 1, C, H, W)
+        frames.append(x0_from_velocity(noises[:, j : j + 1], v, ones)[:, 0])
     return torch.stack(frames, dim=1)
 
 
