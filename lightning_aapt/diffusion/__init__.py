@@ -2,6 +2,7 @@
 
 from lightning_aapt.diffusion.flow import (
     add_noise,
+    euler_step,
     flow_matching_loss,
     noise_from_velocity,
     sample_timesteps,
@@ -11,5 +12,5 @@ from lightning_aapt.diffusion.flow import (
 )
 from lightning_aapt.diffusion.samplers import euler_sample, timestep_schedule
 
-__all__ = ["add_noise", "euler_sample", "flow_matching_loss", "noise_from_velocity", "sample_timesteps",
+__all__ = ["add_noise", "euler_sample", "euler_step", "flow_matching_loss", "noise_from_velocity", "sample_timesteps",
            "shift_time", "timestep_schedule", "velocity_target", "x0_from_velocity"]

@@ -35,6 +35,11 @@ def x0_from_velocity(x_t: Tensor, v: Tensor, t: Tensor) -> Tensor:
     return x_t - _per_frame(t, x_t) * v
 
 
+def euler_step(x_t: Tensor, v: Tensor, t: Tensor, t_next: Tensor) -> Tensor:
+    """One Euler step of dx/dt = v from t to t_next (t_next < t moves toward data): x_t + (t_next - t) v."""
+    return x_t + _per_frame(t_next - t, x_t) * v
+
+
 def noise_from_velocity(x_t: Tensor, v: Tensor, t: Tensor) -> Tensor:
     """noise_hat = x_t + (1 - t) v."""
     return x_t + (1 - _per_frame(t, x_t)) * v

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from lightning_aapt.diffusion.flow import shift_time
+from lightning_aapt.diffusion.flow import euler_step, shift_time
 
 VelocityFn = Callable[[Tensor, Tensor, int], Tensor]
 
@@ -31,5 +31,5 @@ def euler_sample(velocity_fn: VelocityFn, noise: Tensor, timesteps: Tensor) -> T
     x = noise
     for i in range(len(timesteps) - 1):
         t, t_next = timesteps[i], timesteps[i + 1]
-        x = x + (t_next - t).to(x.dtype) * velocity_fn(x, t, i)
+        x = euler_step(x, velocity_fn(x, t, i), t, t_next)
     return x

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from lightning_aapt.backbone import BackboneConfig
-from lightning_aapt.diffusion import add_noise, shift_time
+from lightning_aapt.diffusion import add_noise, euler_step, shift_time, x0_from_velocity
 from lightning_aapt.parallel import ParallelConfig
 from lightning_aapt.stages.base import OptimizerConfig, StageModule, TimestepConfig
 from lightning_aapt.stages.checkpoints import load_backbone
@@ -92,11 +92,11 @@ class ConsistencyDistillation(StageModule):
         t_prev = grid[n - 1].expand_as(t)
         x_n = add_noise(x0, noise, t_n)
         with torch.no_grad():
-            x_prev = x_n + (t_prev - t_n)[..., None, None, None] * self.teacher(x_n, t_n, recycled, text, controls)
+            x_prev = euler_step(x_n, self.teacher(x_n, t_n, recycled, text, controls), t_n, t_prev)
             target_net = self.target if self.target is not None else student_net
             v_prev = target_net(x_prev, t_prev, recycled, text, controls)
-            target = x_prev - t_prev[..., None, None, None] * v_prev  # f(x, 0) = x where t_prev = 0
-        student = x_n - t_n[..., None, None, None] * student_net(x_n, t_n, recycled, text, controls)
+            target = x0_from_velocity(x_prev, v_prev, t_prev)  # f(x, 0) = x where t_prev = 0
+        student = x0_from_velocity(x_n, student_net(x_n, t_n, recycled, text, controls), t_n)
         return self.distance(student, target)
 
     def update_averages(self) -> None:

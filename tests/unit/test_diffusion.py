@@ -6,6 +6,7 @@ import torch
 from lightning_aapt.diffusion import (
     add_noise,
     euler_sample,
+    euler_step,
     flow_matching_loss,
     noise_from_velocity,
     sample_timesteps,
@@ -73,3 +74,10 @@ def test_flow_matching_loss_is_per_frame_mse():
     x0, noise = torch.zeros(1, 2, 1, 1, 1), torch.ones(1, 2, 1, 1, 1)
     v = torch.tensor([1.0, 3.0]).reshape(1, 2, 1, 1, 1)
     torch.testing.assert_close(flow_matching_loss(v, x0, noise), torch.tensor([[0.0, 4.0]]))
+
+
+def test_an_euler_step_with_the_true_velocity_lands_on_the_straight_path_at_per_frame_times():
+    x0, noise = torch.randn(2, 3, 4, 2, 2), torch.randn(2, 3, 4, 2, 2)
+    t, t_next = torch.rand(2, 3), torch.rand(2, 3)  # any times, one per frame, either direction
+    stepped = euler_step(add_noise(x0, noise, t), velocity_target(x0, noise), t, t_next)
+    torch.testing.assert_close(stepped, add_noise(x0, noise, t_next))
