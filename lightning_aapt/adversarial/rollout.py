@@ -91,9 +91,9 @@ def regenerate(model: CausalVideoDiT, ro: Rollout, start: int, stop: int, kv_gra
         v = model(noises, ones, recycled, text, controls, cache=context, cache_write=False)
         return x0_from_velocity(noises, v, ones)  # one step from t = 1: noise - v
     cache = context if context is not None else model.new_cache(B)
-    frames = []
+    frames, ones = [], noises.new_ones(B, 1)
     for j in range(stop - start):  # one frame at a time; the cache stores detached keys/values
-        c, ones = None if controls is None else controls[:, j : j + 1], noises.new_ones(B, 1)
+        c = None if controls is None else controls[:, j : j + 1]
         v = model(noises[:, j : j + 1], ones, recycled[:, j : j + 1], text, c, cache=cache)  # (B, 1, C, H, W)
         frames.append(x0_from_velocity(noises[:, j : j + 1], v, ones)[:, 0])
     return torch.stack(frames, dim=1)
