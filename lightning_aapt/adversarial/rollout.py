@@ -85,16 +85,15 @@ def regenerate(model: CausalVideoDiT, ro: Rollout, start: int, stop: int, kv_gra
         context = ro.snapshots[start].snapshot()  # a copy: the span's own frames are never written into it
     controls = None if ro.controls is None else ro.controls[:, span]
     noises, recycled = ro.noises[:, span], ro.recycled[:, span].detach()
-    text = ro.text.clone()  # a new tensor: the text keys/values are recomputed with gradients, not the snapshot's
     if kv_gradients:
         ones = noises.new_ones(B, stop - start)
-        v = model(noises, ones, recycled, text, controls, cache=context, cache_write=False)
+        v = model(noises, ones, recycled, ro.text, controls, cache=context, cache_write=False)  # text K/V with grad
         return x0_from_velocity(noises, v, ones)  # one step from t = 1: noise - v
     cache = context if context is not None else model.new_cache(B)
     frames, ones = [], noises.new_ones(B, 1)
     for j in range(stop - start):  # one frame at a time; the cache stores detached keys/values
         c = None if controls is None else controls[:, j : j + 1]
-        v = model(noises[:, j : j + 1], ones, recycled[:, j : j + 1], text, c, cache=cache)  # (B, 1, C, H, W)
+        v = model(noises[:, j : j + 1], ones, recycled[:, j : j + 1], ro.text, c, cache=cache)  # (B, 1, C, H, W)
         frames.append(x0_from_velocity(noises[:, j : j + 1], v, ones)[:, 0])
     return torch.stack(frames, dim=1)
 

@@ -30,6 +30,7 @@ and window give bit-identical results). `reference_attention` computes the layou
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
@@ -42,12 +43,46 @@ from lightning_aapt.backbone.embeddings import rope_angles, rotate, spatial_angl
 Frames = tuple[int, ...]  # absolute frame indices, one per frame block of a q/k tensor
 
 
-def frame_visible(q: Tensor, k: Tensor, window: int | None, sink: int) -> Tensor:
-    """The mask rule, elementwise on broadcastable integer tensors of query and key frame indices."""
+def frame_visible(q: Tensor, k: Tensor, window: int | None, k_is_sink: Tensor | bool) -> Tensor:
+    """The mask rule, elementwise on broadcastable tensors: query and key frame positions (any common origin)
+    and whether each key is a sink frame."""
     visible = k <= q
     if window is not None:
-        visible = visible & ((q - k < window) | (k < sink))
+        visible = visible & ((q - k < window) | k_is_sink)
     return visible
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The frames of one attention call, and where RoPE and the mask place them.
+
+    Positions are rebased to the first query frame; a sink key before it sits at -1 (with sink positions its
+    ordinary temporal channels are zeroed, and it precedes every query either way). Equality and hashing use
+    the positions only, so two calls that compute the same function share one entry of the table caches:
+    every step of a steady stream has the same layout. `q_frames`/`k_frames` keep the absolute ids.
+    """
+
+    q: Frames  # (Fq,) query positions: 0 .. Fq-1
+    k: Frames  # (Fk,) key positions on the same axis
+    q_sink: Frames | None  # (Fq,) position from which a query reads sink keys: min(frame, N + S - 1)
+    k_sink: Frames | None  # (Fk,) a sink key's frame index, -1 for other keys
+    full_sequence: bool  # queries = keys = frames 0 .. F-1 (FlexAttention's case)
+    q_frames: Frames = field(compare=False)
+    k_frames: Frames = field(compare=False)
+
+
+def attention_layout(q_frames: Frames, k_frames: Frames, cfg: BackboneConfig) -> Layout:
+    """The layout of query frames `q_frames` (consecutive) over key frames `k_frames` (see the module docstring)."""
+    base = q_frames[0]
+    full_sequence = q_frames == k_frames and base == 0
+    if not cfg.uses_sink_positions:
+        return Layout(tuple(f - base for f in q_frames), tuple(f - base for f in k_frames), None, None,
+                      full_sequence, q_frames, k_frames)
+    pinned_at = cfg.window_frames + cfg.sink_frames - 1
+    k_sink = tuple(f if f < cfg.sink_frames else -1 for f in k_frames)
+    k_pos = tuple(max(f - base, -1) if s >= 0 else f - base for f, s in zip(k_frames, k_sink, strict=True))
+    return Layout(tuple(f - base for f in q_frames), k_pos, tuple(min(f, pinned_at) for f in q_frames), k_sink,
+                  full_sequence, q_frames, k_frames)
 
 
 # --------------------------------------------------------------------------------------------- masks
@@ -66,16 +101,19 @@ def _cached_outside_inference_mode(factory):
 
 
 @_cached_outside_inference_mode
-def token_mask(q_frames: Frames, k_frames: Frames, tokens_per_frame: int, window: int | None, sink: int,
-               device: torch.device) -> Tensor | None:
-    """Boolean SDPA mask (Fq*N, Fk*N), True = attend; None when every key is visible to every query."""
-    q = torch.tensor(q_frames, device=device)[:, None]  # (Fq, 1)
-    k = torch.tensor(k_frames, device=device)[None, :]  # (1, Fk)
-    visible = frame_visible(q, k, window, sink)  # (Fq, Fk)
-    if not torch.compiler.is_compiling() and bool(visible.all()):  # (no data-dependent branch in a graph)
+def token_mask(layout: Layout, tokens_per_frame: int, window: int | None, device: torch.device) -> Tensor | None:
+    """Boolean SDPA mask (Fq*N, Fk*N), True = attend; None when every key is visible to every query.
+
+    Cached by layout (built on the CPU, so deciding None never waits for the device).
+    """
+    q = torch.tensor(layout.q)[:, None]  # (Fq, 1)
+    k = torch.tensor(layout.k)[None, :]  # (1, Fk)
+    is_sink = False if layout.k_sink is None else torch.tensor(layout.k_sink)[None, :] >= 0  # (1, Fk)
+    visible = frame_visible(q, k, window, is_sink)  # (Fq, Fk)
+    if bool(visible.all()):
         return None
     n = tokens_per_frame
-    return visible.repeat_interleave(n, dim=0).repeat_interleave(n, dim=1)  # (Fq*N, Fk*N)
+    return visible.repeat_interleave(n, dim=0).repeat_interleave(n, dim=1).to(device)  # (Fq*N, Fk*N)
 
 
 @_cached_outside_inference_mode
@@ -87,7 +125,7 @@ def flex_block_mask(num_frames: int, tokens_per_frame: int, window: int | None, 
     n = tokens_per_frame
 
     def mask_mod(b, h, q_idx, kv_idx):
-        return frame_visible(q_idx // n, kv_idx // n, window, sink)
+        return frame_visible(q_idx // n, kv_idx // n, window, kv_idx // n < sink)
 
     length = num_frames * n
     return create_block_mask(mask_mod, B=None, H=None, Q_LEN=length, KV_LEN=length, device=device)
@@ -115,40 +153,22 @@ class RotaryTables(NamedTuple):
     k_is_sink: Tensor | None  # (Fk, 1, 1) float: 1 for sink frames
 
 
-def temporal_positions(q_frames: Frames, k_frames: Frames, cfg: BackboneConfig):
-    """Window and sink temporal positions (rebased to the first query frame): see the module docstring."""
-    base = min(q_frames)
-    q_pos = [f - base for f in q_frames]
-    k_pos = [f - base for f in k_frames]
-    if not cfg.uses_sink_positions:
-        return q_pos, k_pos, None, None
-    pinned_at = cfg.window_frames + cfg.sink_frames - 1
-    q_sink = [min(f, pinned_at) for f in q_frames]
-    k_is_sink = [f < cfg.sink_frames for f in k_frames]
-    return q_pos, k_pos, q_sink, k_is_sink
-
-
 @_cached_outside_inference_mode
-def rotary_tables(q_frames: Frames, k_frames: Frames, grid: tuple[int, int], cfg: BackboneConfig,
-                  device: torch.device) -> RotaryTables:
-    """cos/sin tables for queries of `q_frames` attending keys of `k_frames` on a (h, w) token grid.
-
-    Cached by key: in a steady stream the rebased layout repeats every frame, so tables are built once.
-    """
+def rotary_tables(layout: Layout, grid: tuple[int, int], cfg: BackboneConfig, device: torch.device) -> RotaryTables:
+    """cos/sin tables for `layout` on a (h, w) token grid, cached by layout: a steady stream builds them once."""
     ct = cfg.rope_split[0]
-    q_pos, k_pos, q_sink, k_is_sink = temporal_positions(q_frames, k_frames, cfg)
 
-    def temporal(positions: list[int]) -> tuple[Tensor, Tensor]:
+    def temporal(positions: Frames) -> tuple[Tensor, Tensor]:
         t = rope_angles(torch.tensor(positions, device=device), ct, cfg.rope_theta)[:, None]  # (Fx, 1, ct/2)
         return t.cos(), t.sin()
 
     spatial = spatial_angles(grid[0], grid[1], cfg.rope_split, cfg.rope_theta, device)  # (N, (ch+cw)/2)
     spatial_tables = (spatial.cos(), spatial.sin())
-    if q_sink is None:
-        return RotaryTables(temporal(q_pos), temporal(k_pos), spatial_tables, None, None, None)
-    is_sink = torch.tensor(k_is_sink, device=device, dtype=torch.float32)[:, None, None]  # (Fk, 1, 1)
-    return RotaryTables(temporal(q_pos), temporal(k_pos), spatial_tables, temporal(q_sink), temporal(list(k_frames)),
-                        is_sink)
+    if layout.q_sink is None:
+        return RotaryTables(temporal(layout.q), temporal(layout.k), spatial_tables, None, None, None)
+    is_sink = torch.tensor([s >= 0 for s in layout.k_sink], device=device, dtype=torch.float32)  # (Fk,)
+    return RotaryTables(temporal(layout.q), temporal(layout.k), spatial_tables, temporal(layout.q_sink),
+                        temporal(tuple(max(s, 0) for s in layout.k_sink)), is_sink[:, None, None])
 
 
 def apply_rotary(q: Tensor, k: Tensor, tables: RotaryTables, ct: int) -> tuple[Tensor, Tensor]:
@@ -183,25 +203,25 @@ def resolve_backend(cfg: BackboneConfig, q: Tensor, full_sequence: bool) -> str:
     return backend
 
 
-def block_causal_attention(q: Tensor, k: Tensor, v: Tensor, q_frames: Frames, k_frames: Frames,
-                           grid: tuple[int, int], cfg: BackboneConfig) -> Tensor:
+def block_causal_attention(q: Tensor, k: Tensor, v: Tensor, layout: Layout, grid: tuple[int, int],
+                           cfg: BackboneConfig) -> Tensor:
     """Attention of query frames over key frames under the mask rule with window-local RoPE.
 
     Args:
-        q: (B, nh, Fq, N, hd) un-rotated queries of frames `q_frames` (consecutive absolute indices).
-        k, v: (B, nh, Fk, N, hd) un-rotated keys and values of frames `k_frames` (any order).
+        q: (B, nh, Fq, N, hd) un-rotated queries of frames `layout.q_frames`.
+        k, v: (B, nh, Fk, N, hd) un-rotated keys and values of frames `layout.k_frames`.
         grid: (h, w) token grid of a frame, N = h * w.
     Returns:
         (B, nh, Fq, N, hd)
     """
-    full_sequence = q_frames == k_frames and q_frames[0] == 0
+    full_sequence = layout.full_sequence
     backend = resolve_backend(cfg, q, full_sequence)
     if backend == "reference":
-        return reference_attention(q, k, v, q_frames, k_frames, grid, cfg)
+        return reference_attention(q, k, v, layout.q_frames, layout.k_frames, grid, cfg)
     B, nh, Fq, N, hd = q.shape
     ct = cfg.rope_split[0]
     window = None if cfg.bidirectional else cfg.window_frames
-    tables = rotary_tables(q_frames, k_frames, grid, cfg, q.device)
+    tables = rotary_tables(layout, grid, cfg, q.device)
     qr, kr = apply_rotary(q, k, tables, ct)  # (B, nh, Fq*N, E), (B, nh, Fk*N, E)
     vf = v.flatten(2, 3)  # (B, nh, Fk*N, hd)
     scale = hd**-0.5
@@ -211,7 +231,7 @@ def block_causal_attention(q: Tensor, k: Tensor, v: Tensor, q_frames: Frames, k_
         block_mask = flex_block_mask(Fq, N, window, cfg.sink_frames, q.device)
         out = _compiled_flex_attention()(qr, kr, vf, block_mask=block_mask, scale=scale)  # (B, nh, Fq*N, hd)
     else:
-        mask = token_mask(q_frames, k_frames, N, window, cfg.sink_frames, q.device)
+        mask = token_mask(layout, N, window, q.device)
         out = scaled_dot_product_attention(qr, kr, vf, attn_mask=mask, scale=scale)  # (B, nh, Fq*N, hd)
     return out.unflatten(2, (Fq, N))  # (B, nh, Fq, N, hd)
 
@@ -219,7 +239,7 @@ def block_causal_attention(q: Tensor, k: Tensor, v: Tensor, q_frames: Frames, k_
 def reference_distances(q: int, k_frames: Frames, cfg: BackboneConfig) -> dict[int, int]:
     """Temporal distance of every key frame that query frame q sees, built literally from the layout rule.
 
-    Independent of `temporal_positions` (used to test it): window frames at their true distance, then the
+    Independent of `attention_layout` (used to test it): window frames at their true distance, then the
     sink frames that left the window laid out one by one before the oldest window frame.
     """
     if cfg.bidirectional:

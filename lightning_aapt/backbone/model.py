@@ -20,10 +20,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn.functional import scaled_dot_product_attention
 
-from lightning_aapt.backbone.attention import Frames, block_causal_attention
+from lightning_aapt.backbone.attention import Layout, attention_layout, block_causal_attention
 from lightning_aapt.backbone.config import BackboneConfig
 from lightning_aapt.backbone.embeddings import patchify, timestep_features, unpatchify
-from lightning_aapt.backbone.kv_cache import KVCache
+from lightning_aapt.backbone.kv_cache import KVCache, LayerCache
 
 
 class SelfAttention(nn.Module):
@@ -37,18 +37,15 @@ class SelfAttention(nn.Module):
         self.k_norm = nn.RMSNorm(cfg.head_dim, eps=1e-6) if cfg.qk_norm else nn.Identity()
         self.proj = nn.Linear(cfg.dim, cfg.dim)
 
-    def forward(self, x: Tensor, frames: Frames, grid: tuple[int, int], cache: KVCache | None, layer: int,
-                cache_write: bool) -> Tensor:
+    def forward(self, x: Tensor, layout: Layout, grid: tuple[int, int], cache: LayerCache | None) -> Tensor:
         B, F, N, D = x.shape
         nh, hd = self.cfg.num_heads, self.cfg.head_dim
         qkv = self.qkv(x).view(B, F, N, 3, nh, hd).permute(3, 0, 4, 1, 2, 5)  # (3, B, nh, F, N, hd)
         q, k, v = qkv.unbind(0)  # (B, nh, F, N, hd) each
         q, k = self.q_norm(q), self.k_norm(k)
-        if cache is None:
-            k_ctx, v_ctx, k_frames = k, v, frames
-        else:
-            k_ctx, v_ctx, k_frames = cache.update(layer, k, v, write=cache_write)  # (B, nh, Fk, N, hd)
-        out = block_causal_attention(q, k_ctx, v_ctx, frames, k_frames, grid, self.cfg)  # (B, nh, F, N, hd)
+        if cache is not None:
+            k, v = cache.update(k, v)  # (B, nh, Fk, N, hd): the stored frames of layout.k_frames, then the new
+        out = block_causal_attention(q, k, v, layout, grid, self.cfg)  # (B, nh, F, N, hd)
         return self.proj(out.permute(0, 2, 3, 1, 4).reshape(B, F, N, D))  # (B, F, N, D)
 
 
@@ -92,19 +89,15 @@ class Block(nn.Module):
                                  nn.Linear(cfg.hidden_dim, cfg.dim))
         self.modulation = nn.Parameter(torch.randn(6, cfg.dim) / cfg.dim**0.5)  # (6, D)
 
-    def forward(self, x: Tensor, mod: Tensor, text: Tensor | None, frames: Frames,
-                grid: tuple[int, int], cache: KVCache | None, layer: int, cache_write: bool) -> Tensor:
-        """`text`: embedded text (B, L, D), or None to reuse the cache's text keys/values of this layer.
-        Text K/V are computed here, inside the block, so a sharded block has its weights gathered."""
-        if text is None:
-            text_kv = cache.text_kv[layer]
-        else:
-            text_kv = self.cross_attn.text_kv(text)  # (B, nh, L, hd) x 2
-            if cache is not None:
-                cache.text_kv[layer] = text_kv
+    def forward(self, x: Tensor, mod: Tensor, text: Tensor | None, layout: Layout, grid: tuple[int, int],
+                cache: LayerCache | None) -> Tensor:
+        """`text`: embedded text (B, L, D) of this call, or None: the cache's prompt. Text K/V are computed here,
+        inside the block, so a sharded block has its weights gathered."""
+        encode = self.cross_attn.text_kv  # (B, L, D) -> (B, nh, L, hd) x 2
+        text_kv = cache.prompt_kv(encode) if text is None else encode(text)  # the prompt's: encoded once
         shift1, scale1, gate1, shift2, scale2, gate2 = (mod + self.modulation).unsqueeze(2).unbind(3)  # (B, F, 1, D)
         h = self.norm1(x) * (1 + scale1) + shift1  # (B, F, N, D)
-        x = x + gate1 * self.self_attn(h, frames, grid, cache, layer, cache_write)
+        x = x + gate1 * self.self_attn(h, layout, grid, cache)
         x = x + self.cross_attn(self.norm3(x), text_kv)
         h = self.norm2(x) * (1 + scale2) + shift2
         return x + gate2 * self.mlp(h)
@@ -119,7 +112,8 @@ class CausalVideoDiT(nn.Module):
         recycled  (B, F, C, H, W)  frame f-1 for each frame f (zeros for the very first frame); None only
                                    for a model without recycled input (`recycled_input=False`); with
                                    `recycle_generated=False` only stream position 0's is read
-        text      (B, L, Dt)       text embeddings, always attended (cross-attention)
+        text      (B, L, Dt)       text embeddings, always attended (cross-attention); None with a cache:
+                                   the cache's prompt (`cache.set_prompt`), its keys/values computed once
         controls  (B, F, A)        per-frame controls when `control_dim` > 0
         cache     KVCache          from `new_cache`: the F frames are appended after those it holds
         cache_write                False: attend to the cache without storing (multi-step samplers)
@@ -162,7 +156,7 @@ class CausalVideoDiT(nn.Module):
         return KVCache(self.cfg.depth, batch_size, self.cfg.window_frames, self.cfg.sink_frames,
                        max_frames or self.cfg.max_cache_frames)
 
-    def forward(self, latents: Tensor, timesteps: Tensor, recycled: Tensor | None, text: Tensor,
+    def forward(self, latents: Tensor, timesteps: Tensor, recycled: Tensor | None, text: Tensor | None,
                 controls: Tensor | None = None, cache: KVCache | None = None, *,
                 cache_write: bool = True) -> Tensor:
         H, W = latents.shape[-2:]
@@ -171,7 +165,7 @@ class CausalVideoDiT(nn.Module):
         out = self.head(self.norm_out(x) * (1 + scale) + shift)  # (B, F, N, C*p*p)
         return unpatchify(out, self.cfg.patch_size, H, W)  # (B, F, C, H, W)
 
-    def trunk(self, latents: Tensor, timesteps: Tensor, recycled: Tensor | None, text: Tensor,
+    def trunk(self, latents: Tensor, timesteps: Tensor, recycled: Tensor | None, text: Tensor | None,
               controls: Tensor | None = None, cache: KVCache | None = None, *, cache_write: bool = True,
               feature_layers: tuple[int, ...] = ()) -> tuple[Tensor, Tensor, list[Tensor]]:
         """Everything but the output layer: tokens after the last block (B, F, N, D), the per-frame time
@@ -181,8 +175,12 @@ class CausalVideoDiT(nn.Module):
         B, F, C, H, W = latents.shape
         p = cfg.patch_size
         grid = (H // p, W // p)
-        first = 0 if cache is None else cache.num_frames
-        frames = tuple(range(first, first + F))
+        if cache is None:
+            q_frames = k_frames = tuple(range(F))
+        else:
+            q_frames, k_frames = cache.context(F)
+        layout = attention_layout(q_frames, k_frames, cfg)  # one per call, shared by every block
+        first = q_frames[0]
         x = self.patch_embed(patchify(latents, p))  # (B, F, N, D)
         if self.recycled_embed is not None:
             if not cfg.recycle_generated:  # only position 0 (the given first frame) recycles
@@ -193,24 +191,20 @@ class CausalVideoDiT(nn.Module):
             x = x + self.control_embed(controls.to(x.dtype))[:, :, None]  # (B, F, 1, D) over N tokens
         c = self.time_embed(timestep_features(timesteps, cfg.freq_dim).to(x.dtype))  # (B, F, D)
         mod = self.time_proj(c).unflatten(-1, (6, cfg.dim))  # (B, F, 6, D)
-        embedded = self._embed_text(text, cache)  # (B, L, D), or None: the cache holds this text's K/V
+        if text is None:
+            cache.embed_prompt(self.text_embed)  # the blocks encode the prompt's K/V once, then reuse them
+            embedded = None
+        else:
+            embedded = self.text_embed(text)  # (B, L, D)
         features = []
         for i, block in enumerate(self.blocks):
-            x = block(x, mod, embedded, frames, grid, cache, i, cache_write)  # (B, F, N, D)
+            door = None if cache is None else cache.layer(i, write=cache_write)
+            x = block(x, mod, embedded, layout, grid, door)  # (B, F, N, D)
             if i in feature_layers:
                 features.append(x)
         if cache is not None and cache_write:
             cache.advance(F)
         return x, c, features
-
-    def _embed_text(self, text: Tensor, cache: KVCache | None) -> Tensor | None:
-        """Embedded text (B, L, D) for the blocks to turn into keys/values, or None when the cache already holds
-        them for this very text tensor (AAPT: text always visible, computed once per prompt)."""
-        if cache is not None and cache.text_source is text:
-            return None
-        if cache is not None:
-            cache.text_source, cache.text_kv = text, [None] * len(self.blocks)
-        return self.text_embed(text)
 
     def _check_inputs(self, latents: Tensor, timesteps: Tensor, recycled: Tensor | None, text: Tensor,
                       controls: Tensor | None, cache: KVCache | None) -> None:
@@ -233,6 +227,13 @@ class CausalVideoDiT(nn.Module):
         elif recycled is not None:
             raise ValueError("this model has no recycled-input channels (BackboneConfig.recycled_input=False); "
                              "pass recycled=None or convert it with convert_to_causal()")
+        if text is None:
+            if cache is None:
+                raise ValueError("text is None but no cache was given: pass the text (B, L, Dt), or a cache "
+                                 "with a prompt (cache.set_prompt(text))")
+            text = cache.prompt
+            if text is None:
+                raise ValueError("text is None and the cache has no prompt: call cache.set_prompt(text) first")
         if text.dim() != 3 or text.shape[0] != B or text.shape[2] != cfg.text_dim:
             raise ValueError(f"text must be (B, L, Dt)=({B}, L, {cfg.text_dim}) (BackboneConfig.text_dim); "
                              f"got {tuple(text.shape)}")

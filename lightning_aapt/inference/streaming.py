@@ -120,7 +120,9 @@ class StreamingGenerator:
                 for cache in self.caches:
                     cache.reset()
                 self._recycled.zero_()
-            self.text = text.to(self.device, self.dtype)  # one tensor for the whole stream: text K/V cached
+            self.text = text.to(self.device, self.dtype)
+            for cache in self.caches:
+                cache.set_prompt(self.text)  # its keys/values computed once, on the first call
             if context is not None:
                 self._recycled.copy_(context[:, 0])
         if context is not None and context.shape[1] > 1:
@@ -143,7 +145,7 @@ class StreamingGenerator:
                 for level, cache in enumerate(self.caches):
                     t = self.schedule[level].reshape(1, 1).expand(B, 1)  # (B, 1)
                     drawn = self._noise.normal_(generator=self.rng) if noise is None else noise[:, f].to(self._noise)
-                    self.model(add_noise(frames[:, f : f + 1], drawn[:, None], t), t, recycled, self.text, c,
+                    self.model(add_noise(frames[:, f : f + 1], drawn[:, None], t), t, recycled, None, c,
                                cache=cache)
                 self._recycled.copy_(frames[:, f])
 
@@ -160,7 +162,7 @@ class StreamingGenerator:
             recycled = self._recycled[:, None]  # (B, 1, C, H, W)
 
             def velocity(x: Tensor, t: Tensor, i: int) -> Tensor:
-                return self.model(x[:, None], t.reshape(1, 1).expand(B, 1), recycled, self.text, frame_controls,
+                return self.model(x[:, None], t.reshape(1, 1).expand(B, 1), recycled, None, frame_controls,
                                   cache=self.caches[i])[:, 0]  # (B, C, H, W)
 
             frame = euler_sample(velocity, noise.to(self.dtype), self.schedule)  # (B, C, H, W)

@@ -5,11 +5,11 @@ import torch
 
 from lightning_aapt.backbone import BackboneConfig, CausalVideoDiT
 from lightning_aapt.backbone.attention import (
+    attention_layout,
     block_causal_attention,
     frame_visible,
     reference_attention,
     reference_distances,
-    temporal_positions,
     token_mask,
 )
 from tests.helpers import tiny_inputs, tiny_model
@@ -26,17 +26,37 @@ def dense_rule(q: int, k: int, window: int | None, sink: int) -> bool:
 
 @pytest.mark.parametrize(("window", "sink"), [(None, 0), (None, 1), (1, 0), (4, 1), (3, 2), (5, 0)])
 def test_mask_matches_rule(window, sink):
+    cfg = BackboneConfig.preset("tiny", window_frames=window, sink_frames=sink)
     frames = tuple(range(12))
-    mask = token_mask(frames, frames, 3, window, sink, torch.device("cpu"))
+    mask = token_mask(attention_layout(frames, frames, cfg), 3, window, torch.device("cpu"))
     expected = torch.tensor([[dense_rule(q, k, window, sink) for k in frames] for q in frames])
     expected = expected.repeat_interleave(3, 0).repeat_interleave(3, 1)  # every token of a frame alike
     assert torch.equal(mask, expected)
     q, k = torch.tensor(frames)[:, None], torch.tensor(frames)[None]
-    assert torch.equal(frame_visible(q, k, window, sink), expected[::3, ::3])
+    assert torch.equal(frame_visible(q, k, window, k < sink), expected[::3, ::3])
+
+
+@pytest.mark.parametrize(("window", "sink"), [(4, 1), (3, 2), (5, 0), (None, 1)])
+def test_mask_of_later_query_frames_matches_rule(window, sink):
+    """Queries 9..11 over the keys a cache holds for them (rebased positions, sinks clamped)."""
+    cfg = BackboneConfig.preset("tiny", window_frames=window, sink_frames=sink)
+    q_frames = (9, 10, 11)
+    k_frames = tuple(k for k in range(12) if any(dense_rule(q, k, window, sink) for q in q_frames))
+    mask = token_mask(attention_layout(q_frames, k_frames, cfg), 1, window, torch.device("cpu"))
+    expected = torch.tensor([[dense_rule(q, k, window, sink) for k in k_frames] for q in q_frames])
+    assert torch.equal(mask, expected)
 
 
 def test_mask_is_none_when_everything_is_visible():
-    assert token_mask((7,), (0, 4, 5, 6, 7), 4, 4, 1, torch.device("cpu")) is None
+    cfg = BackboneConfig.preset("tiny", window_frames=4, sink_frames=1)
+    assert token_mask(attention_layout((7,), (0, 4, 5, 6, 7), cfg), 4, 4, torch.device("cpu")) is None
+
+
+def test_layout_of_a_steady_stream_repeats():
+    """Every one-frame step past the window's fill has the same layout (so one table build serves them all)."""
+    cfg = BackboneConfig.preset("tiny", window_frames=4, sink_frames=2)
+    layouts = {attention_layout((f,), (0, 1, *range(f - 3, f + 1)), cfg) for f in range(6, 200)}
+    assert len(layouts) == 1
 
 
 @pytest.mark.parametrize(("window", "sink"), [(4, 1), (3, 2), (5, 3), (None, 1)])
@@ -45,12 +65,12 @@ def test_positions_follow_the_layout(window, sink):
     cfg = BackboneConfig.preset("tiny", window_frames=window, sink_frames=sink)
     frames = tuple(range(20))
     for q in frames:
-        q_pos, k_pos, q_sink, k_is_sink = temporal_positions((q,), frames, cfg)
+        layout = attention_layout((q,), frames, cfg)
         for k, distance in reference_distances(q, frames, cfg).items():
-            if q_sink is not None and k_is_sink[k]:
-                assert q_sink[0] - k == distance, (q, k)
+            if layout.k_sink is not None and layout.k_sink[k] >= 0:
+                assert layout.q_sink[0] - layout.k_sink[k] == distance, (q, k)
             else:
-                assert q_pos[0] - k_pos[k] == distance, (q, k)
+                assert layout.q[0] - layout.k[k] == distance, (q, k)
 
 
 def test_sink_distance_with_one_sink_is_min_q_window():
@@ -66,7 +86,7 @@ def test_masked_attention_equals_dense_reference(window, sink):
     B, nh, F, N, hd = 2, cfg.num_heads, 11, 4, cfg.head_dim
     q, k, v = (torch.randn(B, nh, F, N, hd, generator=gen) for _ in range(3))
     frames = tuple(range(F))
-    fast = block_causal_attention(q, k, v, frames, frames, (2, 2), cfg)
+    fast = block_causal_attention(q, k, v, attention_layout(frames, frames, cfg), (2, 2), cfg)
     slow = reference_attention(q, k, v, frames, frames, (2, 2), cfg)
     torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
 

@@ -71,13 +71,52 @@ def test_bidirectional_model_has_no_cache():
         tiny_model(bidirectional=True).new_cache(1)
 
 
-def test_reset_forgets_frames_and_text():
+def test_reset_forgets_frames_and_prompt():
     model = tiny_model(window_frames=4)
     cache = model.new_cache(1)
+    inputs = tiny_inputs(model.cfg, batch=1, frames=3)
+    cache.set_prompt(inputs.pop("text"))
     with torch.no_grad():
-        model(**tiny_inputs(model.cfg, batch=1, frames=3), cache=cache)
+        model(**inputs, text=None, cache=cache)
     cache.reset()
-    assert cache.num_frames == 0 and cache.frames() == () and cache.text_source is None
+    assert cache.num_frames == 0 and cache.frames() == () and cache.prompt is None
+    with pytest.raises(ValueError, match="set_prompt"), torch.no_grad():
+        model(**inputs, text=None, cache=cache)
+
+
+def test_prompt_equals_passing_the_text_and_switches_mid_stream():
+    """A cached prompt gives what passing its text every call gives; set_prompt switches it, frames kept."""
+    model = tiny_model(window_frames=3, sink_frames=1)
+    inputs = tiny_inputs(model.cfg, batch=2, frames=6)
+    text, other = inputs.pop("text"), torch.randn(2, 5, 16)
+    texts = [text] * 3 + [other] * 3
+    with torch.no_grad():
+        passed, cache = [], model.new_cache(2)
+        for f in range(6):
+            passed.append(model(**frames_slice(inputs, f, f + 1), text=texts[f], cache=cache))
+        prompted, cache = [], model.new_cache(2)
+        for f in range(6):
+            if f in (0, 3):
+                cache.set_prompt(texts[f])
+            prompted.append(model(**frames_slice(inputs, f, f + 1), text=None, cache=cache))
+    torch.testing.assert_close(torch.cat(prompted, 1), torch.cat(passed, 1), atol=0, rtol=0)
+    assert cache.frames() == (0, 3, 4, 5)
+
+
+def test_a_steady_stream_builds_its_rope_and_mask_tables_once():
+    """Tables are keyed on the rebased layout: over 200 frames only the window's fill adds layouts."""
+    from lightning_aapt.backbone.attention import rotary_tables, token_mask
+
+    model = tiny_model(window_frames=4, sink_frames=1, control_dim=3)
+    gen = StreamingGenerator(model, latent_size=LATENT)
+    gen.reset(torch.randn(1, 5, 16))
+    rotary_tables.cache_clear()
+    token_mask.cache_clear()
+    gen.generate(10, torch.randn(1, 10, 3))  # fills the window: frames 0..4 see growing layouts
+    builds = rotary_tables.cache_info().misses, token_mask.cache_info().misses
+    assert 1 <= builds[0] <= 5 + 1  # one per layout of the fill, one for the steady state
+    gen.generate(200, torch.randn(1, 200, 3))
+    assert (rotary_tables.cache_info().misses, token_mask.cache_info().misses) == builds
 
 
 def test_layouts_cached_while_streaming_serve_a_later_pass_with_gradients():
