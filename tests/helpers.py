@@ -21,8 +21,8 @@ def randomize(model: torch.nn.Module, seed: int = 0, std: float = 0.15) -> torch
     return model
 
 
-def tiny_model(seed: int = 0, **changes) -> CausalVideoDiT:
-    return randomize(CausalVideoDiT(BackboneConfig.preset("tiny", **changes)), seed)
+def tiny_model(seed: int = 0, attention_backend: str = "auto", **changes) -> CausalVideoDiT:
+    return randomize(CausalVideoDiT(BackboneConfig.preset("tiny", **changes), attention_backend), seed)
 
 
 def tiny_inputs(cfg: BackboneConfig, batch: int, frames: int, seed: int = 1) -> dict[str, torch.Tensor | None]:

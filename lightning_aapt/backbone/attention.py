@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 from torch import Tensor
@@ -41,6 +41,11 @@ from lightning_aapt.backbone.config import BackboneConfig
 from lightning_aapt.backbone.embeddings import rope_angles, rotate, spatial_angles
 
 Frames = tuple[int, ...]  # absolute frame indices, one per frame block of a q/k tensor
+
+# How attention runs (not what it computes): "auto" (FlexAttention for full causal sequences on CUDA, SDPA
+# otherwise), "sdpa", "flex", or "reference" (slow dense loops, for tests only).
+AttentionBackend = Literal["auto", "sdpa", "flex", "reference"]
+BACKENDS = ("auto", "sdpa", "flex", "reference")
 
 
 def frame_visible(q: Tensor, k: Tensor, window: int | None, k_is_sink: Tensor | bool) -> Tensor:
@@ -192,9 +197,8 @@ def apply_rotary(q: Tensor, k: Tensor, tables: RotaryTables, ct: int) -> tuple[T
 # -------------------------------------------------------------------------------------------- paths
 
 
-def resolve_backend(cfg: BackboneConfig, q: Tensor, full_sequence: bool) -> str:
+def resolve_backend(backend: AttentionBackend, cfg: BackboneConfig, q: Tensor, full_sequence: bool) -> str:
     """Which path runs: FlexAttention only for a causal full sequence on CUDA; SDPA otherwise."""
-    backend = cfg.attention_backend
     if backend == "auto":
         backend = "flex" if (q.is_cuda and full_sequence and not cfg.bidirectional) else "sdpa"
     if backend == "flex" and not q.is_cuda:
@@ -204,7 +208,7 @@ def resolve_backend(cfg: BackboneConfig, q: Tensor, full_sequence: bool) -> str:
 
 
 def block_causal_attention(q: Tensor, k: Tensor, v: Tensor, layout: Layout, grid: tuple[int, int],
-                           cfg: BackboneConfig) -> Tensor:
+                           cfg: BackboneConfig, backend: AttentionBackend = "auto") -> Tensor:
     """Attention of query frames over key frames under the mask rule with window-local RoPE.
 
     Args:
@@ -215,7 +219,7 @@ def block_causal_attention(q: Tensor, k: Tensor, v: Tensor, layout: Layout, grid
         (B, nh, Fq, N, hd)
     """
     full_sequence = layout.full_sequence
-    backend = resolve_backend(cfg, q, full_sequence)
+    backend = resolve_backend(backend, cfg, q, full_sequence)
     if backend == "reference":
         return reference_attention(q, k, v, layout.q_frames, layout.k_frames, grid, cfg)
     B, nh, Fq, N, hd = q.shape

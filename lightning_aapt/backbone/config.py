@@ -5,14 +5,13 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from dataclasses import dataclass
-from typing import Literal
-
-AttentionBackend = Literal["auto", "sdpa", "flex", "reference"]
 
 
 @dataclass(frozen=True)
 class BackboneConfig:
-    """Shape and attention layout of a `CausalVideoDiT`.
+    """Shape and attention layout of a `CausalVideoDiT`: what the weights mean. How a model runs (its attention
+    kernel, a cache's capacity) is chosen where it runs: `CausalVideoDiT(cfg, attention_backend=...)`,
+    `model.new_cache(batch, max_frames)`.
 
     Args:
         latent_channels: C, channels of one latent frame.
@@ -36,9 +35,6 @@ class BackboneConfig:
         freq_dim: width of the sinusoidal timestep features.
         rope_theta: RoPE base frequency for the temporal and both spatial axes.
         qk_norm: RMS-normalise queries and keys per head (stabilises large models; Wan does it).
-        max_cache_frames: capacity of an unbounded (window_frames=None) KV cache made by `new_cache`.
-        attention_backend: "auto" (FlexAttention for full sequences on CUDA, SDPA otherwise), "sdpa",
-            "flex", or "reference" (slow dense loops, for tests only).
     """
 
     latent_channels: int = 4
@@ -57,12 +53,9 @@ class BackboneConfig:
     freq_dim: int = 256
     rope_theta: float = 10000.0
     qk_norm: bool = True
-    max_cache_frames: int = 1024
-    attention_backend: AttentionBackend = "auto"
 
     def __post_init__(self) -> None:
-        positive = ("latent_channels", "patch_size", "dim", "depth", "num_heads", "text_dim", "freq_dim",
-                    "max_cache_frames")
+        positive = ("latent_channels", "patch_size", "dim", "depth", "num_heads", "text_dim", "freq_dim")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"BackboneConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -81,10 +74,6 @@ class BackboneConfig:
                 f"BackboneConfig.window_frames must be >= 1 or None (unbounded), got {self.window_frames}")
         if self.sink_frames < 0:
             raise ValueError(f"BackboneConfig.sink_frames must be >= 0, got {self.sink_frames}")
-        if self.attention_backend not in ("auto", "sdpa", "flex", "reference"):
-            raise ValueError(
-                "BackboneConfig.attention_backend must be one of auto, sdpa, flex, reference; "
-                f"got {self.attention_backend!r}")
         if self.patch_dim > self.dim:
             warnings.warn(
                 f"BackboneConfig: a patch has {self.patch_dim} features (latent_channels * patch_size^2) but the "
@@ -133,7 +122,7 @@ class BackboneConfig:
 PRESETS: dict[str, BackboneConfig] = {
     # Unit tests: milliseconds per forward.
     "tiny": BackboneConfig(latent_channels=4, patch_size=2, dim=48, depth=2, num_heads=2, text_dim=16,
-                           control_dim=0, freq_dim=32, max_cache_frames=2048),
+                           control_dim=0, freq_dim=32),
     # Quick start on the toy world (CPU): 8x8 latents of 48 channels (32x32 frames, toy codec) -> 16 tokens
     # per frame; 2-D actions as controls.
     "toy": BackboneConfig(latent_channels=48, patch_size=2, dim=256, depth=4, num_heads=4, text_dim=64,

@@ -20,7 +20,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn.functional import scaled_dot_product_attention
 
-from lightning_aapt.backbone.attention import Layout, attention_layout, block_causal_attention
+from lightning_aapt.backbone.attention import (
+    BACKENDS,
+    AttentionBackend,
+    Layout,
+    attention_layout,
+    block_causal_attention,
+)
 from lightning_aapt.backbone.config import BackboneConfig
 from lightning_aapt.backbone.embeddings import patchify, timestep_features, unpatchify
 from lightning_aapt.backbone.kv_cache import KVCache, LayerCache
@@ -37,7 +43,8 @@ class SelfAttention(nn.Module):
         self.k_norm = nn.RMSNorm(cfg.head_dim, eps=1e-6) if cfg.qk_norm else nn.Identity()
         self.proj = nn.Linear(cfg.dim, cfg.dim)
 
-    def forward(self, x: Tensor, layout: Layout, grid: tuple[int, int], cache: LayerCache | None) -> Tensor:
+    def forward(self, x: Tensor, layout: Layout, grid: tuple[int, int], cache: LayerCache | None,
+                backend: AttentionBackend) -> Tensor:
         B, F, N, D = x.shape
         nh, hd = self.cfg.num_heads, self.cfg.head_dim
         qkv = self.qkv(x).view(B, F, N, 3, nh, hd).permute(3, 0, 4, 1, 2, 5)  # (3, B, nh, F, N, hd)
@@ -45,7 +52,7 @@ class SelfAttention(nn.Module):
         q, k = self.q_norm(q), self.k_norm(k)
         if cache is not None:
             k, v = cache.update(k, v)  # (B, nh, Fk, N, hd): the stored frames of layout.k_frames, then the new
-        out = block_causal_attention(q, k, v, layout, grid, self.cfg)  # (B, nh, F, N, hd)
+        out = block_causal_attention(q, k, v, layout, grid, self.cfg, backend)  # (B, nh, F, N, hd)
         return self.proj(out.permute(0, 2, 3, 1, 4).reshape(B, F, N, D))  # (B, F, N, D)
 
 
@@ -90,14 +97,14 @@ class Block(nn.Module):
         self.modulation = nn.Parameter(torch.randn(6, cfg.dim) / cfg.dim**0.5)  # (6, D)
 
     def forward(self, x: Tensor, mod: Tensor, text: Tensor | None, layout: Layout, grid: tuple[int, int],
-                cache: LayerCache | None) -> Tensor:
+                cache: LayerCache | None, backend: AttentionBackend) -> Tensor:
         """`text`: embedded text (B, L, D) of this call, or None: the cache's prompt. Text K/V are computed here,
         inside the block, so a sharded block has its weights gathered."""
         encode = self.cross_attn.text_kv  # (B, L, D) -> (B, nh, L, hd) x 2
         text_kv = cache.prompt_kv(encode) if text is None else encode(text)  # the prompt's: encoded once
         shift1, scale1, gate1, shift2, scale2, gate2 = (mod + self.modulation).unsqueeze(2).unbind(3)  # (B, F, 1, D)
         h = self.norm1(x) * (1 + scale1) + shift1  # (B, F, N, D)
-        x = x + gate1 * self.self_attn(h, layout, grid, cache)
+        x = x + gate1 * self.self_attn(h, layout, grid, cache, backend)
         x = x + self.cross_attn(self.norm3(x), text_kv)
         h = self.norm2(x) * (1 + scale2) + shift2
         return x + gate2 * self.mlp(h)
@@ -118,11 +125,17 @@ class CausalVideoDiT(nn.Module):
         cache     KVCache          from `new_cache`: the F frames are appended after those it holds
         cache_write                False: attend to the cache without storing (multi-step samplers)
         returns   (B, F, C, H, W)  velocity v = noise - x0
+
+    `attention_backend` chooses how attention runs, not what it computes ("auto", "sdpa", "flex",
+    "reference"; see attention.py); it is an attribute, not part of the config or the weights.
     """
 
-    def __init__(self, cfg: BackboneConfig) -> None:
+    def __init__(self, cfg: BackboneConfig, attention_backend: AttentionBackend = "auto") -> None:
         super().__init__()
+        if attention_backend not in BACKENDS:
+            raise ValueError(f"attention_backend must be one of {', '.join(BACKENDS)}; got {attention_backend!r}")
         self.cfg = cfg
+        self.attention_backend = attention_backend
         D = cfg.dim
         self.patch_embed = nn.Linear(cfg.patch_dim, D)
         self.recycled_embed = nn.Linear(cfg.patch_dim, D, bias=False) if cfg.recycled_input else None
@@ -148,13 +161,13 @@ class CausalVideoDiT(nn.Module):
                 nn.init.zeros_(module.weight)
         nn.init.zeros_(self.head.bias)
 
-    def new_cache(self, batch_size: int, max_frames: int | None = None) -> KVCache:
-        """An empty KV cache for `batch_size` streams (`max_frames` bounds an unbounded window)."""
+    def new_cache(self, batch_size: int, max_frames: int = 1024) -> KVCache:
+        """An empty KV cache for `batch_size` streams (`max_frames`: the capacity of an unbounded window)."""
         if self.cfg.bidirectional:
             raise ValueError("a bidirectional model (bidirectional=True) attends to all frames at once and "
                              "has no KV cache; convert it with convert_to_causal() first")
         return KVCache(self.cfg.depth, batch_size, self.cfg.window_frames, self.cfg.sink_frames,
-                       max_frames or self.cfg.max_cache_frames)
+                       max_frames)
 
     def forward(self, latents: Tensor, timesteps: Tensor, recycled: Tensor | None, text: Tensor | None,
                 controls: Tensor | None = None, cache: KVCache | None = None, *,
@@ -199,7 +212,7 @@ class CausalVideoDiT(nn.Module):
         features = []
         for i, block in enumerate(self.blocks):
             door = None if cache is None else cache.layer(i, write=cache_write)
-            x = block(x, mod, embedded, layout, grid, door)  # (B, F, N, D)
+            x = block(x, mod, embedded, layout, grid, door, self.attention_backend)  # (B, F, N, D)
             if i in feature_layers:
                 features.append(x)
         if cache is not None and cache_write:
@@ -256,7 +269,7 @@ def convert(model: CausalVideoDiT, **changes) -> CausalVideoDiT:
     Anything else that changes a weight's shape is an error naming the weights.
     """
     cfg = dataclasses.replace(model.cfg, **changes)
-    converted = CausalVideoDiT(cfg).to(next(model.parameters()))
+    converted = CausalVideoDiT(cfg, model.attention_backend).to(next(model.parameters()))
     try:
         missing, unexpected = converted.load_state_dict(model.state_dict(), strict=False)
     except RuntimeError as err:

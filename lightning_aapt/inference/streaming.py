@@ -44,13 +44,13 @@ class StreamingGenerator:
         steps: K, network evaluations per frame (1 = AAPT's generator).
         shift: time shift of the K-step schedule (ignored for steps=1: its only step is t = 1 -> 0).
         seed: seed of the noise generator (on the model's device).
-        max_frames: capacity of an unbounded cache (window_frames=None); default the config's.
+        max_frames: capacity of an unbounded cache (window_frames=None).
         inference_mode: run under `torch.inference_mode` (fastest); False runs under `torch.no_grad`, so the
             cache and frames can later feed a pass with gradients (student forcing in stage 3).
     """
 
     def __init__(self, model: CausalVideoDiT, latent_size: tuple[int, int] | None = None, steps: int = 1,
-                 shift: float = 1.0, seed: int = 0, max_frames: int | None = None,
+                 shift: float = 1.0, seed: int = 0, max_frames: int = 1024,
                  inference_mode: bool = True) -> None:
         if model.cfg.bidirectional:
             raise ValueError("StreamingGenerator needs a causal model; convert_to_causal() a bidirectional one")

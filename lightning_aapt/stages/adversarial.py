@@ -36,7 +36,7 @@ from torch import Tensor
 
 from lightning_aapt.adversarial import CausalDiscriminator, approximate_gradient_penalty, relativistic_losses
 from lightning_aapt.adversarial.rollout import extend_controls, regenerate, rollout
-from lightning_aapt.backbone import BackboneConfig
+from lightning_aapt.backbone import AttentionBackend, BackboneConfig
 from lightning_aapt.diffusion import shift_time
 from lightning_aapt.parallel import ParallelConfig
 from lightning_aapt.stages.base import (
@@ -135,16 +135,19 @@ class AdversarialPostTraining(StageModule):
                  max_bad_steps: int = 5, parallel: ParallelConfig | None = None, context_frames: int = 2,
                  disc_warmup_steps: int = 0, forcing: Literal["student", "teacher"] = "student",
                  disc_timestep_shift: float = 1.0, segment_frames: int | None = None, distill_weight: float = 0.0,
-                 teacher_steps: int = 8, truth_weight: float = 0.0, rollout_context_frames: int = 1) -> None:
-        super().__init__(backbone, optimizer or ADAM_GAN, timesteps, ema_decay, init_from, model_dims,
-                         loss_buckets, sample_steps, parallel, context_frames)
+                 teacher_steps: int = 8, truth_weight: float = 0.0, rollout_context_frames: int = 1,
+                 attention_backend: AttentionBackend = "auto") -> None:
+        super().__init__(backbone=backbone, optimizer=optimizer or ADAM_GAN, timesteps=timesteps, ema_decay=ema_decay,
+                         init_from=init_from, model_dims=model_dims, loss_buckets=loss_buckets,
+                         sample_steps=sample_steps, parallel=parallel, context_frames=context_frames,
+                         attention_backend=attention_backend)
         self.automatic_optimization = False
         if disc_init_from is not None:
-            disc_backbone = load_backbone(disc_init_from)
+            disc_backbone = load_backbone(disc_init_from, attention_backend=attention_backend)
             if disc_backbone.cfg.bidirectional:
                 raise ValueError(f"disc_init_from={disc_init_from}: expected a causal (stage-1) checkpoint")
         else:
-            disc_backbone = type(self.model)(self.cfg)
+            disc_backbone = type(self.model)(self.cfg, attention_backend)
         self.discriminator = CausalDiscriminator(disc_backbone, disc_head_layers)
         self.disc_optimizer_cfg = disc_optimizer or ADAM_GAN
         self.num_rollout_frames, self.segment_overlap = num_rollout_frames, segment_overlap
@@ -183,7 +186,10 @@ class AdversarialPostTraining(StageModule):
         if rollout_context_frames < 1:
             raise ValueError(f"model.init_args.rollout_context_frames must be >= 1, got {rollout_context_frames}")
         self.rollout_context_frames = rollout_context_frames
-        self.teacher = load_backbone(disc_init_from).requires_grad_(False).eval() if distill_weight > 0 else None
+        self.teacher = None
+        if distill_weight > 0:
+            self.teacher = load_backbone(disc_init_from, attention_backend=attention_backend)
+            self.teacher.requires_grad_(False).eval()
 
     def check_backbone(self, cfg: BackboneConfig) -> None:
         if cfg.bidirectional or not cfg.recycled_input:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_aapt.backbone import BackboneConfig, CausalVideoDiT
+from lightning_aapt.backbone import AttentionBackend, BackboneConfig, CausalVideoDiT
 from lightning_aapt.diffusion import euler_sample, sample_timesteps, timestep_schedule
 from lightning_aapt.inference import StreamingGenerator
 from lightning_aapt.parallel import ParallelConfig, parallelize
@@ -108,12 +108,15 @@ class StageModule(L.LightningModule):
             compilation of the stage's networks (`lightning_aapt.parallel`).
         context_frames: real frames a causal stage's evaluation streams start from (fed through the cache); two
             show the model how things move, which one frame cannot.
+        attention_backend: how the stage's networks run attention ("auto", "sdpa", "flex", "reference"): a run
+            setting, not part of the architecture, so it may change on resume.
     """
 
     def __init__(self, backbone: BackboneConfig, optimizer: OptimizerConfig | None = None,
                  timesteps: TimestepConfig | None = None, ema_decay: float = 0.999, init_from: str | None = None,
                  model_dims: dict[str, int] | None = None, loss_buckets: int = 4, sample_steps: int = 8,
-                 parallel: ParallelConfig | None = None, context_frames: int = 2) -> None:
+                 parallel: ParallelConfig | None = None, context_frames: int = 2,
+                 attention_backend: AttentionBackend = "auto") -> None:
         super().__init__()
         self.save_hyperparameters()
         for name, value in self.hparams.items():  # plain data, so checkpoints load with weights_only=True
@@ -132,7 +135,7 @@ class StageModule(L.LightningModule):
         self.context_frames = context_frames
         self.parallel_cfg = parallel or ParallelConfig()
         self._parallelized = False
-        self.model = CausalVideoDiT(backbone)
+        self.model = CausalVideoDiT(backbone, attention_backend)
         if init_from:
             init_backbone_from(self.model, init_from)
         self.ema = copy.deepcopy(self.model).requires_grad_(False) if ema_decay > 0 else None

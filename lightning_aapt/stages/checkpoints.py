@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from lightning_aapt.backbone import BackboneConfig, CausalVideoDiT, convert
+from lightning_aapt.backbone import AttentionBackend, BackboneConfig, CausalVideoDiT, convert
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -52,16 +52,17 @@ def read_sharded_checkpoint(path: Path) -> dict:
     return checkpoint
 
 
-def load_backbone(path: str | Path, prefer_ema: bool = True) -> CausalVideoDiT:
+def load_backbone(path: str | Path, prefer_ema: bool = True, attention_backend: AttentionBackend = "auto"
+                  ) -> CausalVideoDiT:
     """The backbone stored in a stage checkpoint (a file, or a sharded checkpoint folder), with its EMA weights
-    when present (docs/architecture.md §5)."""
+    when present (docs/architecture.md §5), running attention with `attention_backend`."""
     path = Path(path)
     if path.is_dir() and (path / "meta.pt").is_file():
         try:
             checkpoint = read_sharded_checkpoint(path)
         except Exception as err:
             raise ValueError(f"init_from={path}: unreadable sharded checkpoint ({type(err).__name__}: {err})") from err
-        return backbone_from_checkpoint(checkpoint, path, prefer_ema)
+        return backbone_from_checkpoint(checkpoint, path, prefer_ema, attention_backend)
     if not path.is_file():
         stage = re.search(r"stage(\d)", str(path))
         make = (f"`python -m lightning_aapt fit --config experiments/stage{stage.group(1)}.yaml` writes it"
@@ -72,13 +73,23 @@ def load_backbone(path: str | Path, prefer_ema: bool = True) -> CausalVideoDiT:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise ValueError(f"init_from={path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
-    return backbone_from_checkpoint(checkpoint, path, prefer_ema)
+    return backbone_from_checkpoint(checkpoint, path, prefer_ema, attention_backend)
 
 
-def backbone_from_checkpoint(checkpoint: dict, path: Path, prefer_ema: bool = True) -> CausalVideoDiT:
+# Run settings that checkpoints written before they left `BackboneConfig` still record with the architecture.
+FORMER_RUN_SETTINGS = ("attention_backend", "max_cache_frames")
+
+
+def recorded_backbone(saved: dict) -> BackboneConfig:
+    """The architecture a checkpoint's `backbone_config` records."""
+    return BackboneConfig(**{k: v for k, v in saved.items() if k not in FORMER_RUN_SETTINGS})
+
+
+def backbone_from_checkpoint(checkpoint: dict, path: Path, prefer_ema: bool = True,
+                             attention_backend: AttentionBackend = "auto") -> CausalVideoDiT:
     if "backbone_config" not in checkpoint or "state_dict" not in checkpoint:
         raise ValueError(f"init_from={path}: not a lightning_aapt stage checkpoint (no backbone_config/state_dict)")
-    model = CausalVideoDiT(BackboneConfig(**checkpoint["backbone_config"]))
+    model = CausalVideoDiT(recorded_backbone(checkpoint["backbone_config"]), attention_backend)
     state = checkpoint["state_dict"]
     prefix = "ema." if prefer_ema and any(k.startswith("ema.") for k in state) else "model."
     weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}

@@ -17,7 +17,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from lightning_aapt.backbone import BackboneConfig
+from lightning_aapt.backbone import AttentionBackend, BackboneConfig
 from lightning_aapt.diffusion import add_noise, euler_step, shift_time, x0_from_velocity
 from lightning_aapt.parallel import ParallelConfig
 from lightning_aapt.stages.base import OptimizerConfig, StageModule, TimestepConfig
@@ -44,16 +44,18 @@ class ConsistencyDistillation(StageModule):
                  teacher_from: str | None = None, grid_steps: int = 32, target_ema_decay: float = 0.0,
                  loss: Literal["l2", "pseudo_huber"] = "pseudo_huber", huber_c: float = 0.00054,
                  eval_steps: tuple[int, ...] = (1, 2, 4), parallel: ParallelConfig | None = None,
-                 context_frames: int = 2) -> None:
-        super().__init__(backbone, optimizer, timesteps, ema_decay, init_from, model_dims, loss_buckets, sample_steps,
-                         parallel, context_frames)
+                 context_frames: int = 2, attention_backend: AttentionBackend = "auto") -> None:
+        super().__init__(backbone=backbone, optimizer=optimizer, timesteps=timesteps, ema_decay=ema_decay,
+                         init_from=init_from, model_dims=model_dims, loss_buckets=loss_buckets,
+                         sample_steps=sample_steps, parallel=parallel, context_frames=context_frames,
+                         attention_backend=attention_backend)
         source = teacher_from or init_from
         if source is None:
             raise ValueError("stage 2 needs a teacher: set model.init_args.init_from (or teacher_from) to the "
                              "stage-1 checkpoint (python -m lightning_aapt fit --config experiments/stage1.yaml)")
         if loss not in ("l2", "pseudo_huber"):
             raise ValueError(f"model.init_args.loss must be 'l2' or 'pseudo_huber', got {loss!r}")
-        self.teacher = load_backbone(source).requires_grad_(False).eval()
+        self.teacher = load_backbone(source, attention_backend=attention_backend).requires_grad_(False).eval()
         if self.teacher.cfg != self.cfg:
             raise ValueError(f"teacher_from={source}: the teacher's config differs from the student's: "
                              f"{self.teacher.cfg} vs {self.cfg}")

@@ -8,6 +8,7 @@ import yaml
 
 from lightning_aapt.backbone import BackboneConfig
 from lightning_aapt.stages import DiffusionAdaptation
+from lightning_aapt.stages.checkpoints import recorded_backbone
 from tests.helpers_cli import fit, tiny_config
 from tests.helpers_parallel import run_cli, scalars
 
@@ -70,3 +71,8 @@ def test_truncated_or_foreign_checkpoints_are_named(toy_data, tmp_path):
     other = DiffusionAdaptation(BackboneConfig.preset("tiny", dim=64, num_heads=2, **DIMS))
     with pytest.raises(ValueError, match="dim: checkpoint 48 vs config 64"):
         other.on_load_checkpoint(ckpt)
+    # How attention runs is not the architecture: another backend resumes the same checkpoint, and a checkpoint
+    # that still records run settings in its backbone config (written before they left it) loads.
+    same = DiffusionAdaptation(recorded_backbone(ckpt["backbone_config"]), attention_backend="reference")
+    ckpt["backbone_config"].update(attention_backend="sdpa", max_cache_frames=2048)
+    same.on_load_checkpoint(ckpt)

@@ -94,7 +94,7 @@ def test_masked_attention_equals_dense_reference(window, sink):
 @pytest.mark.parametrize(("window", "sink"), [(None, 1), (4, 1)])
 def test_model_mask_path_equals_reference_path(window, sink):
     model = tiny_model(window_frames=window, sink_frames=sink, control_dim=3)
-    reference = CausalVideoDiT(model.cfg.replace(attention_backend="reference"))
+    reference = CausalVideoDiT(model.cfg, attention_backend="reference")
     reference.load_state_dict(model.state_dict())
     inputs = tiny_inputs(model.cfg, batch=2, frames=11)
     with torch.no_grad():
@@ -136,9 +136,9 @@ def test_flex_backend_refuses_cpu():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="FlexAttention path needs CUDA")
 def test_flex_equals_sdpa_on_cuda():
     model = tiny_model(window_frames=4, sink_frames=1, control_dim=3).cuda()
-    flex = CausalVideoDiT(model.cfg.replace(attention_backend="flex")).cuda()
+    flex = CausalVideoDiT(model.cfg, attention_backend="flex").cuda()
     flex.load_state_dict(model.state_dict())
-    sdpa = CausalVideoDiT(model.cfg.replace(attention_backend="sdpa")).cuda()
+    sdpa = CausalVideoDiT(model.cfg, attention_backend="sdpa").cuda()
     sdpa.load_state_dict(model.state_dict())
     inputs = {k: None if v is None else v.cuda() for k, v in tiny_inputs(model.cfg, 2, 11).items()}
     with torch.no_grad():
@@ -149,7 +149,7 @@ def _cuda_pair(**changes):
     model = tiny_model(**changes)
     nets = []
     for backend in ("flex", "sdpa"):
-        net = CausalVideoDiT(model.cfg.replace(attention_backend=backend)).cuda()
+        net = CausalVideoDiT(model.cfg, attention_backend=backend).cuda()
         net.load_state_dict(model.state_dict())
         nets.append(net)
     return nets

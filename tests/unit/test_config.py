@@ -16,12 +16,17 @@ pytestmark = pytest.mark.unit
     ({"sink_frames": -1}, "sink_frames"),
     ({"control_dim": -2}, "control_dim"),
     ({"patch_size": 0}, "patch_size"),
-    ({"attention_backend": "xformers"}, "attention_backend"),
     ({"dim": 8, "num_heads": 2}, "head dim"),
 ])
 def test_invalid_config_names_the_flag(changes, flag):
     with pytest.raises(ValueError, match=flag):
         BackboneConfig(**changes)
+
+
+def test_attention_backend_is_a_run_setting_of_the_model():
+    with pytest.raises(ValueError, match="attention_backend must be one of auto, sdpa, flex, reference"):
+        CausalVideoDiT(BackboneConfig.preset("tiny"), attention_backend="xformers")
+    assert not hasattr(BackboneConfig.preset("tiny"), "attention_backend")
 
 
 def test_replace_gives_a_valid_config():

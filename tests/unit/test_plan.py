@@ -18,8 +18,8 @@ def test_parameter_count_is_exact():
 @pytest.mark.parametrize("layout", [dict(window_frames=4, sink_frames=1), dict(window_frames=None, sink_frames=0)])
 def test_flops_per_streamed_frame_match_the_flop_counter(layout):
     # the reference attention is plain matmuls, which the counter sees (CPU SDPA kernels it does not count)
-    cfg = BackboneConfig.preset("tiny", dim=64, num_heads=2, attention_backend="reference", **layout)
-    model = CausalVideoDiT(cfg).eval()
+    cfg = BackboneConfig.preset("tiny", dim=64, num_heads=2, **layout)
+    model = CausalVideoDiT(cfg, attention_backend="reference").eval()
     h = w = 8
     text = torch.randn(1, 5, cfg.text_dim)
     cache = model.new_cache(1)
