@@ -16,9 +16,7 @@ from PIL import Image
 from tensorboard.compat.proto.summary_pb2 import Summary
 
 from callbacks.base import EveryNValidations
-from datamodules.shards import read_manifest
-from lightning_aapt.codecs import codec_from_manifest
-from lightning_aapt.inference.video import to_uint8, write_video
+from lightning_aapt.video import to_uint8, write_video
 
 
 def gif_bytes(frames: np.ndarray, fps: float) -> bytes:
@@ -57,7 +55,7 @@ class VideoLogger(EveryNValidations):
         self.scale, self.fps, self.save_dir = scale, fps, save_dir
 
     def evaluate(self, trainer: L.Trainer, module: L.LightningModule, batch) -> None:
-        codec = codec_from_manifest(read_manifest(trainer.datamodule.data_dir))
+        codec = trainer.datamodule.codec
         with torch.no_grad():
             generated = module.predict_step(batch, 0)["latents"][: self.num_clips]  # (b, F, C, H, W)
         real = codec.decode(batch.latents[: self.num_clips].float().cpu())  # (b, T, 3, S, S)

@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 import webdataset as wds
 
+from lightning_aapt.data import MANIFEST
 from lightning_aapt.files import write_atomic
-
-MANIFEST = "manifest.json"
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -75,14 +74,3 @@ class ShardWriter:
 
 def write_manifest(directory: Path, manifest: dict) -> None:
     write_atomic(Path(directory) / MANIFEST, json.dumps(manifest, indent=2).encode())
-
-
-def read_manifest(directory: Path) -> dict:
-    path = Path(directory) / MANIFEST
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no {MANIFEST} in {directory}: write shards with `python -m lightning_aapt "
-                                "prepare` (it records shapes, codec and text encoder there)") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from err

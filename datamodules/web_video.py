@@ -23,7 +23,6 @@ import io
 import json
 import os
 import random
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -31,51 +30,12 @@ import lightning as L
 import numpy as np
 import torch
 import webdataset as wds
-from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from datamodules.shards import MANIFEST, read_manifest
-from datamodules.toy_world import ToyWorldSpec, prepare_toy_world
-from lightning_aapt.codecs import LatentStats, latent_stats_from_manifest
-
-
-class DataError(ValueError):
-    """A shard or sample that does not hold what the model expects; the message names it."""
-
-
-@dataclass
-class VideoBatch:
-    """A batch of clips (typed; Lightning moves its tensors to the device)."""
-
-    latents: Tensor  # (B, F, C, H, W) float32
-    text: Tensor  # (B, L, Dt) float32
-    controls: Tensor | None  # (B, F, A) float32
-    keys: list[str] = field(default_factory=list)  # "shard-url#sample-key"
-    meta: list[dict] = field(default_factory=list)
-    skipped: int = 0  # bad samples skipped since the previous batch (policy "skip")
-
-    def __len__(self) -> int:
-        return self.latents.shape[0]
-
-
-@dataclass(frozen=True)
-class ClipShapes:
-    """What every sample must hold (from the manifest, or from the toy spec before it is rendered)."""
-
-    clip_frames: int
-    latent_channels: int
-    height: int
-    width: int
-    text_tokens: int
-    text_dim: int
-    control_dim: int  # 0 = the data has no controls
-
-    @classmethod
-    def from_manifest(cls, manifest: dict) -> ClipShapes:
-        shapes = manifest["shapes"]
-        f, c, h, w = shapes["latents"]
-        controls = shapes.get("controls")
-        return cls(f, c, h, w, *shapes["text"], controls[1] if controls else 0)
+from datamodules.toy_world import prepare_toy_world
+from lightning_aapt.codecs import LatentStats, NormalizedCodec, latent_stats_from_manifest
+from lightning_aapt.data import MANIFEST, ClipShapes, DataError, VideoBatch, dataset_codec, read_manifest
+from lightning_aapt.world.dataset import ToyWorldSpec
 
 
 def _load_npy(sample: dict, name: str, where: str) -> np.ndarray:
@@ -323,6 +283,11 @@ class WebVideoDataModule(L.LightningDataModule):
         """Per-channel statistics the latents are normalised with (the manifest's `latent_stats`; identity when
         the dataset records none). Decode with `lightning_aapt.codecs.codec_from_manifest`, which inverts them."""
         return latent_stats_from_manifest(read_manifest(self.data_dir))
+
+    @property
+    def codec(self) -> NormalizedCodec:
+        """The codec that decodes this data's latents (normalisation included) to video in [0, 1]."""
+        return dataset_codec(self.data_dir)
 
     @property
     def model_dims(self) -> dict[str, int]:

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from datamodules.toy_world import ToyWorldSpec, prepare_toy_world
+from datamodules.toy_world import prepare_toy_world
 from lightning_aapt.world import WorldConfig
+from lightning_aapt.world.dataset import ToyWorldSpec
 
 # A small toy dataset: 16x16 frames -> 4x4 latents of 48 channels, 8-frame clips, 8 clips per shard.
 TINY_SPEC = ToyWorldSpec(train_clips=24, val_clips=16, clip_frames=8, world=WorldConfig(size=16, max_sprites=2,

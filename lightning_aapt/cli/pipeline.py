@@ -84,10 +84,8 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     re-rendered truth and the floors (repeat the last context frame; perfect physics); write a report and a video."""
     import json
 
-    from datamodules.shards import read_manifest
-    from datamodules.toy_world import clip_seeds, spec_from_manifest
-    from lightning_aapt.codecs import codec_from_manifest
-    from lightning_aapt.inference.toy_eval import (
+    from lightning_aapt.data import dataset_codec
+    from lightning_aapt.evaluation.toy import (
         floor_videos,
         policy_actions,
         score_toy_video,
@@ -95,9 +93,10 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
         teacher_forced_toy_clips,
         true_videos,
     )
-    from lightning_aapt.inference.video import contact_sheet, to_uint8, write_image, write_video
     from lightning_aapt.metrics.extractors import make_extractor
     from lightning_aapt.stages.checkpoints import load_backbone
+    from lightning_aapt.video import contact_sheet, to_uint8, write_image, write_video
+    from lightning_aapt.world.dataset import clip_seeds, spec_from_manifest
 
     report = spec.get("report", {})
     stages = " · ".join(f"{n} {r['seconds']:.0f} s" for n, r in finished.items())
@@ -108,7 +107,7 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
         return text
     data = Path(report.get("data_dir", "data/toy"))
     toy = spec_from_manifest(data)
-    codec = codec_from_manifest(read_manifest(data))
+    codec = dataset_codec(data)
     clip_frames = int(report.get("clip_frames", 8))
     frames = int(report.get("frames", 10 * clip_frames))
     context = int(report.get("context_frames", 2))

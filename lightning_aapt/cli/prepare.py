@@ -7,8 +7,9 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
-    from datamodules.toy_world import ToyWorldSpec, prepare_toy_world
+    from datamodules.toy_world import prepare_toy_world
     from lightning_aapt.world import WorldConfig
+    from lightning_aapt.world.dataset import ToyWorldSpec
 
     parser = argparse.ArgumentParser(prog="python -m lightning_aapt prepare",
                                      description="Write WebDataset shards of video latents.")

@@ -12,12 +12,11 @@ def main(argv: list[str]) -> int:
     """Stream a checkpoint's generator from a toy validation scene and write it next to the truth."""
     import numpy as np
 
-    from datamodules.shards import read_manifest
-    from datamodules.toy_world import clip_seeds, spec_from_manifest
-    from lightning_aapt.codecs import codec_from_manifest
-    from lightning_aapt.inference.toy_eval import policy_actions, stream_toy_clips
-    from lightning_aapt.inference.video import to_uint8, write_video
+    from lightning_aapt.data import dataset_codec
+    from lightning_aapt.evaluation.toy import policy_actions, stream_toy_clips
     from lightning_aapt.stages.checkpoints import load_backbone
+    from lightning_aapt.video import to_uint8, write_video
+    from lightning_aapt.world.dataset import clip_seeds, spec_from_manifest
 
     parser = argparse.ArgumentParser(prog="python -m lightning_aapt sample",
                                      description="Stream a stage's generator (EMA weights) to a video file.")
@@ -45,7 +44,7 @@ def main(argv: list[str]) -> int:
                              f"got {tuple(actions.shape[1:])}")
     else:
         actions = policy_actions([action_seed], args.frames, toy.persistence)
-    stream = stream_toy_clips(model, codec_from_manifest(read_manifest(args.data)), toy.text_encoder(), toy.world,
+    stream = stream_toy_clips(model, dataset_codec(args.data), toy.text_encoder(), toy.world,
                               [scene], actions, steps=args.steps, seed=args.seed, progress=True,
                               context_frames=args.context)
     write_video(args.out, to_uint8(stream.side_by_side()), fps=8, scale=args.scale)

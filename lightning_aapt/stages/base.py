@@ -267,6 +267,12 @@ class StageModule(L.LightningModule):
         frames = self.stream_after_context(batch, steps, seed=batch_idx)  # (B, F-K, C, H, W)
         return (frames.float() - batch.latents[:, self.context_frames :].float()).pow(2).flatten(2).mean(-1)
 
+    def sampling_protocol(self) -> dict:
+        """How `predict_step` samples, for the protocol recorded beside a generated-vs-real number."""
+        return {"generator_steps_per_frame": self.sample_steps,
+                "conditioning": f"first {self.context_frames} real frames (context), text and actions of each "
+                                f"validation clip; {'EMA' if self.ema is not None else 'trained'} weights"}
+
     @property
     def sampling_model(self) -> CausalVideoDiT:
         """The weights to sample with: the EMA when there is one."""

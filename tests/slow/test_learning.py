@@ -89,17 +89,16 @@ def test_stage3_discriminator_learns_to_separate_real_from_generated(chain, data
 def agent_error(checkpoint, data_dir, scenes: int = 64, frames: int = 80) -> float:
     """Mean agent position error (px) of 1-NFE streams of `frames` frames after 2 real ones, over validation scenes
     of the toy world at `data_dir`, against the world's re-rendering of the same actions (the report's measure)."""
-    from datamodules.shards import read_manifest
-    from datamodules.toy_world import clip_seeds, spec_from_manifest
-    from lightning_aapt.codecs import codec_from_manifest
-    from lightning_aapt.inference.toy_eval import policy_actions, score_toy_video, stream_toy_clips
+    from lightning_aapt.data import dataset_codec
+    from lightning_aapt.evaluation.toy import policy_actions, score_toy_video, stream_toy_clips
     from lightning_aapt.stages.checkpoints import load_backbone
+    from lightning_aapt.world.dataset import clip_seeds, spec_from_manifest
 
     toy = spec_from_manifest(data_dir)
     seeds = [clip_seeds(toy, "val", i) for i in range(scenes)]
     actions = policy_actions([a for _, a in seeds], frames, toy.persistence)
     model = load_backbone(checkpoint).eval()
-    stream = stream_toy_clips(model, codec_from_manifest(read_manifest(data_dir)), toy.text_encoder(), toy.world,
+    stream = stream_toy_clips(model, dataset_codec(data_dir), toy.text_encoder(), toy.world,
                               [s for s, _ in seeds], actions, steps=1, context_frames=2)
     curve = score_toy_video(stream.generated, stream, window=8).curves["agent_error_px"]
     return sum(curve) / len(curve)

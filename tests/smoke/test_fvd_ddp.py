@@ -5,21 +5,17 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from callbacks.fvd import generated_vs_real
-from datamodules.web_video import VideoBatch
 from lightning_aapt.codecs import ToyCodec
+from lightning_aapt.data import VideoBatch
+from lightning_aapt.evaluation.generated_vs_real import generated_vs_real
 from lightning_aapt.metrics.extractors import RandomVideoFeatures
 
 pytestmark = pytest.mark.smoke
 
 
-class Drifting:
-    """Stands in for a stage module: 'generates' the real clip, scaled and shifted (the same on any rank)."""
-
-    sample_steps = 1
-
-    def predict_step(self, batch, batch_idx):
-        return {"latents": 1.3 * batch.latents + 0.2}
+def drifting(batch, batch_idx):
+    """Stands in for a generator: 'generates' the real clip, scaled and shifted (the same on any rank)."""
+    return 1.3 * batch.latents + 0.2
 
 
 def clips(rank: int, world: int) -> list[VideoBatch]:
@@ -37,7 +33,7 @@ def _rank(rank, world, init, data_dir, cache, out):
         return torch.cat(parts)
 
     for attempt in ("fresh", "cached"):
-        values, protocol = generated_vs_real(Drifting(), clips(rank, world), ToyCodec(4), RandomVideoFeatures(width=8),
+        values, protocol = generated_vs_real(drifting, clips(rank, world), ToyCodec(4), RandomVideoFeatures(width=8),
                                              8, data_dir, cache, gather, world, rank)
         dist.barrier()
         out[(rank, attempt)] = (values, protocol["clips"])
@@ -45,7 +41,7 @@ def _rank(rank, world, init, data_dir, cache, out):
 
 
 def test_two_ranks_equal_one_and_the_cache_changes_nothing(toy_data, tmp_path):
-    single, protocol = generated_vs_real(Drifting(), clips(0, 1), ToyCodec(4), RandomVideoFeatures(width=8), 8,
+    single, protocol = generated_vs_real(drifting, clips(0, 1), ToyCodec(4), RandomVideoFeatures(width=8), 8,
                                          toy_data, tmp_path / "single")
     assert protocol["clips"] == 8 and len(list((tmp_path / "single").glob("*.pt"))) == 1
     with mp.Manager() as manager:

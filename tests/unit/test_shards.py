@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules.shards import ShardWriter, read_manifest
-from datamodules.toy_world import encode_frames, render_clip, spec_from_manifest
-from datamodules.web_video import ClipShapes, ClipStream, DataError, WebVideoDataModule
+from datamodules.shards import ShardWriter
+from datamodules.toy_world import encode_frames
+from datamodules.web_video import ClipStream, WebVideoDataModule
 from lightning_aapt.codecs import codec_from_manifest, latent_stats_from_manifest
+from lightning_aapt.data import ClipShapes, DataError, read_manifest
 from lightning_aapt.world import simulate
+from lightning_aapt.world.dataset import render_clip, spec_from_manifest
 from tests.conftest import TINY_SPEC
 
 pytestmark = pytest.mark.unit

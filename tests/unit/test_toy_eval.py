@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lightning_aapt.codecs import LatentStats, NormalizedCodec, ToyCodec
-from lightning_aapt.inference.toy_eval import (
+from lightning_aapt.evaluation.toy import (
     floor_videos,
     policy_actions,
     score_toy_video,

@@ -6,9 +6,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from datamodules.shards import MANIFEST
-from datamodules.toy_world import ToyWorldSpec, prepare_toy_world
+from datamodules.toy_world import prepare_toy_world
 from datamodules.web_video import WebVideoDataModule
+from lightning_aapt.data import MANIFEST
+from lightning_aapt.world.dataset import ToyWorldSpec
 
 
 def samples_per_second(data_dir: Path, workers: int, batch: int = 8, batches: int = 40) -> float:

@@ -10,9 +10,9 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from datamodules.web_video import VideoBatch
 from lightning_aapt.backbone import BackboneConfig
 from lightning_aapt.cli.bench.timing import synchronize
+from lightning_aapt.data import VideoBatch
 from lightning_aapt.stages import AdversarialPostTraining, DiffusionAdaptation
 from lightning_aapt.stages.base import RandomStream
 

@@ -22,6 +22,7 @@ from lightning_aapt.metrics.drift import DriftReport, long_horizon_drift
 from lightning_aapt.metrics.extractors import metric_name
 from lightning_aapt.text import TextEncoder
 from lightning_aapt.world import WorldConfig, scripted_actions, simulate
+from lightning_aapt.world.dataset import ToyWorldSpec, clip_seeds
 
 
 @dataclass
@@ -70,6 +71,31 @@ def rendered_episodes(scene_seeds: list[int], actions: torch.Tensor, world: Worl
     episodes = [simulate(s, a.numpy(), world) for s, a in zip(scene_seeds, actions, strict=True)]
     agent_pos = torch.from_numpy(np.stack([e.agent_pos for e in episodes])).float()
     return episodes, as_video([e.frames for e in episodes]), agent_pos
+
+
+@dataclass
+class ToyScenes:
+    """Validation scenes of a toy-world dataset set up for a long stream: what the generator is given, and the
+    truth it is scored against."""
+
+    context: torch.Tensor  # (B, K, C, H, W) the encoded true context frames
+    text: torch.Tensor  # (B, L, Dt) the captions, encoded
+    actions: torch.Tensor  # (B, T, 2) the scripted policy's actions, continued past the clip
+    truth: torch.Tensor  # (B, T, 3, S, S) the world re-rendered for those actions
+    agent_pos: torch.Tensor  # (B, T, 2) true agent positions
+    reference: torch.Tensor  # (B, T, 3, S, S) B other scenes' truth under their own actions (independent real video)
+
+
+def validation_scenes(spec: ToyWorldSpec, codec: LatentCodec, clips: int, frames: int,
+                      context_frames: int) -> ToyScenes:
+    """The first `clips` validation scenes of a toy-world dataset made with `spec`, `frames` long, after
+    `context_frames` true frames; the next `clips` scenes make the reference."""
+    seeds = [clip_seeds(spec, "val", i) for i in range(2 * clips)]
+    actions = policy_actions([a for _, a in seeds], frames, spec.persistence)  # (2B, T, 2)
+    episodes, videos, agent_pos = rendered_episodes([s for s, _ in seeds], actions, spec.world, context_frames)
+    text = spec.text_encoder().encode([e.caption for e in episodes[:clips]])
+    return ToyScenes(codec.encode(videos[:clips, :context_frames]), text, actions[:clips], videos[:clips],
+                     agent_pos[:clips], videos[clips:])
 
 
 def stream_toy_clips(model: CausalVideoDiT, codec: LatentCodec, encoder: TextEncoder, world: WorldConfig,

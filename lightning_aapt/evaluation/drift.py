@@ -1,0 +1,74 @@
+"""Long-horizon drift of a generator: stream far past the training clip length and score every window.
+
+Notation: B clips, T = M x F frames, S pixel size, w frames per window.
+
+On the toy world the streams start from real validation scenes and are driven by the scripted policy that made
+those clips, continued; the toy world re-renders the truth for the same actions, so every window also gets the
+pixel error against the truth and the agent's position error. The Fréchet reference is the truth of *other*
+validation scenes under their own actions (independent real video at the same times), so ground truth streamed
+through the same code scores a flat curve. On other data the streams start from validation clips, their actions
+played forward and back past the clip's end, and the reference is the real clips (their first window).
+Metrics: `lightning_aapt.metrics.drift`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from lightning_aapt.adversarial.rollout import extend_controls
+from lightning_aapt.backbone import CausalVideoDiT
+from lightning_aapt.codecs import codec_from_manifest
+from lightning_aapt.data import VideoBatch, read_manifest
+from lightning_aapt.evaluation.toy import validation_scenes
+from lightning_aapt.inference import StreamingGenerator
+from lightning_aapt.metrics.drift import DriftReport, drift_reports
+from lightning_aapt.metrics.extractors import metric_name
+from lightning_aapt.world.dataset import ToyWorldSpec
+
+
+@dataclass
+class Drift:
+    """The drift of a set of streams, and the videos it was measured on (for logging)."""
+
+    report: DriftReport
+    generated: Tensor  # (B, T, 3, S, S), decoded, not clamped
+    truth: Tensor | None  # (B, T, 3, S, S): the toy world's re-rendered truth (else None)
+    floor: DriftReport | None  # the truth itself scored the same way: what a perfect generator scores (toy world)
+
+
+@torch.no_grad()
+def stream_drift(model: CausalVideoDiT, data_dir: str | Path, batch: VideoBatch, horizon: int, window: int | None,
+                 extractor, num_clips: int, steps: int = 1, shift: float = 1.0, context_frames: int = 1,
+                 seed: int = 0) -> Drift:
+    """Stream `num_clips` clips for `horizon` x the clip length, each after its first `context_frames` real
+    frames, `steps` Euler steps per frame on the time grid shifted by `shift`, and score windows of `window`
+    frames (default: the clip length)."""
+    manifest = read_manifest(data_dir)
+    codec = codec_from_manifest(manifest)
+    K, clip_frames = context_frames, batch.latents.shape[1]
+    frames, window = horizon * clip_frames, window or clip_frames
+    if "toy_world" in manifest:  # the truth re-rendered for the streamed actions; other scenes as the reference
+        scenes = validation_scenes(ToyWorldSpec.from_manifest(manifest), codec, num_clips, frames, K)
+        context, text, truth, agent_pos = scenes.context, scenes.text, scenes.truth, scenes.agent_pos
+        controls, reference = scenes.actions, scenes.reference
+    else:  # the clips' actions played forward and back; the real clips as the reference
+        context, text, truth, agent_pos = batch.latents[:num_clips, :K], batch.text[:num_clips], None, None
+        controls = extend_controls(batch.controls[:num_clips], frames) if batch.controls is not None else None
+        reference = codec.decode(batch.latents[:num_clips].float().cpu())
+    param = next(model.parameters())
+    controls = None if controls is None or not model.cfg.control_dim else controls.to(param)  # (B, T, A)
+    gen = StreamingGenerator(model, steps=steps, shift=shift, seed=seed)
+    gen.reset(text.to(param), context=context.to(param), context_controls=None if controls is None else controls[:, :K])
+    streamed = gen.generate(frames - K, None if controls is None else controls[:, K:])  # (B, T-K, C, H, W)
+    latents = torch.cat([context.to(streamed), streamed], dim=1).float().cpu()  # (B, T, C, H, W)
+    generated = codec.decode(latents)
+    scored = {"generated": (generated, latents)}
+    if truth is not None:
+        scored["truth"] = (truth, codec.encode(truth))
+    reports = drift_reports(scored, reference, window, extractor, metric_name(extractor) if extractor else "fd",
+                            codec.encode(reference), truth, agent_pos, manifest.get("fps"), K)
+    return Drift(reports["generated"], generated, truth, reports.get("truth"))
