@@ -67,6 +67,6 @@ class VideoLogger(EveryNValidations):
         for i in range(real.shape[0]):
             video = to_uint8(torch.cat([real[i], fake[i]], dim=-1)[::stride])  # real | generated
             video = video.repeat(self.scale, axis=1).repeat(self.scale, axis=2)
-            if writer is not None and hasattr(writer, "_get_file_writer"):
-                writer._get_file_writer().add_summary(gif_summary(f"val/video_{i}", video, self.fps), step)
+            if getattr(writer, "file_writer", None) is not None:  # a torch SummaryWriter (TensorBoard)
+                writer.file_writer.add_summary(gif_summary(f"val/video_{i}", video, self.fps), step)
             write_video(save_dir / f"step{step:06d}_clip{i}.mp4", video, self.fps)

@@ -11,6 +11,7 @@ by `StreamingGenerator`.
 from __future__ import annotations
 
 from lightning_aapt.backbone import BackboneConfig
+from lightning_aapt.data import VideoBatch
 from lightning_aapt.diffusion import add_noise, flow_matching_loss
 from lightning_aapt.stages.base import StageModule
 from lightning_aapt.stages.teacher_forcing import teacher_forcing
@@ -24,7 +25,7 @@ class DiffusionAdaptation(StageModule):
             raise ValueError("stage 1 trains the causal form: set model.backbone.bidirectional=false and "
                              "model.backbone.recycled_input=true")
 
-    def per_frame_losses(self, batch, t, noise, model=None):
+    def per_frame_losses(self, batch: VideoBatch, t, noise, model=None):
         x0, recycled, controls = teacher_forcing(batch.latents, batch.controls)  # (B, F-1, C, H, W)
         v = (model or self.model)(add_noise(x0, noise, t), t, recycled, batch.text, controls)
         return flow_matching_loss(v, x0, noise)  # (B, F-1)

@@ -29,25 +29,22 @@ EMA of the generator, and a guard that skips a step whose loss is not finite and
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import Tensor
 
 from lightning_aapt.adversarial import CausalDiscriminator, approximate_gradient_penalty, relativistic_losses
-from lightning_aapt.adversarial.rollout import extend_controls, regenerate, rollout
+from lightning_aapt.adversarial.rollout import Rollout, extend_controls, regenerate, rollout
 from lightning_aapt.backbone import AttentionBackend, BackboneConfig
+from lightning_aapt.data import VideoBatch
 from lightning_aapt.diffusion import shift_time
 from lightning_aapt.parallel import ParallelConfig
-from lightning_aapt.stages.base import (
-    OptimizerConfig,
-    RandomStream,
-    StageModule,
-    TimestepConfig,
-    adamw,
-    warmup_factor,
-)
+from lightning_aapt.stages.base import StageModule
 from lightning_aapt.stages.checkpoints import load_backbone
+from lightning_aapt.stages.optim import OptimizerConfig, adamw, warmup_factor
+from lightning_aapt.stages.randomness import RandomStream, TimestepConfig
 from lightning_aapt.stages.teacher_forcing import teacher_forced_frames
 
 ADAM_GAN = OptimizerConfig(lr=3e-6, betas=(0.0, 0.9), weight_decay=0.0, warmup_steps=0)
@@ -76,6 +73,43 @@ def real_counterpart(start: int, stop: int, clip_frames: int) -> tuple[int, int]
     where the real clip holds them (same scene, text and actions), else the clip's prefix of the span's length
     (a causal discriminator judges a prefix exactly as a whole clip's first frames)."""
     return (start, stop) if stop <= clip_frames else (0, stop - start)
+
+
+@dataclass
+class GanStep:
+    """One training step's index space, shared by the discriminator's and the generator's halves.
+
+    Video frames 0..R-1: frames 0..K-1 are the clip's (context), K..R-1 the generator's, made by the rollout (student
+    forcing) or from the real frames before them (teacher forcing). `spans` cut them into the segments that are
+    judged; a segment's real counterpart comes from the clip (`real_counterpart`).
+    """
+
+    real: Tensor  # (B, F, C, H, W) the clip
+    text: Tensor  # (B, L, Dt)
+    controls: Tensor | None  # (B, R, A): the clip's, played forward and back past its end
+    context_frames: int  # K
+    rollout_frames: int  # R
+    segment_frames: int  # S: the longest span
+    spans: list[tuple[int, int]]  # segments (start, stop) of video frames
+    noises: Tensor  # (B, R - 1, C, H, W): the noise of each position (video frame j + 1 at position j)
+    fake: Tensor  # (B, R, C, H, W): the real context, then the generator's frames (no gradients)
+    rollout: Rollout | None  # student forcing: the rollout, to regenerate spans with gradients
+
+    @property
+    def batch_size(self) -> int:
+        return self.real.shape[0]
+
+    @property
+    def clip_frames(self) -> int:
+        return self.real.shape[1]
+
+    @property
+    def segment_shape(self) -> tuple[int, ...]:
+        """The discriminator's noises: a segment's worth, shared by real and fake."""
+        return (self.batch_size, self.segment_frames, *self.real.shape[2:])
+
+    def controls_of(self, start: int, stop: int) -> Tensor | None:
+        return None if self.controls is None else self.controls[:, start:stop]
 
 
 class AdversarialPostTraining(StageModule):
@@ -199,11 +233,9 @@ class AdversarialPostTraining(StageModule):
     def networks(self) -> list[torch.nn.Module]:
         return [*super().networks(), self.discriminator, *([self.teacher] if self.teacher is not None else [])]
 
-    def setup(self, stage: str) -> None:
-        from lightning.pytorch.strategies import DDPStrategy
-
-        strategy = self.trainer.strategy if self._trainer is not None else None
-        if isinstance(strategy, DDPStrategy) and not strategy._ddp_kwargs.get("find_unused_parameters", False):
+    def on_train_start(self) -> None:
+        wrapped = self.trainer.strategy.model  # DistributedDataParallel under DDP, by now
+        if isinstance(wrapped, torch.nn.parallel.DistributedDataParallel) and not wrapped.find_unused_parameters:
             # Each optimizer step uses one network only: DDP must not wait for the other's gradients.
             raise ValueError("stage 3 under DDP needs trainer.strategy=ddp_find_unused_parameters_true (the "
                              "generator and discriminator update in turn); or use ModelParallelStrategy (FSDP2)")
@@ -236,7 +268,7 @@ class AdversarialPostTraining(StageModule):
     def averaged_steps(self) -> int:
         return self.g_updates  # the generator's EMA warms up over its own updates, not D's as well
 
-    def _update(self, optimizer, loss: Tensor, params, name: str) -> bool:
+    def apply_update(self, optimizer, loss: Tensor, params, name: str) -> bool:
         """Step `optimizer` on `loss` (already back-propagated) unless it is not finite; True if stepped.
         Each network counts its own consecutive non-finite losses (`name`: "d" or "g")."""
         if not torch.isfinite(loss):
@@ -257,10 +289,14 @@ class AdversarialPostTraining(StageModule):
 
     # -------------------------------------------------------------------------------- training
 
-    def training_step(self, batch, batch_idx: int) -> None:
-        opt_g, opt_d = self.optimizers()
-        warm_g, warm_d = self.lr_schedulers()  # each network's warm-up counts its own updates
-        D = self.discriminator  # logits (B, F) of a video, see discriminator.py
+    def training_step(self, batch: VideoBatch, batch_idx: int) -> None:
+        step = self.roll_out(batch)
+        self.discriminator_step(step)
+        if self.d_updates > self.disc_warmup_steps and self.d_updates % self.d_updates_per_g == 0:
+            self.generator_step(step)
+
+    def roll_out(self, batch: VideoBatch) -> GanStep:
+        """The step's index space and the generator's frames, made without gradients (see `GanStep`)."""
         real, text = batch.latents, batch.text  # (B, F, C, H, W)
         B, F = real.shape[:2]
         S = self.segment_frames or F
@@ -274,8 +310,8 @@ class AdversarialPostTraining(StageModule):
                              f"at most the clips' {F} (data.num_frames)")
         controls = extend_controls(batch.controls, R)  # (B, R, A)
         spans = segments(R, S, self.segment_overlap)
-        segment_shape = (B, S, *real.shape[2:])  # D's noises: a segment's worth, shared by real and fake
         noises = self.sample_randn((B, R - 1, *real.shape[2:]), RandomStream.ROLLOUT, real.dtype)
+        ro = None
         if self.forcing == "student":
             # rollout position j holds video frame j + 1; a span's first generated frame f needs the cache before
             # position f - 1
@@ -286,55 +322,57 @@ class AdversarialPostTraining(StageModule):
             with torch.no_grad():
                 made = teacher_forced_frames(self.model, real[:, :R], text, controls, noises)
         fake = torch.cat([real[:, :K], made[:, K - 1 :]], dim=1)  # (B, R, C, H, W): the real context, then G's
+        return GanStep(real, text, controls, K, R, S, spans, noises, fake, ro)
 
-        def controls_of(a: int, b: int) -> Tensor | None:
-            return None if controls is None else controls[:, a:b]
-
-        # discriminator: one segment against its real counterpart, relativistic loss + approximated R1 (real) and
-        # R2 (fake); both are presented alike (zero recycled channels, see discriminator.py)
-        shared = self.shared_generator()
-        a, b = spans[int(torch.randint(len(spans), (1,), generator=shared))]
-        n = b - a
-        ra, rb = real_counterpart(a, b, F)
-        real_seg, real_controls, fake_seg = real[:, ra:rb], controls_of(ra, rb), fake[:, a:b].detach()
+    def discriminator_step(self, step: GanStep) -> None:
+        """One segment against its real counterpart: relativistic loss + approximated R1 (real) and R2 (fake);
+        both are presented alike (zero recycled channels, see discriminator.py)."""
+        opt_d = self.optimizers()[1]
+        D, real, text, B = self.discriminator, step.real, step.text, step.batch_size
+        a, b = step.spans[int(torch.randint(len(step.spans), (1,), generator=self.shared_generator()))]
+        ra, rb = real_counterpart(a, b, step.clip_frames)
+        real_seg, real_controls, fake_seg = real[:, ra:rb], step.controls_of(ra, rb), step.fake[:, a:b].detach()
+        fake_controls = step.controls_of(a, b)
         t_d = self.disc_timesteps(B, RandomStream.D_TIMESTEPS)
-        noise_d = self.sample_randn(segment_shape, RandomStream.D_NOISE, real.dtype)
+        noise_d = self.sample_randn(step.segment_shape, RandomStream.D_NOISE, real.dtype)
         self.toggle_optimizer(opt_d)
         real_logits = D(real_seg, t_d, noise_d, text, real_controls)
-        fake_logits = D(fake_seg, t_d, noise_d, text, controls_of(a, b))
+        fake_logits = D(fake_seg, t_d, noise_d, text, fake_controls)
         _, loss_d = relativistic_losses(fake_logits, real_logits)
-        r1 = approximate_gradient_penalty(lambda x: D(x, t_d, noise_d, text, real_controls), real_seg,
-                                          self.sigma, real_logits,
-                                          self.sample_randn(segment_shape, RandomStream.R1, real.dtype)[:, :n]
-                                          ).mean()
-        r2 = approximate_gradient_penalty(lambda x: D(x, t_d, noise_d, text, controls_of(a, b)), fake_seg,
-                                          self.sigma, fake_logits,
-                                          self.sample_randn(segment_shape, RandomStream.R2, real.dtype)[:, :n]
-                                          ).mean()
+
+        def penalty(x: Tensor, logits: Tensor, controls: Tensor | None, stream: RandomStream) -> Tensor:
+            perturbation = self.sample_randn(step.segment_shape, stream, real.dtype)[:, : b - a]
+            return approximate_gradient_penalty(lambda y: D(y, t_d, noise_d, text, controls), x, self.sigma, logits,
+                                                perturbation).mean()
+
+        r1 = penalty(real_seg, real_logits, real_controls, RandomStream.R1)
+        r2 = penalty(fake_seg, fake_logits, fake_controls, RandomStream.R2)
         total_d = loss_d.mean() + self.r1_gamma * r1 + self.r2_gamma * r2
         self.manual_backward(total_d)
-        if self._update(opt_d, total_d, self.discriminator.parameters(), "d"):
-            warm_d.step()
+        if self.apply_update(opt_d, total_d, self.discriminator.parameters(), "d"):
+            self.lr_schedulers()[1].step()  # the warm-up counts D's own updates
         self.untoggle_optimizer(opt_d)
         self.d_updates += 1
         self.log_dict({"train/loss_d": loss_d.mean(), "train/r1": r1, "train/r2": r2,
                        "train/logit_real": real_logits.mean(), "train/logit_fake": fake_logits.mean(),
                        "train/d_accuracy": (real_logits > fake_logits).float().mean()}, batch_size=B, sync_dist=True)
 
-        if self.d_updates <= self.disc_warmup_steps or self.d_updates % self.d_updates_per_g:
-            return
-        # generator: every segment, recomputed with gradients, judged, back-propagated at once; each generated
-        # frame's loss counts once (in the first segment that holds it; overlap frames are context for the next)
+    def generator_step(self, step: GanStep) -> None:
+        """Every segment, recomputed with gradients, judged, back-propagated at once; each generated frame's loss
+        counts once (in the first segment that holds it; overlap frames are context for the next)."""
+        opt_g = self.optimizers()[0]
+        D, real, text, controls, B = self.discriminator, step.real, step.text, step.controls, step.batch_size
+        K, R, F = step.context_frames, step.rollout_frames, step.clip_frames
         self.toggle_optimizer(opt_g)
         t_g = self.disc_timesteps(B, RandomStream.G_TIMESTEPS)
-        noise_g = self.sample_randn(segment_shape, RandomStream.G_NOISE, real.dtype)
+        noise_g = self.sample_randn(step.segment_shape, RandomStream.G_NOISE, real.dtype)
         if self.forcing == "teacher":  # all frames in one pass, with gradients; each span is judged from it
-            taught = teacher_forced_frames(self.model, real[:, :R], text, controls, noises)  # (B, R - 1, C, H, W)
+            taught = teacher_forced_frames(self.model, real[:, :R], text, controls, step.noises)  # (B, R-1, C, H, W)
             taught = torch.cat([real[:, :K], taught[:, K - 1 :]], dim=1)  # (B, R, C, H, W)
         if self.teacher is not None:  # the teacher's sample of every generated frame, from the frames G saw
             with torch.no_grad():
-                seen = fake if self.forcing == "student" else real[:, :R]  # (B, R, C, H, W), made without gradients
-                targets = teacher_forced_frames(self.teacher, seen, text, controls, noises, self.teacher_steps,
+                seen = step.fake if self.forcing == "student" else real[:, :R]  # (B, R, C, H, W), no gradients
+                targets = teacher_forced_frames(self.teacher, seen, text, controls, step.noises, self.teacher_steps,
                                                 self.timestep_cfg.shift)  # (B, R - 1, C, H, W): video frames 1..R-1
         real_logits = {}  # (start, stop) of a real span -> its logits (B, stop - start), judged once
         total_g = total_adversarial = total_distill = total_truth = torch.zeros((), device=self.device)  # G's and parts
@@ -345,20 +383,20 @@ class AdversarialPostTraining(StageModule):
             """Per-frame latent MSE of frames (B, n, C, H, W) to targets, summed over n, as a mean over made frames."""
             return (frames.float() - targets.float()).pow(2).flatten(2).mean(-1).sum(1).mean() / made_frames
 
-        for a, b in spans:
+        for a, b in step.spans:
             first = max(a, K)  # the real context frames take no gradient
             if first >= b:
                 continue  # a span of context frames only
             if self.forcing == "student":
-                frames = regenerate(self.model, ro, first - 1, b - 1, self.kv_gradients)  # (B, b - first, C, H, W)
-                video = torch.cat([fake[:, a:first], frames], dim=1)  # (B, b - a, C, H, W)
+                frames = regenerate(self.model, step.rollout, first - 1, b - 1, self.kv_gradients)  # (B, b-first, ...)
+                video = torch.cat([step.fake[:, a:first], frames], dim=1)  # (B, b - a, C, H, W)
             else:
                 video = taught[:, a:b]
             ra, rb = real_counterpart(a, b, F)
             if (ra, rb) not in real_logits:
                 with torch.no_grad():
-                    real_logits[ra, rb] = D(real[:, ra:rb], t_g, noise_g, text, controls_of(ra, rb))  # (B, b - a)
-            logits = D(video, t_g, noise_g, text, controls_of(a, b))
+                    real_logits[ra, rb] = D(real[:, ra:rb], t_g, noise_g, text, step.controls_of(ra, rb))  # (B, b-a)
+            logits = D(video, t_g, noise_g, text, step.controls_of(a, b))
             loss_g, _ = relativistic_losses(logits, real_logits[ra, rb])
             loss = loss_g[:, judged - a :].sum(1).mean() / made_frames
             total_adversarial = total_adversarial + loss.detach()
@@ -374,8 +412,8 @@ class AdversarialPostTraining(StageModule):
             judged = b
             self.manual_backward(loss, retain_graph=self.forcing == "teacher" and b < R)
             total_g = total_g + loss.detach()
-        if self._update(opt_g, total_g, self.model.parameters(), "g"):
-            warm_g.step()
+        if self.apply_update(opt_g, total_g, self.model.parameters(), "g"):
+            self.lr_schedulers()[0].step()  # the warm-up counts G's own updates
             self.update_averages()
             self.g_updates += 1
         self.untoggle_optimizer(opt_g)
@@ -387,7 +425,7 @@ class AdversarialPostTraining(StageModule):
 
     # ------------------------------------------------------------------------------ validation
 
-    def validation_step(self, batch, batch_idx: int) -> None:
+    def validation_step(self, batch: VideoBatch, batch_idx: int) -> None:
         """Stream each validation clip with 1 NFE after its first `context_frames` frames, driven by its actions:
         latent MSE against the clip; and the teacher-forced next-frame error beside copying's (`StageModule`)."""
         error = self.stream_error(batch, batch_idx, steps=1)  # (B, F-K)

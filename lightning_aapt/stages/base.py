@@ -1,5 +1,6 @@
-"""`StageModule`: what every training stage shares — the backbone, AdamW with warm-up, EMA, `init_from`,
-timestep sampling, per-timestep-bucket loss logging and a deterministic validation loss.
+"""`StageModule`: what every training stage shares — the backbone and its EMA, `init_from`, the optimizer
+(`optim.py`), seeded randomness (`randomness.py`), per-timestep-bucket loss logging, a deterministic validation
+loss, and sampling for evaluation (`sampling.py`).
 
 Notation: B batch, F frames, C latent channels, H/W latent height/width.
 """
@@ -8,87 +9,22 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import enum
 import os
-from dataclasses import dataclass
-from typing import Literal
 
 import lightning as L
-import numpy as np
 import torch
 from torch import Tensor
 
 from lightning_aapt.backbone import AttentionBackend, BackboneConfig, CausalVideoDiT
-from lightning_aapt.diffusion import euler_sample, sample_timesteps, timestep_schedule
-from lightning_aapt.inference import StreamingGenerator
+from lightning_aapt.data import VideoBatch
+from lightning_aapt.diffusion import sample_timesteps
 from lightning_aapt.parallel import ParallelConfig, parallelize
+from lightning_aapt.stages.averaging import move_average
 from lightning_aapt.stages.checkpoints import init_backbone_from
+from lightning_aapt.stages.optim import OptimizerConfig, adamw, lr_factor
+from lightning_aapt.stages.randomness import RandomStream, TimestepConfig, sample_generators
+from lightning_aapt.stages.sampling import sample_clips, stream_after_context
 from lightning_aapt.stages.teacher_forcing import next_frame_errors
-
-
-class RandomStream(enum.IntEnum):
-    """Independent random streams of a training step (see `StageModule.sample_generators`)."""
-
-    NOISE = 0
-    TIMESTEPS = 1
-    ROLLOUT = 2
-    D_TIMESTEPS = 3
-    D_NOISE = 4
-    G_TIMESTEPS = 5
-    G_NOISE = 6
-    R1 = 7
-    R2 = 8
-
-
-@dataclass(frozen=True)
-class OptimizerConfig:
-    """AdamW with linear warm-up to `lr`, then constant, then (optionally) a linear cool-down to 0 that ends at
-    `trainer.max_steps` (warm-up, stable, decay: a run's length can change without retuning its decay).
-
-    Args:
-        lr: learning rate after warm-up.
-        betas: Adam betas.
-        weight_decay: decoupled weight decay (AAPT stage 1: 0.01).
-        warmup_steps: optimizer steps of linear warm-up from 0.
-        cooldown_steps: the last optimizer steps before `trainer.max_steps`, over which the rate falls linearly to
-            0 (0: none, constant to the end).
-    """
-
-    lr: float = 3e-4
-    betas: tuple[float, float] = (0.9, 0.99)
-    weight_decay: float = 0.01
-    warmup_steps: int = 100
-    cooldown_steps: int = 0
-
-
-def adamw(named_parameters, cfg: OptimizerConfig) -> torch.optim.AdamW:
-    """AdamW with `cfg`'s decoupled weight decay on weight matrices only (biases, norms and the timestep
-    modulation are not decayed)."""
-    decay, no_decay = [], []
-    for name, p in named_parameters:
-        (no_decay if p.ndim < 2 or "modulation" in name else decay).append(p)
-    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas)
-
-
-def warmup_factor(step: int, cfg: OptimizerConfig) -> float:
-    """Linear warm-up: the fraction of `lr` at optimizer step `step` (1 from step `warmup_steps - 1` on)."""
-    return min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
-
-
-@dataclass(frozen=True)
-class TimestepConfig:
-    """How training draws per-frame timesteps (docs/architecture.md §4).
-
-    Args:
-        per: "clip" (one t for all frames of a clip: AAPT) or "frame" (independent per frame).
-        distribution: "uniform" (AAPT) or "logit_normal".
-        shift: time shift s applied on [0, 1] (AAPT: 24 for its large latents; small for the toy).
-    """
-
-    per: Literal["clip", "frame"] = "clip"
-    distribution: Literal["uniform", "logit_normal"] = "uniform"
-    shift: float = 1.0
 
 
 class StageModule(L.LightningModule):
@@ -163,11 +99,8 @@ class StageModule(L.LightningModule):
         r*B .. r*B+B-1). So N ranks of batch B draw exactly what 1 rank of batch N*B draws, and a resumed run
         draws what the uninterrupted one did without restoring any RNG state.
         """
-        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
-        first = self.global_rank * batch
-        states = np.random.SeedSequence([seed, self.global_step, stream]).spawn(first + batch)[first:]
-        return [torch.Generator(device=self.device).manual_seed(int(s.generate_state(1, np.uint64)[0] >> 1))
-                for s in states]
+        return sample_generators(int(os.environ.get("PL_GLOBAL_SEED", 0)), self.global_step, stream,
+                                 self.global_rank * batch, batch, self.device)
 
     def sample_randn(self, shape: tuple[int, ...], stream: int, dtype: torch.dtype | None = None) -> Tensor:
         """Standard normal (B, ...) from `sample_generators`."""
@@ -207,12 +140,13 @@ class StageModule(L.LightningModule):
         one (teacher forcing: frame 0 is only recycled, `teacher_forcing.py`)."""
         return num_frames if self.cfg.bidirectional else num_frames - 1
 
-    def per_frame_losses(self, batch, t: Tensor, noise: Tensor, model: torch.nn.Module | None = None) -> Tensor:
+    def per_frame_losses(self, batch: VideoBatch, t: Tensor, noise: Tensor,
+                         model: torch.nn.Module | None = None) -> Tensor:
         """The stage's flow-matching loss (B, F') of a batch at timesteps t (B, F') with noise (B, F', C, H, W),
         F' = `trained_frames(F)`, for `model` (default the trained weights)."""
         raise NotImplementedError
 
-    def training_step(self, batch, batch_idx: int) -> Tensor:
+    def training_step(self, batch: VideoBatch, batch_idx: int) -> Tensor:
         B, F = batch.latents.shape[:2]
         trained = self.trained_frames(F)
         t = self.draw_timesteps(B, trained)
@@ -220,7 +154,7 @@ class StageModule(L.LightningModule):
         losses = self.per_frame_losses(batch, t, noise)
         return self.log_losses("train", losses, t, B)
 
-    def evaluate(self, split: str, batch, batch_idx: int) -> None:
+    def evaluate(self, split: str, batch: VideoBatch, batch_idx: int) -> None:
         """Loss at fixed noise and one fixed t per clip, so numbers compare across runs and steps: `<split>/loss`
         of the weights that are sampled and handed to the next stage (the EMA when there is one) and
         `<split>/loss_raw` of the trained weights. Causal stages also log `<split>/next_frame_mse`, the latent MSE
@@ -238,33 +172,23 @@ class StageModule(L.LightningModule):
         if not self.cfg.bidirectional:
             self.log_next_frame_errors(split, batch, noise)
 
-    def log_next_frame_errors(self, split: str, batch, noise: Tensor) -> None:
+    def log_next_frame_errors(self, split: str, batch: VideoBatch, noise: Tensor) -> None:
         """What the 1-NFE generator does, teacher-forced, against copying: `<split>/next_frame_mse` and
         `<split>/copy_mse` of the sampling weights, with `noise` (B, F-1, C, H, W)."""
         error, copy = next_frame_errors(self.sampling_model, batch.latents, batch.text, batch.controls, noise)
         self.log_dict({f"{split}/next_frame_mse": error.mean(), f"{split}/copy_mse": copy.mean()},
                       batch_size=len(batch), sync_dist=True)
 
-    def validation_step(self, batch, batch_idx: int) -> None:
+    def validation_step(self, batch: VideoBatch, batch_idx: int) -> None:
         self.evaluate("val", batch, batch_idx)
 
-    def test_step(self, batch, batch_idx: int) -> None:
+    def test_step(self, batch: VideoBatch, batch_idx: int) -> None:
         self.evaluate("test", batch, batch_idx)
 
-    def stream_after_context(self, batch, steps: int, seed: int) -> Tensor:
-        """The sampling model streams each clip after its first `context_frames` real frames (fed through the
-        cache), driven by the clip's own controls (frame f gets controls[f]), `steps` Euler steps per frame:
-        (B, F-K, C, H, W)."""
-        K = self.context_frames
-        gen = StreamingGenerator(self.sampling_model, steps=steps, shift=self.timestep_cfg.shift, seed=seed)
-        controls = batch.controls
-        gen.reset(batch.text, context=batch.latents[:, :K], context_controls=None if controls is None
-                  else controls[:, :K])
-        return gen.generate(batch.latents.shape[1] - K, None if controls is None else controls[:, K:])
-
-    def stream_error(self, batch, batch_idx: int, steps: int) -> Tensor:
+    def stream_error(self, batch: VideoBatch, batch_idx: int, steps: int) -> Tensor:
         """Per-frame latent MSE (B, F-K) of `stream_after_context` against the real clip."""
-        frames = self.stream_after_context(batch, steps, seed=batch_idx)  # (B, F-K, C, H, W)
+        frames = stream_after_context(self.sampling_model, batch, self.context_frames, steps, self.timestep_cfg.shift,
+                                      seed=batch_idx)  # (B, F-K, C, H, W)
         return (frames.float() - batch.latents[:, self.context_frames :].float()).pow(2).flatten(2).mean(-1)
 
     def sampling_protocol(self) -> dict:
@@ -278,24 +202,11 @@ class StageModule(L.LightningModule):
         """The weights to sample with: the EMA when there is one."""
         return self.ema if self.ema is not None else self.model
 
-    def predict_step(self, batch, batch_idx: int) -> dict:
-        """Generate clips for the batch's text and controls: {"keys", "latents" (B, F, C, H, W)}.
-
-        A causal model keeps the clip's first `context_frames` real frames and streams the rest after them
-        (`sample_steps` Euler steps per frame); a bidirectional one samples the whole clip jointly.
-        """
-        model = self.sampling_model
-        B, F = batch.latents.shape[:2]
-        noise = torch.randn(batch.latents.shape, generator=self.validation_generator(batch_idx), device=self.device)
-        if model.cfg.bidirectional:
-            def velocity(x, t, i):
-                return model(x, t.reshape(1, 1).expand(B, F), None, batch.text, batch.controls)
-
-            latents = euler_sample(velocity, noise, timestep_schedule(self.sample_steps, self.timestep_cfg.shift,
-                                                                      device=self.device))
-        else:
-            streamed = self.stream_after_context(batch, self.sample_steps, seed=batch_idx)
-            latents = torch.cat([batch.latents[:, : self.context_frames], streamed], dim=1)  # (B, F, C, H, W)
+    def predict_step(self, batch: VideoBatch, batch_idx: int) -> dict:
+        """Generate clips for the batch's text and controls with the sampling weights, `sample_steps` Euler steps
+        (`sampling.sample_clips`): {"keys", "latents" (B, F, C, H, W)}."""
+        latents = sample_clips(self.sampling_model, batch, self.context_frames, self.sample_steps,
+                               self.timestep_cfg.shift, seed=batch_idx)
         return {"keys": batch.keys, "latents": latents}
 
     def update_averages(self) -> None:
@@ -305,8 +216,7 @@ class StageModule(L.LightningModule):
         if self.ema is not None:
             step = self.averaged_steps()
             decay = min(self.ema_decay, (1 + step) / (10 + step))
-            with torch.no_grad():
-                torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), 1 - decay)
+            move_average(self.ema, self.model, 1 - decay)
 
     def averaged_steps(self) -> int:
         """Updates of the averaged weights so far (the EMA warm-up's step)."""
@@ -338,12 +248,9 @@ class StageModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def lr_factor(self, step: int) -> float:
-        """The learning rate at optimizer step `step`, as a fraction of `lr`: warm-up, constant, cool-down."""
+        """The learning rate at optimizer step `step`, as a fraction of `lr` (`optim.lr_factor`)."""
         cfg = self.optimizer_cfg
-        factor = warmup_factor(step, cfg)
-        if cfg.cooldown_steps > 0:
-            factor *= min(1.0, max(0.0, (self.trainer.max_steps - step) / cfg.cooldown_steps))
-        return factor
+        return lr_factor(step, cfg, self.trainer.max_steps if cfg.cooldown_steps > 0 else None)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["backbone_config"] = dataclasses.asdict(self.cfg)

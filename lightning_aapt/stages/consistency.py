@@ -18,10 +18,14 @@ import torch
 from torch import Tensor
 
 from lightning_aapt.backbone import AttentionBackend, BackboneConfig
-from lightning_aapt.diffusion import add_noise, euler_step, shift_time, x0_from_velocity
+from lightning_aapt.data import VideoBatch
+from lightning_aapt.diffusion import add_noise, euler_step, timestep_schedule, x0_from_velocity
 from lightning_aapt.parallel import ParallelConfig
-from lightning_aapt.stages.base import OptimizerConfig, StageModule, TimestepConfig
+from lightning_aapt.stages.averaging import move_average
+from lightning_aapt.stages.base import StageModule
 from lightning_aapt.stages.checkpoints import load_backbone
+from lightning_aapt.stages.optim import OptimizerConfig
+from lightning_aapt.stages.randomness import TimestepConfig
 from lightning_aapt.stages.teacher_forcing import teacher_forcing
 
 
@@ -72,8 +76,8 @@ class ConsistencyDistillation(StageModule):
                              "model.backbone.recycled_input=true")
 
     def grid(self) -> Tensor:
-        """t_0 = 0 < ... < t_N = 1, evenly spaced then shifted: (N + 1,)."""
-        return shift_time(torch.linspace(0.0, 1.0, self.grid_steps + 1, device=self.device), self.timestep_cfg.shift)
+        """t_0 = 0 < ... < t_N = 1: the sampler's N-step schedule (evenly spaced then shifted), ascending: (N + 1,)."""
+        return timestep_schedule(self.grid_steps, self.timestep_cfg.shift, device=self.device).flip(0)
 
     def distance(self, a: Tensor, b: Tensor) -> Tensor:
         """Per-frame distance (B, F) between consistency outputs (B, F, C, H, W)."""
@@ -82,7 +86,7 @@ class ConsistencyDistillation(StageModule):
             return mse
         return torch.sqrt(mse + self.huber_c**2) - self.huber_c
 
-    def per_frame_losses(self, batch, t: Tensor, noise: Tensor, model=None) -> Tensor:
+    def per_frame_losses(self, batch: VideoBatch, t: Tensor, noise: Tensor, model=None) -> Tensor:
         """`t` (B, F-1) is snapped to the grid point t_n at or above it; the pair is (t_n, t_{n-1}). `model` is the
         student (default the trained weights); the stop-gradient target is the same network."""
         student_net = model or self.model
@@ -104,11 +108,9 @@ class ConsistencyDistillation(StageModule):
     def update_averages(self) -> None:
         super().update_averages()
         if self.target is not None:
-            with torch.no_grad():
-                torch._foreach_lerp_(list(self.target.parameters()), list(self.model.parameters()),
-                                     1 - self.target_ema_decay)
+            move_average(self.target, self.model, 1 - self.target_ema_decay)
 
-    def validation_step(self, batch, batch_idx: int) -> None:
+    def validation_step(self, batch: VideoBatch, batch_idx: int) -> None:
         super().validation_step(batch, batch_idx)
         for steps in self.eval_steps:
             self.log(f"val/stream_mse_{steps}step", self.stream_error(batch, batch_idx, steps).mean(),

@@ -7,6 +7,7 @@ with full attention; AAPT starts from such a model.
 from __future__ import annotations
 
 from lightning_aapt.backbone import BackboneConfig
+from lightning_aapt.data import VideoBatch
 from lightning_aapt.diffusion import add_noise, flow_matching_loss
 from lightning_aapt.stages.base import StageModule
 
@@ -19,7 +20,7 @@ class BidirectionalPretraining(StageModule):
             raise ValueError("stage 0 trains the pretrained-teacher form: set model.backbone.bidirectional=true "
                              "and model.backbone.recycled_input=false")
 
-    def per_frame_losses(self, batch, t, noise, model=None):
+    def per_frame_losses(self, batch: VideoBatch, t, noise, model=None):
         x0 = batch.latents  # (B, F, C, H, W)
         v = (model or self.model)(add_noise(x0, noise, t), t, None, batch.text, batch.controls)
         return flow_matching_loss(v, x0, noise)  # (B, F)

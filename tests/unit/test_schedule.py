@@ -8,7 +8,7 @@ import torch
 
 from lightning_aapt.backbone import BackboneConfig
 from lightning_aapt.stages import DiffusionAdaptation
-from lightning_aapt.stages.base import OptimizerConfig
+from lightning_aapt.stages.optim import OptimizerConfig
 
 pytestmark = pytest.mark.unit
 

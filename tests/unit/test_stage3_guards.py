@@ -20,8 +20,8 @@ def test_a_generator_that_is_never_finite_aborts_although_the_discriminator_step
     opt_d = torch.optim.SGD(module.discriminator.parameters(), lr=0.0)
     with pytest.raises(RuntimeError, match="non-finite G losses"):
         for _ in range(5):  # D and G alternate, as in training_step; only G is bad
-            assert module._update(opt_d, torch.tensor(0.7), module.discriminator.parameters(), "d")
-            assert not module._update(opt_g, torch.tensor(float("nan")), module.model.parameters(), "g")
+            assert module.apply_update(opt_d, torch.tensor(0.7), module.discriminator.parameters(), "d")
+            assert not module.apply_update(opt_g, torch.tensor(float("nan")), module.model.parameters(), "g")
     assert module.bad_steps == {"d": 0, "g": 3}
 
 

@@ -14,7 +14,7 @@ from lightning_aapt.backbone import BackboneConfig
 from lightning_aapt.cli.bench.timing import synchronize
 from lightning_aapt.data import VideoBatch
 from lightning_aapt.stages import AdversarialPostTraining, DiffusionAdaptation
-from lightning_aapt.stages.base import RandomStream
+from lightning_aapt.stages.randomness import RandomStream
 
 DIMS = {"latent_channels": 48, "text_dim": 64, "control_dim": 2}
 
