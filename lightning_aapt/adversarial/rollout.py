@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from lightning_aapt.backbone import CausalVideoDiT, KVCache
+from lightning_aapt.backbone import CausalVideoDiT, KVCache, recycled_frames
 from lightning_aapt.diffusion import x0_from_velocity
 from lightning_aapt.inference import StreamingGenerator
 
@@ -63,7 +63,7 @@ def rollout(model: CausalVideoDiT, context: Tensor, text: Tensor, noises: Tensor
                 snapshots[j] = gen.cache.snapshot()
             frames.append(gen.step(None if controls is None else controls[:, j], noises[:, j]))
         video = torch.stack(frames, dim=1)  # (B, R, C, H, W)
-        recycled = torch.cat([context[:, :1], video[:, :-1]], dim=1)  # (B, R, C, H, W)
+        recycled = recycled_frames(context[:, 0], video)  # (B, R, C, H, W)
     return Rollout(video, noises, recycled, controls, gen.text, snapshots, K)
 
 

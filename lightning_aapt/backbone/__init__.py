@@ -3,6 +3,7 @@
 from lightning_aapt.backbone.attention import AttentionBackend
 from lightning_aapt.backbone.config import PRESETS, BackboneConfig
 from lightning_aapt.backbone.kv_cache import KVCache
-from lightning_aapt.backbone.model import CausalVideoDiT, convert, convert_to_causal
+from lightning_aapt.backbone.model import CausalVideoDiT, convert, convert_to_causal, recycled_frames
 
-__all__ = ["PRESETS", "AttentionBackend", "BackboneConfig", "CausalVideoDiT", "KVCache", "convert", "convert_to_causal"]
+__all__ = ["PRESETS", "AttentionBackend", "BackboneConfig", "CausalVideoDiT", "KVCache", "convert", "convert_to_causal",
+           "recycled_frames"]

@@ -261,6 +261,13 @@ class CausalVideoDiT(nn.Module):
             raise ValueError("a bidirectional model takes no KV cache (BackboneConfig.bidirectional=True)")
 
 
+def recycled_frames(first: Tensor, frames: Tensor) -> Tensor:
+    """The `recycled` input of `frames` (B, F, C, H, W) that follow the frame `first` (B, C, H, W): for each frame,
+    the one before it (`first`, then frames 0..F-2). Training (teacher forcing: the real frames) and the stage-3
+    rollout (the generator's own) lay frames out through this; streaming carries the last frame forward itself."""
+    return torch.cat([first[:, None], frames[:, :-1]], dim=1)  # (B, F, C, H, W)
+
+
 def convert(model: CausalVideoDiT, **changes) -> CausalVideoDiT:
     """`model`'s weights in a model of a changed config; new input groups start at zero.
 

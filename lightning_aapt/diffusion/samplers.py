@@ -16,6 +16,20 @@ from lightning_aapt.diffusion.flow import euler_step, shift_time
 VelocityFn = Callable[[Tensor, Tensor, int], Tensor]
 
 
+def frames_velocity(model: Callable[..., Tensor], recycled: Tensor | None, text: Tensor | None,
+                    controls: Tensor | None = None, caches: list | None = None) -> VelocityFn:
+    """The model as a sampler's `velocity_fn`: the velocity of frames x (B, F, C, H, W), every frame at the step's
+    t, with their recycled frames (B, F, C, H, W), text (B, L, Dt; None: the cache's prompt) and controls (B, F, A);
+    step i attends to `caches[i]` when given (one KV cache per noise level)."""
+
+    def velocity(x: Tensor, t: Tensor, i: int) -> Tensor:
+        B, F = x.shape[:2]
+        cache = None if caches is None else caches[i]
+        return model(x, t.reshape(1, 1).expand(B, F), recycled, text, controls, cache=cache)
+
+    return velocity
+
+
 def timestep_schedule(num_steps: int, shift: float = 1.0, device: torch.device | str | None = None) -> Tensor:
     """K+1 decreasing timesteps from 1 (noise) to 0 (data), evenly spaced then shifted: (K + 1,)."""
     if num_steps < 1:

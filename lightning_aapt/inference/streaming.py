@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from lightning_aapt.backbone import CausalVideoDiT, KVCache
-from lightning_aapt.diffusion import add_noise, euler_sample, timestep_schedule
+from lightning_aapt.diffusion import add_noise, euler_sample, frames_velocity, timestep_schedule
 
 
 class StreamingGenerator:
@@ -152,7 +152,6 @@ class StreamingGenerator:
     def step(self, controls: Tensor | None = None, noise: Tensor | None = None) -> Tensor:
         """Generate the next latent frame of every stream: controls (B, A), noise (B, C, H, W) -> (B, C, H, W)."""
         self._check_started()
-        B = self._recycled.shape[0]
         with self._no_grad():
             if noise is None:
                 noise = self._noise.normal_(generator=self.rng)
@@ -161,11 +160,8 @@ class StreamingGenerator:
             frame_controls = None if controls is None else controls.to(self.device, self.dtype)[:, None]  # (B, 1, A)
             recycled = self._recycled[:, None]  # (B, 1, C, H, W)
 
-            def velocity(x: Tensor, t: Tensor, i: int) -> Tensor:
-                return self.model(x[:, None], t.reshape(1, 1).expand(B, 1), recycled, None, frame_controls,
-                                  cache=self.caches[i])[:, 0]  # (B, C, H, W)
-
-            frame = euler_sample(velocity, noise.to(self.dtype), self.schedule)  # (B, C, H, W)
+            velocity = frames_velocity(self.model, recycled, None, frame_controls, self.caches)  # level i: cache i
+            frame = euler_sample(velocity, noise.to(self.dtype)[:, None], self.schedule)[:, 0]  # (B, C, H, W)
             self._recycled.copy_(frame)
         return frame
 

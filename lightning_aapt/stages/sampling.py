@@ -11,7 +11,7 @@ from torch import Tensor
 
 from lightning_aapt.backbone import CausalVideoDiT
 from lightning_aapt.data import VideoBatch
-from lightning_aapt.diffusion import euler_sample, timestep_schedule
+from lightning_aapt.diffusion import euler_sample, frames_velocity, timestep_schedule
 from lightning_aapt.inference import StreamingGenerator
 
 
@@ -37,7 +37,5 @@ def sample_clips(model: CausalVideoDiT, batch: VideoBatch, context_frames: int, 
     generator = torch.Generator(device=batch.latents.device).manual_seed(10_000 + seed)
     noise = torch.randn(batch.latents.shape, generator=generator, device=batch.latents.device)
 
-    def velocity(x: Tensor, t: Tensor, i: int) -> Tensor:
-        return model(x, t.reshape(1, 1).expand(B, F), None, batch.text, batch.controls)
-
+    velocity = frames_velocity(model, None, batch.text, batch.controls)
     return euler_sample(velocity, noise, timestep_schedule(steps, shift, device=noise.device))

@@ -16,7 +16,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from lightning_aapt.diffusion import euler_sample, timestep_schedule
+from lightning_aapt.backbone import recycled_frames
+from lightning_aapt.diffusion import euler_sample, frames_velocity, timestep_schedule
 
 
 class TeacherForcing(NamedTuple):
@@ -31,7 +32,9 @@ def teacher_forcing(latents: Tensor, controls: Tensor | None) -> TeacherForcing:
     """The streaming layout of a clip: latents (B, F, C, H, W), controls (B, F, A) -> F - 1 trained positions."""
     if latents.shape[1] < 2:
         raise ValueError(f"teacher forcing needs clips of at least 2 frames (data.num_frames); got {latents.shape[1]}")
-    return TeacherForcing(latents[:, 1:], latents[:, :-1], None if controls is None else controls[:, 1:])
+    targets = latents[:, 1:]
+    recycled = recycled_frames(latents[:, 0], targets)  # frames 0..F-2
+    return TeacherForcing(targets, recycled, None if controls is None else controls[:, 1:])
 
 
 def teacher_forced_frames(model: torch.nn.Module, latents: Tensor, text: Tensor, controls: Tensor | None,
@@ -43,11 +46,7 @@ def teacher_forced_frames(model: torch.nn.Module, latents: Tensor, text: Tensor,
     generator) is x0 = noise - v(noise, 1). Gradients flow when enabled (stage 3's teacher-forced variant, AAPT
     App. D); stage 3's distillation term samples its teacher this way on the generator's own frames."""
     tf = teacher_forcing(latents, controls)
-    B, n = tf.targets.shape[:2]
-
-    def velocity(x: Tensor, t: Tensor, i: int) -> Tensor:
-        return model(x, t.to(x.dtype).reshape(1, 1).expand(B, n), tf.recycled, text, tf.controls)
-
+    velocity = frames_velocity(model, tf.recycled, text, tf.controls)
     return euler_sample(velocity, noise, timestep_schedule(steps, shift, device=noise.device))  # (B, F-1, C, H, W)
 
 

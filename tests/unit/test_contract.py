@@ -26,6 +26,9 @@ def test_design_contract_runs_as_written():
     model(latents[:, :2], timesteps[:, :2], recycled[:, :2], text, cache=cache)
     model(latents[:, 2:], timesteps[:, 2:], recycled[:, 2:], text, cache=cache)
     assert cache.num_frames == 3
+    cache.set_prompt(text)  # then text=None: the prompt's keys/values are computed once and reused
+    prompted = model(latents[:, :1], timesteps[:, :1], recycled[:, :1], None, cache=cache)
+    assert prompted.shape == (B, 1, C, H, W) and cache.num_frames == 4
 
     windowed = dataclasses.replace(cfg, window_frames=4, sink_frames=1)
     assert CausalVideoDiT(windowed)(latents, timesteps, recycled, text).shape == (B, F, C, H, W)
@@ -45,3 +48,11 @@ def test_backbone_imports_torch_only():
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", f"the model code must import torch only, but it imported {out.strip()}"
+
+
+def test_recycled_frames_put_the_frame_before_each_frame():
+    from lightning_aapt.backbone import recycled_frames
+
+    first, frames = torch.randn(2, 4, 3, 3), torch.randn(2, 5, 4, 3, 3)
+    recycled = recycled_frames(first, frames)
+    assert torch.equal(recycled[:, 0], first) and torch.equal(recycled[:, 1:], frames[:, :-1])
