@@ -5,38 +5,20 @@ training (`lightning_aapt.evaluation`), written as `report.json`, `report.md`, `
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
+from typing import Literal
 
 import lightning as L
 import torch
 from omegaconf import OmegaConf
 
 from lightning_aapt.cli.lightning import build_lightning
+from lightning_aapt.cli.signature import run_function
 from lightning_aapt.data import first_clips
 from lightning_aapt.evaluation.drift import stream_drift
 from lightning_aapt.evaluation.generated_vs_real import generated_vs_real
 from lightning_aapt.evaluation.report import write_report
 from lightning_aapt.metrics.extractors import make_extractor
-
-
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m lightning_aapt eval",
-                                     description="Fréchet/kernel distance and long-horizon drift of a checkpoint.")
-    parser.add_argument("--ckpt", required=True, help="a stage checkpoint (e.g. runs/pipeline/stage3/checkpoints/"
-                        "last.ckpt)")
-    parser.add_argument("--config", required=True, help="the stage's experiment YAML (model class, data)")
-    parser.add_argument("--out", help="report directory (default: <run dir>/eval/<checkpoint name>)")
-    parser.add_argument("--extractor", default="rand3d", choices=["rand3d", "i3d"])
-    parser.add_argument("--i3d_path", help="local I3D weights (StyleGAN-V TorchScript or InceptionI3d state dict)")
-    parser.add_argument("--num_clips", type=int, default=64, help="clips for the Fréchet/kernel distance")
-    parser.add_argument("--horizon", type=int, default=10, help="drift streams: multiples of the clip length")
-    parser.add_argument("--drift_clips", type=int, default=8, help="drift streams")
-    parser.add_argument("--window_frames", type=int, help="drift window (default: the clip length)")
-    parser.add_argument("--steps", type=int, help="sampler steps per frame (default: the stage's sample_steps)")
-    parser.add_argument("--cache_dir", help="real-feature cache (default: $XDG_CACHE_HOME/lightning_aapt/...)")
-    parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args(argv)
 
 
 def load_stage(ckpt: Path, config: Path) -> tuple[L.LightningModule, L.LightningDataModule, int | None]:
@@ -63,27 +45,47 @@ def load_stage(ckpt: Path, config: Path) -> tuple[L.LightningModule, L.Lightning
     return cli.model, cli.datamodule, state.get("global_step")
 
 
-def main(argv: list[str]) -> int:
-    args = parse_args(argv)
-    L.seed_everything(args.seed, verbose=False)
-    ckpt = Path(args.ckpt)
-    out = Path(args.out or ckpt.parent.parent / "eval" / ckpt.stem)
-    module, data, global_step = load_stage(ckpt, Path(args.config))
-    steps = args.steps or module.sample_steps
+def evaluate(ckpt: Path, config: Path, out: Path | None = None, extractor: Literal["rand3d", "i3d"] = "rand3d",
+             i3d_path: Path | None = None, num_clips: int = 64, horizon: int = 10, drift_clips: int = 8,
+             window_frames: int | None = None, steps: int | None = None, cache_dir: Path | None = None,
+             seed: int = 0) -> int:
+    """Fréchet/kernel distance and long-horizon drift of a checkpoint, written as a report.
+
+    Args:
+        ckpt: a stage checkpoint (e.g. runs/pipeline/stage3/checkpoints/last.ckpt), or a sharded checkpoint folder.
+        config: the stage's experiment YAML (model class, data).
+        out: report directory (default: <run dir>/eval/<checkpoint name>).
+        extractor: video features: rand3d (offline) or i3d (FVD; needs i3d_path).
+        i3d_path: local I3D weights (StyleGAN-V TorchScript or InceptionI3d state dict).
+        num_clips: clips for the Fréchet/kernel distance.
+        horizon: drift streams: multiples of the clip length.
+        drift_clips: drift streams.
+        window_frames: drift window (default: the clip length).
+        steps: sampler steps per frame (default: the stage's sample_steps).
+        cache_dir: real-feature cache (default: $XDG_CACHE_HOME/lightning_aapt/real_features).
+        seed: seed of everything random.
+    """
+    L.seed_everything(seed, verbose=False)
+    out = out or ckpt.parent.parent / "eval" / ckpt.stem
+    module, data, global_step = load_stage(ckpt, config)
+    steps = steps or module.sample_steps
     module.sample_steps = steps
-    extractor = make_extractor(args.extractor, args.i3d_path, flag="--i3d_path")
+    features = make_extractor(extractor, None if i3d_path is None else str(i3d_path), flag="--i3d_path")
     data.setup("validate")
-    batches = first_clips(data.val_dataloader(), args.num_clips)
+    batches = first_clips(data.val_dataloader(), num_clips)
     values, protocol = generated_vs_real(lambda batch, i: module.predict_step(batch, i)["latents"], batches,
-                                         data.codec, extractor, args.num_clips, data.data_dir, args.cache_dir)
-    drift = stream_drift(module.sampling_model, data.data_dir, batches[0], args.horizon, args.window_frames,
-                         extractor, args.drift_clips, steps, module.timestep_cfg.shift, module.context_frames,
-                         args.seed)
-    result = {"checkpoint": str(ckpt), "config": args.config, "model": type(module).__name__,
+                                         data.codec, features, num_clips, data.data_dir, cache_dir)
+    drift = stream_drift(module.sampling_model, data.data_dir, batches[0], horizon, window_frames, features,
+                         drift_clips, steps, module.timestep_cfg.shift, module.context_frames, seed)
+    result = {"checkpoint": str(ckpt), "config": str(config), "model": type(module).__name__,
               "global_step": global_step, "steps_per_frame": steps,
               "fd": {"values": values, "protocol": {**protocol, **module.sampling_protocol()}},
-              "horizon": args.horizon, "drift_clips": args.drift_clips, "drift_frames": drift.generated.shape[1],
+              "horizon": horizon, "drift_clips": drift_clips, "drift_frames": drift.generated.shape[1],
               "drift": drift.report.to_dict(), "drift_floor": drift.floor.to_dict() if drift.floor else None}
     print(write_report(out, result, drift))
     print(f"wrote {out / 'report.md'} and {out / 'report.json'}")
     return 0
+
+
+def main(argv: list[str]) -> int:
+    return run_function(evaluate, argv, "eval")

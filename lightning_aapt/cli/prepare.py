@@ -2,32 +2,37 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
+
+from lightning_aapt.cli.signature import run_function
+from lightning_aapt.world.dataset import ToyWorldSpec
+
+
+def toy_world(out: Path, spec: ToyWorldSpec | None = None, overwrite: bool = False) -> int:
+    """Render the built-in toy world into shards and a manifest, deterministic from the spec's seed.
+
+    Args:
+        out: output directory.
+        spec: what to render (default: the default world, 1000 train and 64 val clips of 16 frames, 32 px); any
+            field can be set, e.g. --spec.train_clips 200 --spec.world.size 16 (`--spec.help` lists them), or
+            the same block as a data config's toy_world.
+        overwrite: replace an existing dataset (--overwrite true).
+    """
+    from datamodules.toy_world import prepare_toy_world
+
+    spec = spec or ToyWorldSpec()
+    manifest = prepare_toy_world(out, spec, overwrite=overwrite)
+    print(f"wrote {spec.train_clips} train and {spec.val_clips} val clips to {out} "
+          f"(latents {manifest['shapes']['latents']}, {manifest['made_by']['seconds']} s)")
+    return 0
+
+
+SOURCES = {"toy-world": toy_world}
 
 
 def main(argv: list[str]) -> int:
-    from datamodules.toy_world import prepare_toy_world
-    from lightning_aapt.world import WorldConfig
-    from lightning_aapt.world.dataset import ToyWorldSpec
-
-    parser = argparse.ArgumentParser(prog="python -m lightning_aapt prepare",
-                                     description="Write WebDataset shards of video latents.")
-    sub = parser.add_subparsers(dest="source", required=True)
-    toy = sub.add_parser("toy-world", help="render the built-in toy world (deterministic from --seed)")
-    spec = ToyWorldSpec()
-    toy.add_argument("--out", type=Path, required=True, help="output directory")
-    toy.add_argument("--train-clips", type=int, default=spec.train_clips)
-    toy.add_argument("--val-clips", type=int, default=spec.val_clips)
-    toy.add_argument("--clip-frames", type=int, default=spec.clip_frames)
-    toy.add_argument("--size", type=int, default=WorldConfig().size, help="frame edge in pixels")
-    toy.add_argument("--samples-per-shard", type=int, default=spec.samples_per_shard)
-    toy.add_argument("--seed", type=int, default=spec.seed)
-    toy.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
-    args = parser.parse_args(argv)
-    spec = ToyWorldSpec(train_clips=args.train_clips, val_clips=args.val_clips, clip_frames=args.clip_frames,
-                        world=WorldConfig(size=args.size), samples_per_shard=args.samples_per_shard, seed=args.seed)
-    manifest = prepare_toy_world(args.out, spec, overwrite=args.overwrite)
-    print(f"wrote {args.train_clips} train and {args.val_clips} val clips to {args.out} "
-          f"(latents {manifest['shapes']['latents']}, {manifest['made_by']['seconds']} s)")
-    return 0
+    if not argv or argv[0] not in SOURCES:
+        print(f"usage: python -m lightning_aapt prepare {{{','.join(SOURCES)}}} [--help]: write shards of "
+              "(for now) the built-in toy world")
+        return 0 if argv[:1] in ([], ["-h"], ["--help"]) else 2
+    return run_function(SOURCES[argv[0]], argv[1:], f"prepare {argv[0]}")

@@ -10,10 +10,29 @@ pytestmark = pytest.mark.smoke
 
 def test_stream_command_reports_time_per_frame():
     out = subprocess.run([sys.executable, "-m", "lightning_aapt", "stream", "--preset", "tiny", "--frames", "20",
-                          "--latent-size", "4", "4", "--warmup", "2"], capture_output=True, text=True, check=True)
+                          "--latent_size", "[4,4]", "--warmup", "2"], capture_output=True, text=True, check=True)
     assert "ms/frame" in out.stdout and "20 frames" in out.stdout
 
 
 def test_unknown_command_fails_with_usage():
     out = subprocess.run([sys.executable, "-m", "lightning_aapt", "nope"], capture_output=True, text=True)
     assert out.returncode == 2 and "Commands:" in out.stdout
+
+
+def test_extra_commands_take_typed_flags_with_help_from_their_docstrings(tmp_path, capsys):
+    from lightning_aapt.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    help_text = capsys.readouterr().out
+    assert "Fréchet/kernel distance and long-horizon drift" in help_text and "drift streams: multiples" in help_text
+    with pytest.raises(SystemExit):
+        main(["sample", "--ckpt", "x.ckpt", "--out", "x.gif", "--frames", "many"])
+    assert 'Parser key "frames"' in capsys.readouterr().err
+    out = tmp_path / "toy"
+    assert main(["prepare", "toy-world", "--out", str(out), "--spec.train_clips", "2", "--spec.val_clips", "2",
+                 "--spec.clip_frames", "4", "--spec.world.size", "16"]) == 0
+    from lightning_aapt.world.dataset import spec_from_manifest
+
+    spec = spec_from_manifest(out)
+    assert (spec.train_clips, spec.clip_frames, spec.world.size) == (2, 4, 16)
