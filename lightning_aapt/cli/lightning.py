@@ -7,6 +7,26 @@ from pathlib import Path
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
+# Where each configuration class sits in a stage config, so a refusal names the key a user types.
+CONFIG_KEYS = {"BackboneConfig": "model.init_args.backbone", "WorldConfig": "data.init_args.toy_world.world"}
+
+
+class ConfigError(ValueError):
+    """A configuration value the code refused; the message leads with its key."""
+
+
+def config_error(err: Exception) -> ConfigError | None:
+    """The refusal inside a LightningCLI instantiation error, which lists every type it tried (the model's class,
+    None) and dumps the whole namespace; None when `err` is not one."""
+    tried = [line.strip()[2:] for line in str(err).splitlines() if line.strip().startswith("- ")]
+    reasons = [line for line in tried if not line.startswith("Expected a <class 'NoneType'>")]
+    if "Given value" not in str(err) or not reasons:
+        return None
+    reason = reasons[0]
+    for name, key in CONFIG_KEYS.items():
+        reason = reason.replace(f"{name}.", f"{key}.").replace(f"{name} needs", f"{key} needs")
+    return ConfigError(reason)
+
 
 def lightning_cli(argv: list[str] | None) -> int:
     """LightningCLI on `argv` (None: the command line itself)."""
@@ -56,6 +76,11 @@ def run_lightning(argv: list[str] | None):
         sys.argv = [saved[0], *argv]
     try:
         return aapt_cli()
+    except ValueError as err:
+        refused = config_error(err)
+        if refused is None:
+            raise
+        raise refused from None  # the namespace dump buries the reason
     finally:
         sys.argv = saved
 
@@ -63,4 +88,10 @@ def run_lightning(argv: list[str] | None):
 def build_lightning(args: list[str]):
     """Instantiate the model, data module and trainer of a config without running anything (`args` without
     a subcommand, e.g. ["--config", X])."""
-    return aapt_cli(args=args, run=False)
+    try:
+        return aapt_cli(args=args, run=False)
+    except ValueError as err:
+        refused = config_error(err)
+        if refused is None:
+            raise
+        raise refused from None

@@ -5,6 +5,8 @@ import sys
 
 import pytest
 
+from tests.helpers_cli import EXPERIMENTS
+
 pytestmark = pytest.mark.smoke
 
 
@@ -36,3 +38,12 @@ def test_extra_commands_take_typed_flags_with_help_from_their_docstrings(tmp_pat
 
     spec = spec_from_manifest(out)
     assert (spec.train_clips, spec.clip_frames, spec.world.size) == (2, 4, 16)
+
+
+def test_a_refused_config_value_is_named_by_its_key_not_dumped():
+    out = subprocess.run([sys.executable, "-m", "lightning_aapt", "fit", "--config", str(EXPERIMENTS / "stage1.yaml"),
+                          "--model.init_args.backbone.window_frames=0"], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == ("error: model.init_args.backbone.window_frames must be >= 1 or None "
+                                                   "(unbounded), got 0")
+    assert "Namespace(" not in out.stderr and "Traceback" not in out.stderr
