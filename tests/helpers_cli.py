@@ -13,11 +13,21 @@ EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 TINY_BACKBONE = {"dim": 48, "depth": 2, "num_heads": 2, "freq_dim": 32, "patch_size": 1}
 
 
+def shipped_config(stage: str) -> dict:
+    """experiments/<stage>.yaml as a dict; a file it names (data.init_args.toy_world) is made absolute, so a copy
+    written elsewhere reads the same."""
+    config = yaml.safe_load((EXPERIMENTS / f"{stage}.yaml").read_text())
+    data = config["data"]["init_args"]
+    if isinstance(data.get("toy_world"), str):
+        data["toy_world"] = str((EXPERIMENTS / stage).parent.joinpath(data["toy_world"]).resolve())
+    return config
+
+
 def tiny_config(stage: str, tmp_path: Path, data_dir: Path, steps: int = 3, val_every: int | None = None,
                 **model_args) -> Path:
     """experiments/<stage>.yaml with the tiny backbone, `steps` optimizer steps (validation every `val_every`
     batches, default `steps`), the tiny dataset and paths in tmp_path."""
-    config = yaml.safe_load((EXPERIMENTS / f"{stage}.yaml").read_text())
+    config = shipped_config(stage)
     trainer = config["trainer"]
     trainer.update(max_steps=steps, val_check_interval=val_every or steps, limit_val_batches=1, log_every_n_steps=1,
                    default_root_dir=str(tmp_path / stage), enable_progress_bar=False, enable_model_summary=False)

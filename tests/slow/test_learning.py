@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from tests.helpers_cli import EXPERIMENTS, fit
+from tests.helpers_cli import EXPERIMENTS, fit, shipped_config
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,7 @@ def data_dir(tmp_path_factory):
 
 def stage_config(stage: str, tmp_path, data_dir, steps: int | None = None, **model_args):
     """experiments/<stage>.yaml as shipped (or cut to `steps`), without its evaluation callbacks."""
-    config = yaml.safe_load((EXPERIMENTS / f"{stage}.yaml").read_text())
+    config = shipped_config(stage)
     trainer = config["trainer"]
     trainer["callbacks"] = [c for c in trainer["callbacks"] if c["class_path"].startswith("lightning.")]
     if steps is not None:

@@ -11,13 +11,25 @@ pytestmark = pytest.mark.smoke
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 PIPELINES = [EXPERIMENTS / "pipeline.yaml", EXPERIMENTS / "reference.yaml"]
-CONFIGS = sorted(p for p in EXPERIMENTS.rglob("*.yaml") if p not in PIPELINES)
+WORLDS = EXPERIMENTS / "worlds"  # toy-world specs the stage configs name (data.init_args.toy_world: a path)
+CONFIGS = sorted(p for p in EXPERIMENTS.rglob("*.yaml") if p not in PIPELINES and p.parent != WORLDS)
 
 
 def test_there_are_configs_for_each_stage_and_for_scale():
     names = {p.relative_to(EXPERIMENTS).as_posix() for p in CONFIGS}
     assert {"stage0.yaml", "stage1.yaml", "stage2.yaml", "stage3.yaml"} <= names
     assert any(n.startswith("scale/") for n in names)
+
+
+def test_toy_world_specs_are_shared_files():
+    """The 16-px world is written once (worlds/toy16.yaml), and every config that names a world names a file."""
+    named = {}
+    for config in CONFIGS:
+        toy = yaml.safe_load(config.read_text()).get("data", {}).get("init_args", {}).get("toy_world")
+        if toy is not None:
+            assert isinstance(toy, str), f"{config}: data.init_args.toy_world should name a file in experiments/worlds"
+            named[config.name] = (config.parent / toy).resolve()
+    assert len(named) >= 4 and set(named.values()) == {(WORLDS / "toy16.yaml").resolve()}
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.relative_to(EXPERIMENTS).as_posix())
