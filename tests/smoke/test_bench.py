@@ -1,4 +1,4 @@
-"""`bench all --quick` runs every suite and writes the promised JSON keys with sane values."""
+"""`bench all --quick true` runs every suite and writes the promised JSON keys with sane values."""
 
 import json
 
@@ -11,8 +11,8 @@ pytestmark = pytest.mark.smoke
 
 def test_bench_all_writes_its_figures(toy_data, tmp_path, capsys):
     out = tmp_path / "results.json"
-    assert main(["bench", "all", "--quick", "--preset", "tiny", "--latent-size", "8", "8", "--frames", "20",
-                 "--data-dir", str(toy_data), "--out", str(out)]) == 0
+    assert main(["bench", "all", "--quick", "true", "--preset", "tiny", "--latent_size", "[8,8]", "--frames",
+                 "20", "--data_dir", str(toy_data), "--out", str(out)]) == 0
     r = json.loads(out.read_text())
     assert isinstance(r["machine"], str) and "threads" in r["machine"]
     s = r["streaming"]
