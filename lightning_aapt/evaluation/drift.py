@@ -24,7 +24,7 @@ from lightning_aapt.backbone import CausalVideoDiT
 from lightning_aapt.codecs import codec_from_manifest
 from lightning_aapt.data import VideoBatch, read_manifest
 from lightning_aapt.evaluation.toy import validation_scenes
-from lightning_aapt.inference import StreamingGenerator
+from lightning_aapt.inference import stream_after_context
 from lightning_aapt.metrics.drift import DriftReport, drift_reports
 from lightning_aapt.metrics.extractors import metric_name
 from lightning_aapt.world.dataset import ToyWorldSpec
@@ -61,9 +61,8 @@ def stream_drift(model: CausalVideoDiT, data_dir: str | Path, batch: VideoBatch,
         reference = codec.decode(batch.latents[:num_clips].float().cpu())
     param = next(model.parameters())
     controls = None if controls is None or not model.cfg.control_dim else controls.to(param)  # (B, T, A)
-    gen = StreamingGenerator(model, steps=steps, shift=shift, seed=seed)
-    gen.reset(text.to(param), context=context.to(param), context_controls=None if controls is None else controls[:, :K])
-    streamed = gen.generate(frames - K, None if controls is None else controls[:, K:])  # (B, T-K, C, H, W)
+    streamed = stream_after_context(model, text.to(param), context.to(param), controls, frames, steps, shift,
+                                    seed)  # (B, T-K, C, H, W)
     latents = torch.cat([context.to(streamed), streamed], dim=1).float().cpu()  # (B, T, C, H, W)
     generated = codec.decode(latents)
     scored = {"generated": (generated, latents)}

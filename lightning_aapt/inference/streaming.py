@@ -186,3 +186,14 @@ class StreamingGenerator:
         if not self.caches:
             raise RuntimeError("call StreamingGenerator.reset(text, context=None) before step(), observe() or "
                                "generate()")
+
+
+def stream_after_context(model: CausalVideoDiT, text: Tensor, context: Tensor, controls: Tensor | None,
+                         num_frames: int, steps: int = 1, shift: float = 1.0, seed: int = 0) -> Tensor:
+    """Clips continued after their first K real frames `context` (B, K, C, H, W) to `num_frames` frames in all,
+    frame f driven by controls[:, f] (B, T, A): the streamed frames K..T-1, (B, T-K, C, H, W). Every evaluation of
+    a stream (validation, FD, drift, `predict`) starts this way."""
+    K = context.shape[1]
+    gen = StreamingGenerator(model, steps=steps, shift=shift, seed=seed)
+    gen.reset(text, context=context, context_controls=None if controls is None else controls[:, :K])
+    return gen.generate(num_frames - K, None if controls is None else controls[:, K:])

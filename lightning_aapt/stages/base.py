@@ -18,12 +18,13 @@ from torch import Tensor
 from lightning_aapt.backbone import AttentionBackend, BackboneConfig, CausalVideoDiT
 from lightning_aapt.data import VideoBatch
 from lightning_aapt.diffusion import sample_timesteps
+from lightning_aapt.inference import stream_after_context
 from lightning_aapt.parallel import ParallelConfig, parallelize
 from lightning_aapt.stages.averaging import move_average
 from lightning_aapt.stages.checkpoints import init_backbone_from
 from lightning_aapt.stages.optim import OptimizerConfig, adamw, lr_factor
 from lightning_aapt.stages.randomness import RandomStream, TimestepConfig, sample_generators
-from lightning_aapt.stages.sampling import sample_clips, stream_after_context
+from lightning_aapt.stages.sampling import sample_clips
 from lightning_aapt.stages.teacher_forcing import next_frame_errors
 
 
@@ -187,9 +188,10 @@ class StageModule(L.LightningModule):
 
     def stream_error(self, batch: VideoBatch, batch_idx: int, steps: int) -> Tensor:
         """Per-frame latent MSE (B, F-K) of `stream_after_context` against the real clip."""
-        frames = stream_after_context(self.sampling_model, batch, self.context_frames, steps, self.timestep_cfg.shift,
-                                      seed=batch_idx)  # (B, F-K, C, H, W)
-        return (frames.float() - batch.latents[:, self.context_frames :].float()).pow(2).flatten(2).mean(-1)
+        K = self.context_frames
+        frames = stream_after_context(self.sampling_model, batch.text, batch.latents[:, :K], batch.controls,
+                                      batch.latents.shape[1], steps, self.timestep_cfg.shift, batch_idx)
+        return (frames.float() - batch.latents[:, K:].float()).pow(2).flatten(2).mean(-1)
 
     def sampling_protocol(self) -> dict:
         """How `predict_step` samples, for the protocol recorded beside a generated-vs-real number."""

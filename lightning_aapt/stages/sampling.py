@@ -1,5 +1,6 @@
-"""How a stage samples clips for evaluation and `predict`: a causal model streams each clip after its first real
-frames (fed through the cache) driven by the clip's own controls; a bidirectional one samples the clip jointly.
+"""How a stage samples clips for `predict` (and so for the FD and video callbacks): a causal model streams each clip
+after its first real frames (fed through the cache) driven by the clip's own controls; a bidirectional one
+samples the clip jointly.
 
 Notation: B batch, F frames, K context frames, C latent channels, H/W latent height/width.
 """
@@ -12,27 +13,18 @@ from torch import Tensor
 from lightning_aapt.backbone import CausalVideoDiT
 from lightning_aapt.data import VideoBatch
 from lightning_aapt.diffusion import euler_sample, frames_velocity, timestep_schedule
-from lightning_aapt.inference import StreamingGenerator
-
-
-def stream_after_context(model: CausalVideoDiT, batch: VideoBatch, context_frames: int, steps: int, shift: float,
-                         seed: int) -> Tensor:
-    """Each clip streamed after its first K real frames, frame f driven by controls[f], `steps` Euler steps per frame
-    on the time grid shifted by `shift`: (B, F-K, C, H, W)."""
-    K, controls = context_frames, batch.controls
-    gen = StreamingGenerator(model, steps=steps, shift=shift, seed=seed)
-    gen.reset(batch.text, context=batch.latents[:, :K], context_controls=None if controls is None else controls[:, :K])
-    return gen.generate(batch.latents.shape[1] - K, None if controls is None else controls[:, K:])
+from lightning_aapt.inference import stream_after_context
 
 
 def sample_clips(model: CausalVideoDiT, batch: VideoBatch, context_frames: int, steps: int, shift: float,
                  seed: int) -> Tensor:
     """Clips like the batch's, (B, F, C, H, W), reproducible from `seed`: a causal model keeps the first K real
-    frames and streams the rest (`stream_after_context`); a bidirectional one samples every frame jointly from
+    frames and streams the rest (`inference.stream_after_context`); a bidirectional one samples every frame jointly from
     noise, `steps` Euler steps."""
     B, F = batch.latents.shape[:2]
     if not model.cfg.bidirectional:
-        streamed = stream_after_context(model, batch, context_frames, steps, shift, seed)
+        streamed = stream_after_context(model, batch.text, batch.latents[:, :context_frames], batch.controls,
+                                        batch.latents.shape[1], steps, shift, seed)
         return torch.cat([batch.latents[:, :context_frames], streamed], dim=1)
     generator = torch.Generator(device=batch.latents.device).manual_seed(10_000 + seed)
     noise = torch.randn(batch.latents.shape, generator=generator, device=batch.latents.device)

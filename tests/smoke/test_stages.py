@@ -74,7 +74,7 @@ def test_validate_test_and_predict_run_on_a_stage_checkpoint(stage0_run, toy_dat
     for command in ("validate", "test"):
         assert main([command, "--config", str(config)]) == 0
     from datamodules.web_video import WebVideoDataModule
-    from lightning_aapt.stages.sampling import stream_after_context
+    from lightning_aapt.inference import stream_after_context
 
     causal = load_backbone(source).cfg.replace(bidirectional=False, recycled_input=True, window_frames=4)
     module = DiffusionAdaptation(backbone=causal, init_from=str(source), sample_steps=2)
@@ -84,6 +84,6 @@ def test_validate_test_and_predict_run_on_a_stage_checkpoint(stage0_run, toy_dat
     assert out["latents"].shape == batch.latents.shape and torch.isfinite(out["latents"]).all()
     assert torch.equal(out["latents"][:, :2], batch.latents[:, :2])  # the real context frames are kept
     # the streamed frames are the ones validation scores: frame f driven by controls[f]
-    streamed = stream_after_context(module.sampling_model, batch, module.context_frames, 2, module.timestep_cfg.shift,
-                                    seed=0)
+    streamed = stream_after_context(module.sampling_model, batch.text, batch.latents[:, :2], batch.controls,
+                                    batch.latents.shape[1], 2, module.timestep_cfg.shift, seed=0)
     torch.testing.assert_close(out["latents"][:, 2:], streamed)
