@@ -78,18 +78,18 @@ def regenerate(model: CausalVideoDiT, ro: Rollout, start: int, stop: int, kv_gra
                          "context frames, observed, not generated")
     B = ro.noises.shape[0]
     span = slice(start, stop)
-    context = None
+    before = None  # the cache of the frames before the span
     if start > 0:
         if start not in ro.snapshots:
             raise KeyError(f"regenerate(start={start}) needs rollout(..., snapshot_at) to include {start}")
-        context = ro.snapshots[start].snapshot()  # a copy: the span's own frames are never written into it
+        before = ro.snapshots[start].snapshot()  # a copy: the span's own frames are never written into it
     controls = None if ro.controls is None else ro.controls[:, span]
     noises, recycled = ro.noises[:, span], ro.recycled[:, span].detach()
     if kv_gradients:
         ones = noises.new_ones(B, stop - start)
-        v = model(noises, ones, recycled, ro.text, controls, cache=context, cache_write=False)  # text K/V with grad
+        v = model(noises, ones, recycled, ro.text, controls, cache=before, cache_write=False)  # text K/V with grad
         return x0_from_velocity(noises, v, ones)  # one step from t = 1: noise - v
-    cache = context if context is not None else model.new_cache(B)
+    cache = before if before is not None else model.new_cache(B)
     frames, ones = [], noises.new_ones(B, 1)
     for j in range(stop - start):  # one frame at a time; the cache stores detached keys/values
         c = None if controls is None else controls[:, j : j + 1]

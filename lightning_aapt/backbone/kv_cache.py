@@ -20,7 +20,7 @@ The prompt's cross-attention keys/values are cached too, computed inside each bl
 keys/values and leaves the prompt alone. Stored keys/values never carry gradients; the new frames and the
 text of a call do (within that call).
 
-The model talks to the cache through one door per call: `context(F)` says which frames the call's queries
+The model talks to the cache through one door per call: `call_frames(F)` says which frames the call's queries
 and keys are, `layer(i, write)` is the view a block reads and writes through, `advance(F)` (once, after the
 last block) records the written frames.
 
@@ -96,7 +96,7 @@ class KVCache:
         """Frame ids currently stored, in temporal order."""
         return tuple(sorted(f for f in self._slot_frames if f >= 0))
 
-    def context(self, num_new: int) -> tuple[Frames, Frames]:
+    def call_frames(self, num_new: int) -> tuple[Frames, Frames]:
         """The frames of a call adding `num_new`: its query frames, and the key frames they attend to (the
         stored frames some of them may still see, in temporal order, then the new frames themselves)."""
         new = tuple(range(self.num_frames, self.num_frames + num_new))
@@ -132,7 +132,7 @@ class KVCache:
     # ------------------------------------------------------------------------------------ private
 
     def _update(self, layer: int, k: Tensor, v: Tensor, write: bool) -> tuple[Tensor, Tensor]:
-        """Keys/values of `context(F)[1]` for new frames' k, v (B, nh, F, N, hd): stored ones, then the new."""
+        """Keys/values of `call_frames(F)[1]` for new frames' k, v (B, nh, F, N, hd): stored ones, then the new."""
         self._check(layer, k, v)
         first = self.num_frames
         new = tuple(range(first, first + k.shape[2]))
@@ -236,7 +236,7 @@ class LayerCache:
 
     def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """The call's new keys/values k, v (B, nh, F, N, hd), stored if writing -> keys and values (B, nh, Fk, N,
-        hd) of the frames `cache.context(F)` lists: the stored frames they may see, then themselves."""
+        hd) of the frames `cache.call_frames(F)` lists: the stored frames they may see, then themselves."""
         return self.cache._update(self.index, k, v, self.write)
 
     def prompt_kv(self, encode: Callable[[Tensor], tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:

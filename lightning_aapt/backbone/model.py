@@ -191,7 +191,7 @@ class CausalVideoDiT(nn.Module):
         if cache is None:
             q_frames = k_frames = tuple(range(F))
         else:
-            q_frames, k_frames = cache.context(F)
+            q_frames, k_frames = cache.call_frames(F)
         layout = attention_layout(q_frames, k_frames, cfg)  # one per call, shared by every block
         first = q_frames[0]
         x = self.patch_embed(patchify(latents, p))  # (B, F, N, D)

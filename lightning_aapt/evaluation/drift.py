@@ -55,10 +55,12 @@ def stream_drift(model: CausalVideoDiT, data_dir: str | Path, batch: VideoBatch,
         scenes = validation_scenes(ToyWorldSpec.from_manifest(manifest), codec, num_clips, frames, K)
         context, text, truth, agent_pos = scenes.context, scenes.text, scenes.truth, scenes.agent_pos
         controls, reference = scenes.actions, scenes.reference
+        reference_latents = codec.encode(reference)
     else:  # the clips' actions played forward and back; the real clips as the reference
         context, text, truth, agent_pos = batch.latents[:num_clips, :K], batch.text[:num_clips], None, None
         controls = extend_controls(batch.controls[:num_clips], frames) if batch.controls is not None else None
-        reference = codec.decode(batch.latents[:num_clips].float().cpu())
+        reference_latents = batch.latents[:num_clips].float().cpu()
+        reference = codec.decode(reference_latents)
     param = next(model.parameters())
     controls = None if controls is None or not model.cfg.control_dim else controls.to(param)  # (B, T, A)
     streamed = stream_after_context(model, text.to(param), context.to(param), controls, frames, steps, shift,
@@ -69,5 +71,5 @@ def stream_drift(model: CausalVideoDiT, data_dir: str | Path, batch: VideoBatch,
     if truth is not None:
         scored["truth"] = (truth, codec.encode(truth))
     reports = drift_reports(scored, reference, window, extractor, metric_name(extractor) if extractor else "fd",
-                            codec.encode(reference), truth, agent_pos, manifest.get("fps"), K)
+                            reference_latents, truth, agent_pos, manifest.get("fps"), K)
     return Drift(reports["generated"], generated, truth, reports.get("truth"))
