@@ -5,6 +5,12 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from dataclasses import dataclass
+from typing import Literal
+
+# How queries and keys are RMS-normalised before attention: over each head's channels (weights (hd,)), over all
+# heads at once before the head split (weights (D,): Wan's layout), or not at all.
+QKNorm = Literal["per_head", "across_heads", "none"]
+QK_NORMS = ("per_head", "across_heads", "none")
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,9 @@ class BackboneConfig:
             the rollout agree.
         freq_dim: width of the sinusoidal timestep features.
         rope_theta: RoPE base frequency for the temporal and both spatial axes.
-        qk_norm: RMS-normalise queries and keys per head (stabilises large models; Wan does it).
+        qk_norm: RMS-normalise queries and keys (stabilises large models): "per_head" over each head's channels,
+            "across_heads" over all D channels before the head split (Wan), "none". True/False (older
+            checkpoints) read as "per_head"/"none".
     """
 
     latent_channels: int = 4
@@ -52,9 +60,13 @@ class BackboneConfig:
     recycle_generated: bool = True
     freq_dim: int = 256
     rope_theta: float = 10000.0
-    qk_norm: bool = True
+    qk_norm: QKNorm = "per_head"
 
     def __post_init__(self) -> None:
+        if isinstance(self.qk_norm, bool):  # written before the layouts existed
+            object.__setattr__(self, "qk_norm", "per_head" if self.qk_norm else "none")
+        if self.qk_norm not in QK_NORMS:
+            raise ValueError(f"BackboneConfig.qk_norm must be one of {', '.join(QK_NORMS)}; got {self.qk_norm!r}")
         positive = ("latent_channels", "patch_size", "dim", "depth", "num_heads", "text_dim", "freq_dim")
         for name in positive:
             if getattr(self, name) < 1:
@@ -130,12 +142,23 @@ PRESETS: dict[str, BackboneConfig] = {
     # CPU benchmarks: about 110M parameters.
     "bench": BackboneConfig(latent_channels=16, patch_size=2, dim=768, depth=12, num_heads=12, text_dim=512,
                             control_dim=0, window_frames=30, sink_frames=1),
-    # Wan2.1-T2V-1.3B shapes (dim 1536, FFN 8960, 12 heads, 30 blocks, 16 latent channels, umT5 text 4096),
-    # made causal with AAPT's window.
-    "wan-1.3b-like": BackboneConfig(latent_channels=16, patch_size=2, dim=1536, depth=30, num_heads=12,
-                                    mlp_dim=8960, text_dim=4096, window_frames=30, sink_frames=1),
+    # Wan's published text-to-video transformers in their pretrained, bidirectional form (what `load_wan` builds;
+    # `convert_to_causal` adds the recycled input and the window). 128-wide heads, qk-norm across heads, umT5 text.
+    # Wan 2.2 A14B's two experts each have the 14B shape.
+    "wan2.1-t2v-1.3b": BackboneConfig(latent_channels=16, patch_size=2, dim=1536, depth=30, num_heads=12,
+                                      mlp_dim=8960, text_dim=4096, qk_norm="across_heads", bidirectional=True,
+                                      recycled_input=False),
+    "wan2.1-t2v-14b": BackboneConfig(latent_channels=16, patch_size=2, dim=5120, depth=40, num_heads=40,
+                                     mlp_dim=13824, text_dim=4096, qk_norm="across_heads", bidirectional=True,
+                                     recycled_input=False),
+    "wan2.2-ti2v-5b": BackboneConfig(latent_channels=48, patch_size=2, dim=3072, depth=30, num_heads=24,
+                                     mlp_dim=14336, text_dim=4096, qk_norm="across_heads", bidirectional=True,
+                                     recycled_input=False),
     # AAPT's generator: 36 blocks and 8B parameters are published (AAPT App. A); width, MLP, latent channels
     # and text width are not, so they are chosen to land at ~8B with 128-wide heads.
     "aapt-8b-like": BackboneConfig(latent_channels=16, patch_size=2, dim=3584, depth=36, num_heads=28,
                                    mlp_dim=16384, text_dim=4096, window_frames=30, sink_frames=1),
 }
+# Wan2.1-T2V-1.3B made causal with AAPT's window (30 frames + 1 sink; Wan 2.1 was pretrained on 21 latent frames).
+PRESETS["wan-1.3b-like"] = PRESETS["wan2.1-t2v-1.3b"].replace(bidirectional=False, recycled_input=True,
+                                                              window_frames=30, sink_frames=1)

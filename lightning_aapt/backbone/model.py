@@ -32,6 +32,22 @@ from lightning_aapt.backbone.embeddings import patchify, timestep_features, unpa
 from lightning_aapt.backbone.kv_cache import KVCache, LayerCache
 
 
+class QKNorm(nn.RMSNorm):
+    """RMSNorm of queries or keys (..., D): over each head's channels (weights (hd,)) or over all D channels at
+    once (weights (D,), Wan's layout), as `BackboneConfig.qk_norm` says."""
+
+    def __init__(self, cfg: BackboneConfig) -> None:
+        self.heads = cfg.num_heads if cfg.qk_norm == "per_head" else 1
+        super().__init__(cfg.dim // self.heads, eps=1e-6)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.unflatten(-1, (self.heads, -1))).flatten(-2)  # (..., D)
+
+
+def qk_norm(cfg: BackboneConfig) -> nn.Module:
+    return nn.Identity() if cfg.qk_norm == "none" else QKNorm(cfg)
+
+
 class SelfAttention(nn.Module):
     """Self-attention of frames over themselves and, with a cache, over the stored frames."""
 
@@ -39,21 +55,24 @@ class SelfAttention(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.qkv = nn.Linear(cfg.dim, 3 * cfg.dim)
-        self.q_norm = nn.RMSNorm(cfg.head_dim, eps=1e-6) if cfg.qk_norm else nn.Identity()
-        self.k_norm = nn.RMSNorm(cfg.head_dim, eps=1e-6) if cfg.qk_norm else nn.Identity()
+        self.q_norm, self.k_norm = qk_norm(cfg), qk_norm(cfg)
         self.proj = nn.Linear(cfg.dim, cfg.dim)
 
     def forward(self, x: Tensor, layout: Layout, grid: tuple[int, int], cache: LayerCache | None,
                 backend: AttentionBackend) -> Tensor:
         B, F, N, D = x.shape
-        nh, hd = self.cfg.num_heads, self.cfg.head_dim
-        qkv = self.qkv(x).view(B, F, N, 3, nh, hd).permute(3, 0, 4, 1, 2, 5)  # (3, B, nh, F, N, hd)
-        q, k, v = qkv.unbind(0)  # (B, nh, F, N, hd) each
+        q, k, v = self.qkv(x).chunk(3, dim=-1)  # (B, F, N, D) each
         q, k = self.q_norm(q), self.k_norm(k)
+        q, k, v = (heads(t, self.cfg.num_heads) for t in (q, k, v))  # (B, nh, F, N, hd) each
         if cache is not None:
             k, v = cache.update(k, v)  # (B, nh, Fk, N, hd): the stored frames of layout.k_frames, then the new
         out = block_causal_attention(q, k, v, layout, grid, self.cfg, backend)  # (B, nh, F, N, hd)
         return self.proj(out.permute(0, 2, 3, 1, 4).reshape(B, F, N, D))  # (B, F, N, D)
+
+
+def heads(x: Tensor, num_heads: int) -> Tensor:
+    """(B, F, N, D) -> (B, nh, F, N, hd)."""
+    return x.unflatten(-1, (num_heads, -1)).permute(0, 3, 1, 2, 4)
 
 
 class CrossAttention(nn.Module):
@@ -64,26 +83,24 @@ class CrossAttention(nn.Module):
         self.cfg = cfg
         self.q = nn.Linear(cfg.dim, cfg.dim)
         self.kv = nn.Linear(cfg.dim, 2 * cfg.dim)
-        self.q_norm = nn.RMSNorm(cfg.head_dim, eps=1e-6) if cfg.qk_norm else nn.Identity()
-        self.k_norm = nn.RMSNorm(cfg.head_dim, eps=1e-6) if cfg.qk_norm else nn.Identity()
+        self.q_norm, self.k_norm = qk_norm(cfg), qk_norm(cfg)
         self.proj = nn.Linear(cfg.dim, cfg.dim)
 
     def text_kv(self, text: Tensor) -> tuple[Tensor, Tensor]:
         """Keys and values of embedded text (B, L, D): two (B, nh, L, hd)."""
-        B, L, _ = text.shape
-        kv = self.kv(text).view(B, L, 2, self.cfg.num_heads, self.cfg.head_dim).permute(2, 0, 3, 1, 4)
-        k, v = kv.unbind(0)  # (B, nh, L, hd) each
-        return self.k_norm(k), v
+        k, v = self.kv(text).chunk(2, dim=-1)  # (B, L, D) each
+        nh = self.cfg.num_heads
+        return self.k_norm(k).unflatten(-1, (nh, -1)).transpose(1, 2), v.unflatten(-1, (nh, -1)).transpose(1, 2)
 
     def forward(self, x: Tensor, text_kv: tuple[Tensor, Tensor]) -> Tensor:
         B, F, N, D = x.shape
-        q = self.q(x).view(B, F * N, self.cfg.num_heads, self.cfg.head_dim).transpose(1, 2)  # (B, nh, F*N, hd)
-        out = scaled_dot_product_attention(self.q_norm(q), *text_kv)  # (B, nh, F*N, hd)
+        q = self.q_norm(self.q(x)).view(B, F * N, self.cfg.num_heads, self.cfg.head_dim).transpose(1, 2)
+        out = scaled_dot_product_attention(q, *text_kv)  # (B, nh, F*N, hd)
         return self.proj(out.transpose(1, 2).reshape(B, F, N, D))  # (B, F, N, D)
 
 
 class Block(nn.Module):
-    """One transformer block; `mod` (B, F, 6, D) modulates it per frame (adaLN, Wan2.1)."""
+    """One transformer block; `mod` (B, F, 6, D) modulates it per frame (adaLN, Wan2.1), in float32."""
 
     def __init__(self, cfg: BackboneConfig) -> None:
         super().__init__()
@@ -102,12 +119,14 @@ class Block(nn.Module):
         inside the block, so a sharded block has its weights gathered."""
         encode = self.cross_attn.text_kv  # (B, L, D) -> (B, nh, L, hd) x 2
         text_kv = cache.prompt_kv(encode) if text is None else encode(text)  # the prompt's: encoded once
-        shift1, scale1, gate1, shift2, scale2, gate2 = (mod + self.modulation).unsqueeze(2).unbind(3)  # (B, F, 1, D)
-        h = self.norm1(x) * (1 + scale1) + shift1  # (B, F, N, D)
-        x = x + gate1 * self.self_attn(h, layout, grid, cache, backend)
+        # Modulation, its norms and the gated residual adds run in float32 (as Wan does), the rest in x's dtype.
+        mod = mod.float() + self.modulation.float()  # (B, F, 6, D)
+        shift1, scale1, gate1, shift2, scale2, gate2 = mod.unsqueeze(2).unbind(3)  # (B, F, 1, D) each
+        h = (self.norm1(x.float()) * (1 + scale1) + shift1).type_as(x)  # (B, F, N, D)
+        x = (x.float() + gate1 * self.self_attn(h, layout, grid, cache, backend).float()).type_as(x)
         x = x + self.cross_attn(self.norm3(x), text_kv)
-        h = self.norm2(x) * (1 + scale2) + shift2
-        return x + gate2 * self.mlp(h)
+        h = (self.norm2(x.float()) * (1 + scale2) + shift2).type_as(x)
+        return (x.float() + gate2 * self.mlp(h).float()).type_as(x)
 
 
 class CausalVideoDiT(nn.Module):
@@ -174,8 +193,8 @@ class CausalVideoDiT(nn.Module):
                 cache_write: bool = True) -> Tensor:
         H, W = latents.shape[-2:]
         x, c, _ = self.trunk(latents, timesteps, recycled, text, controls, cache, cache_write=cache_write)
-        shift, scale = (c[:, :, None] + self.head_modulation).unsqueeze(2).unbind(3)  # (B, F, 1, D) each
-        out = self.head(self.norm_out(x) * (1 + scale) + shift)  # (B, F, N, C*p*p)
+        shift, scale = (c[:, :, None].float() + self.head_modulation.float()).unsqueeze(2).unbind(3)  # (B, F, 1, D)
+        out = self.head((self.norm_out(x.float()) * (1 + scale) + shift).type_as(x))  # (B, F, N, C*p*p)
         return unpatchify(out, self.cfg.patch_size, H, W)  # (B, F, C, H, W)
 
     def trunk(self, latents: Tensor, timesteps: Tensor, recycled: Tensor | None, text: Tensor | None,
@@ -277,15 +296,21 @@ def convert(model: CausalVideoDiT, **changes) -> CausalVideoDiT:
     """
     cfg = dataclasses.replace(model.cfg, **changes)
     converted = CausalVideoDiT(cfg, model.attention_backend).to(next(model.parameters()))
+    load_converted(converted, model.state_dict(), f"cannot convert with {changes}")
+    return converted
+
+
+def load_converted(model: CausalVideoDiT, state: dict[str, Tensor], what: str) -> None:
+    """Copy `state` (another config's weights) into `model`, whose recycled/control input projections may have no
+    source and keep their (zero) initialisation; any other mismatch raises, naming the weights."""
     try:
-        missing, unexpected = converted.load_state_dict(model.state_dict(), strict=False)
+        missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as err:
-        raise ValueError(f"cannot convert: the weights do not fit the changed config ({changes}): {err}") from err
+        raise ValueError(f"{what}: the weights do not fit the config: {err}") from err
     bad_missing = set(missing) - {"recycled_embed.weight", "control_embed.weight"}
     if unexpected or bad_missing:
-        raise ValueError(f"cannot convert with {changes}: weights without a place {sorted(unexpected)}, "
-                         f"weights without a source {sorted(bad_missing)}")
-    return converted
+        raise ValueError(f"{what}: weights without a place {sorted(unexpected)}, weights without a source "
+                         f"{sorted(bad_missing)}")
 
 
 def convert_to_causal(model: CausalVideoDiT, **changes) -> CausalVideoDiT:

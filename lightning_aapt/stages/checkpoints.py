@@ -9,7 +9,9 @@ from pathlib import Path
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from lightning_aapt.backbone import AttentionBackend, BackboneConfig, CausalVideoDiT, convert
+from lightning_aapt.backbone import AttentionBackend, BackboneConfig, CausalVideoDiT
+from lightning_aapt.backbone.model import load_converted
+from lightning_aapt.backbone.wan import is_wan_checkpoint, load_wan
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -55,8 +57,11 @@ def read_sharded_checkpoint(path: Path) -> dict:
 def load_backbone(path: str | Path, prefer_ema: bool = True, attention_backend: AttentionBackend = "auto"
                   ) -> CausalVideoDiT:
     """The backbone stored in a stage checkpoint (a file, or a sharded checkpoint folder), with its EMA weights
-    when present (docs/architecture.md §5), running attention with `attention_backend`."""
+    when present (docs/architecture.md §5), or a Wan transformer (`backbone.wan.load_wan`: a diffusers or Wan
+    folder, a .safetensors/.pth file), running attention with `attention_backend`."""
     path = Path(path)
+    if is_wan_checkpoint(path):
+        return load_wan(path, attention_backend=attention_backend)
     if path.is_dir() and (path / "meta.pt").is_file():
         try:
             checkpoint = read_sharded_checkpoint(path)
@@ -103,14 +108,9 @@ def backbone_from_checkpoint(checkpoint: dict, path: Path, prefer_ema: bool = Tr
 def init_backbone_from(model: CausalVideoDiT, path: str | Path) -> None:
     """Load a checkpoint's backbone into `model` strictly, new zero-initialised input groups aside.
 
-    The checkpoint may hold the bidirectional form (stage 0) and `model` the causal one: recycled-frame
-    (and new control) projections start at zero, everything else must match exactly or this raises,
-    naming the mismatch.
+    The checkpoint may hold the bidirectional form (stage 0, or a pretrained Wan transformer) and `model` the causal
+    one: recycled-frame (and new control) projections keep their zero initialisation, everything else must match
+    exactly or this raises, naming the mismatch.
     """
     source = load_backbone(path)
-    target = model.cfg
-    try:
-        converted = convert(source, **{f: getattr(target, f) for f in target.__dataclass_fields__})
-    except ValueError as err:
-        raise ValueError(f"init_from={path}: {err}") from err
-    model.load_state_dict(converted.state_dict(), strict=True)
+    load_converted(model, source.state_dict(), f"init_from={path}")

@@ -60,3 +60,14 @@ def test_cuda_streaming_equals_flex_full_sequence(window, sink):
         cache = model.new_cache(2)
         streamed = torch.cat([model(**frames_slice(inputs, s, s + 1), cache=cache) for s in range(frames)], dim=1)
     torch.testing.assert_close(streamed, full, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("qk_norm", ["per_head", "across_heads", "none"])
+def test_streaming_equals_full_sequence_for_every_qk_norm(qk_norm):
+    model = tiny_model(window_frames=3, sink_frames=2, qk_norm=qk_norm)
+    inputs = tiny_inputs(model.cfg, batch=2, frames=8)
+    with torch.no_grad():
+        full = model(**inputs)
+        cache = model.new_cache(2)
+        streamed = torch.cat([model(**frames_slice(inputs, s, s + 1), cache=cache) for s in range(8)], dim=1)
+    torch.testing.assert_close(streamed, full, atol=1e-5, rtol=1e-5)

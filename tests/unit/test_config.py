@@ -60,6 +60,25 @@ def test_preset_sizes(name, low, high):
     assert low <= parameters(BackboneConfig.preset(name)) <= high
 
 
+def test_wan_presets_have_wans_parameter_counts():
+    # Wan2.1-T2V-1.3B's published parameter count; equal only with Wan's across-heads qk-norm layout.
+    assert parameters(BackboneConfig.preset("wan2.1-t2v-1.3b")) == 1_418_996_800
+    assert parameters(BackboneConfig.preset("wan2.1-t2v-1.3b", qk_norm="per_head")) == 1_418_996_800 - 30 * 4 * (
+        1536 - 128)
+
+
+def test_qk_norm_layouts():
+    def norm_shapes(cfg):
+        return {tuple(p.shape) for n, p in CausalVideoDiT(cfg).named_parameters() if "q_norm" in n}
+
+    assert norm_shapes(BackboneConfig.preset("tiny", qk_norm="per_head")) == {(24,)}
+    assert norm_shapes(BackboneConfig.preset("tiny", qk_norm="across_heads")) == {(48,)}
+    assert norm_shapes(BackboneConfig.preset("tiny", qk_norm="none")) == set()
+    assert BackboneConfig(qk_norm=True).qk_norm == "per_head" and BackboneConfig(qk_norm=False).qk_norm == "none"
+    with pytest.raises(ValueError, match="qk_norm must be one of per_head, across_heads, none"):
+        BackboneConfig(qk_norm="per_token")
+
+
 def test_any_latent_size_divisible_by_the_patch_works():
     model = CausalVideoDiT(BackboneConfig.preset("tiny"))
     out = model(torch.randn(1, 2, 4, 6, 10), torch.rand(1, 2), torch.randn(1, 2, 4, 6, 10), torch.randn(1, 3, 16))
