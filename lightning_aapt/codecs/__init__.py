@@ -7,13 +7,20 @@ from lightning_aapt.codecs.normalized import LatentStats, NormalizedCodec
 from lightning_aapt.codecs.toy import ToyCodec
 
 
-def codec_from_name(name: str) -> LatentCodec:
-    """The codec a dataset's manifest names (`codec.name`): `toy-dct<b>` is built-in; a real VAE needs its adapter."""
+def codec_from_name(name: str, path: str | None = None) -> LatentCodec:
+    """The codec a dataset's manifest names (`codec.name`, `codec.path`): `toy-dct<b>` is built in; `wan2.1-vae` /
+    `wan2.2-vae` load Wan's VAE from `path` (the `[wan]` extra)."""
     match = re.fullmatch(r"toy-dct(\d+)", name)
     if match:
         return ToyCodec(int(match.group(1)))
-    raise ValueError(f"no decoder for codec {name!r}: the toy codec is built in (toy-dct<block>); a real VAE "
-                     "needs its LatentCodec adapter")
+    if name in ("wan2.1-vae", "wan2.2-vae"):
+        if not path:
+            raise ValueError(f"codec {name} needs the VAE's path (the manifest's codec.path)")
+        from lightning_aapt.codecs.wan import WanVAECodec
+
+        return WanVAECodec(path, name=name)
+    raise ValueError(f"no decoder for codec {name!r}: toy-dct<block> is built in, wan2.1-vae / wan2.2-vae load "
+                     "Wan's VAE; another VAE needs its LatentCodec adapter")
 
 
 def latent_stats_from_manifest(manifest: dict) -> LatentStats:
@@ -29,7 +36,8 @@ def latent_stats_from_manifest(manifest: dict) -> LatentStats:
 
 def codec_from_manifest(manifest: dict) -> NormalizedCodec:
     """The codec that maps pixels to the latents the data module serves (normalised per `latent_stats`) and back."""
-    return NormalizedCodec(codec_from_name(manifest["codec"]["name"]), latent_stats_from_manifest(manifest))
+    record = manifest["codec"]
+    return NormalizedCodec(codec_from_name(record["name"], record.get("path")), latent_stats_from_manifest(manifest))
 
 
 __all__ = ["LatentCodec", "LatentStats", "NormalizedCodec", "ToyCodec", "codec_from_manifest", "codec_from_name",

@@ -85,6 +85,7 @@ class NormalizedCodec:
         self.codec, self.stats = codec, stats
         self.name, self.latent_channels = codec.name, codec.latent_channels
         self.spatial_factor, self.temporal_factor = codec.spatial_factor, codec.temporal_factor
+        self.first_frame_alone = codec.first_frame_alone
 
     def encode(self, video: Tensor) -> Tensor:
         """(B, T, 3, H, W) in [0, 1] -> normalised latents (B, F, C, h, w)."""
@@ -93,3 +94,19 @@ class NormalizedCodec:
     def decode(self, latents: Tensor) -> Tensor:
         """Normalised latents (B, F, C, h, w) -> (B, T, 3, H, W) in [0, 1]."""
         return self.codec.decode(self.stats.denormalize(latents.float()))
+
+    def stream_decoder(self) -> _NormalizedStream:
+        return _NormalizedStream(self.codec.stream_decoder(), self.stats)
+
+
+class _NormalizedStream:
+    """A stream decoder of normalised latents: denormalise each frame, then the codec's own stream decoder."""
+
+    def __init__(self, inner, stats: LatentStats) -> None:
+        self.inner, self.stats = inner, stats
+
+    def step(self, latent: Tensor) -> Tensor:
+        return self.inner.step(self.stats.denormalize(latent.float()))
+
+    def reset(self) -> None:
+        self.inner.reset()

@@ -14,6 +14,8 @@ import math
 import torch
 from torch import Tensor
 
+from lightning_aapt.codecs.base import FrameDecoder
+
 
 def dct_matrix(n: int) -> Tensor:
     """Orthonormal DCT-II matrix (n, n): row k is the k-th basis vector."""
@@ -31,6 +33,7 @@ class ToyCodec:
     """
 
     temporal_factor = 1
+    first_frame_alone = False
 
     def __init__(self, block: int = 4) -> None:
         if block < 1:
@@ -64,3 +67,6 @@ class ToyCodec:
         coeff = latents.float().reshape(B, F, 3, b, b, h, w) / scale[:, :, :, None, None]  # (B, F, 3, b, b, h, w)
         x = torch.einsum("ui,btcuvhw,vj->btchiwj", d, coeff, d)  # (B, F, 3, h, b, w, b)
         return ((x.reshape(B, F, 3, h * b, w * b) + 1) / 2).clamp(0, 1)  # (B, F, 3, H, W)
+
+    def stream_decoder(self) -> FrameDecoder:
+        return FrameDecoder(self)

@@ -17,6 +17,7 @@ import torch
 
 from lightning_aapt.backbone import CausalVideoDiT
 from lightning_aapt.codecs import LatentCodec
+from lightning_aapt.codecs.base import video_frames
 from lightning_aapt.inference.streaming import StreamingGenerator
 from lightning_aapt.metrics.drift import DriftReport, long_horizon_drift
 from lightning_aapt.metrics.extractors import metric_name
@@ -129,8 +130,15 @@ def stream_toy_clips(model: CausalVideoDiT, codec: LatentCodec, encoder: TextEnc
     if not torch.isfinite(latents).all():
         raise FloatingPointError("the generator produced non-finite latents")
     latents = torch.cat([context, latents], dim=1).float().cpu()  # (B, T, C, H, W)
-    generated = torch.cat([truth[:, :K], codec.decode(latents[:, K:])], dim=1)
+    generated = after_context(truth, codec, latents, K)
     return ToyStream(generated, truth, latents, agent_pos, seconds, (filled, gen.memory_bytes()), K)
+
+
+def after_context(truth: torch.Tensor, codec: LatentCodec, latents: torch.Tensor, context_frames: int) -> torch.Tensor:
+    """The true video (B, T, 3, S, S) up to the end of the K context latents, then the decoded generated frames.
+    The whole latent sequence is decoded at once: a causal VAE decodes a latent from the ones before it."""
+    cut = video_frames(codec, context_frames)
+    return torch.cat([truth[:, :cut], codec.decode(latents)[:, cut:]], dim=1)
 
 
 @torch.no_grad()
@@ -159,8 +167,8 @@ def teacher_forced_toy_clips(model: CausalVideoDiT, codec: LatentCodec, encoder:
     latents = torch.cat(made).cpu()  # (B, T-K, C, H, W): frames K..T-1
     if not torch.isfinite(latents).all():
         raise FloatingPointError("the generator produced non-finite latents")
-    generated = torch.cat([truth[:, :K], codec.decode(latents)], dim=1)
     latents = torch.cat([true_latents[:, :K].float().cpu(), latents], dim=1)  # (B, T, C, H, W)
+    generated = after_context(truth, codec, latents, K)
     return ToyStream(generated, truth, latents, agent_pos, float("nan"), (0, 0), K)
 
 
