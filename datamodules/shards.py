@@ -31,8 +31,9 @@ class ShardWriter:
     truncated shard behind under its real name. Use as a context manager; `shards` lists the files written.
     """
 
-    def __init__(self, directory: Path, prefix: str, samples_per_shard: int) -> None:
+    def __init__(self, directory: Path, prefix: str, samples_per_shard: int, first_index: int = 0) -> None:
         self.directory, self.prefix, self.samples_per_shard = Path(directory), prefix, samples_per_shard
+        self.first_index = first_index  # the number of the first shard written (a resumed dataset's next)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.shards: list[str] = []
         self._writer: wds.TarWriter | None = None
@@ -42,7 +43,7 @@ class ShardWriter:
               meta: dict) -> None:
         if self._writer is None or self._count == self.samples_per_shard:
             self._close_shard()
-            name = f"{self.prefix}-{len(self.shards):06d}.tar"
+            name = f"{self.prefix}-{self.first_index + len(self.shards):06d}.tar"
             self._tmp = self.directory / (name + ".tmp")
             self._writer = wds.TarWriter(str(self._tmp), encoder=False)
             self.shards.append(name)
@@ -53,6 +54,10 @@ class ShardWriter:
             sample["controls.npy"] = npy_bytes(controls.astype(np.float32))
         self._writer.write(sample)
         self._count += 1
+
+    def close(self) -> None:
+        """Finish the open shard (renamed into place)."""
+        self._close_shard()
 
     def _close_shard(self) -> None:
         if self._writer is not None:

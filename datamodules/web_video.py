@@ -60,10 +60,13 @@ def decode_clip(sample: dict, shapes: ClipShapes, num_frames: int, start: int | 
     if not np.isfinite(latents).all():
         raise DataError(f"{where}: latents.npy holds NaN or Inf values")
     text = _load_npy(sample, "text.npy", where)
-    if text.ndim != 2 or text.shape[1] != shapes.text_dim:
-        raise DataError(f"{where}: text.npy has shape {text.shape}, expected (L, {shapes.text_dim})")
+    if text.ndim != 2 or text.shape[1] != shapes.text_dim or text.shape[0] > shapes.text_tokens:
+        raise DataError(f"{where}: text.npy has shape {text.shape}, expected (L <= {shapes.text_tokens}, "
+                        f"{shapes.text_dim})")
     if not np.isfinite(text).all():
         raise DataError(f"{where}: text.npy holds NaN or Inf values")
+    if text.shape[0] < shapes.text_tokens:  # stored up to the prompt's length: zero rows after it, as encoded
+        text = np.pad(text, ((0, shapes.text_tokens - text.shape[0]), (0, 0)))
     controls = None
     if shapes.control_dim:
         controls = _load_npy(sample, "controls.npy", where)
@@ -223,7 +226,8 @@ class WebVideoDataModule(L.LightningDataModule):
         data_dir: directory of the shards and their manifest.json (shapes, codec, text encoder).
         train_shards, val_shards: shard patterns relative to `data_dir` or absolute, brace-expanded, `::`
             separating several; `pipe:` URLs work too. None: the shards listed in the manifest.
-        num_frames: F, frames cropped from each clip (at random for training, from frame 0 for validation).
+        num_frames: F, frames cropped from each clip (at random for training, from frame 0 for validation and for
+            data whose first latent is an image latent: `first_frame_alone`).
         batch_size: clips per batch and rank.
         num_workers: data-loader workers per rank.
         shuffle_buffer: clips held for shuffling the training stream.
@@ -290,6 +294,14 @@ class WebVideoDataModule(L.LightningDataModule):
         return dataset_codec(self.data_dir)
 
     @property
+    def first_frame_alone(self) -> bool:
+        """Whether latent 0 of each clip is an image latent (a causal VAE encodes the first frame alone): then
+        training clips are cropped from latent 0, never at random, so a clip always starts with an image latent."""
+        if not (self.data_dir / MANIFEST).exists():
+            return False
+        return bool(read_manifest(self.data_dir)["codec"].get("first_frame_alone", False))
+
+    @property
     def model_dims(self) -> dict[str, int]:
         """Backbone fields the data decides (linked into the model by the CLI)."""
         s = self.shapes
@@ -321,7 +333,8 @@ class WebVideoDataModule(L.LightningDataModule):
             else:
                 seed = hash((seed, self.consumed_at_start)) & (2**62 - 1)
         return ClipStream(self.urls(split), shapes, self.num_frames, resampled=train, shuffle=train,
-                          random_crop=train, bad_samples=self.bad_samples, shuffle_buffer=self.shuffle_buffer,
+                          random_crop=train and not self.first_frame_alone, bad_samples=self.bad_samples,
+                          shuffle_buffer=self.shuffle_buffer,
                           rank=rank, world_size=world, seed=seed, skip_batches=skip, batch_size=self.batch_size,
                           stats=self.latent_stats)
 

@@ -27,12 +27,82 @@ def toy_world(out: Path, spec: ToyWorldSpec | None = None, overwrite: bool = Fal
     return 0
 
 
-SOURCES = {"toy-world": toy_world}
+def videos(out: Path, videos: Path, vae: Path, text_encoder: Path, captions: Path | None = None,
+           tokenizer: Path | None = None, size: tuple[int, int] = (480, 832), fps: float = 16.0,
+           clip_frames: int = 81, stride: int | None = None, val_videos: int = 0, samples_per_shard: int = 64,
+           transformer: Path | None = None, device: str = "cpu", dtype: str = "float32",
+           overwrite: bool = False) -> int:
+    """Encode a folder of videos with Wan's VAE and their captions with umT5 into shards and a manifest (the
+    `[wan]` extra). Resumable: rerun the same command and finished shards are kept.
+
+    Args:
+        out: output directory.
+        videos: a folder of video files (searched recursively), or a text file listing them.
+        vae: Wan's VAE: a diffusers folder (vae/ of a Wan pipeline, or the pipeline) or Wan2.1_VAE.pth.
+        text_encoder: umT5: a Wan pipeline folder (text_encoder/, tokenizer/) or a UMT5EncoderModel folder.
+        captions: a JSONL ({"video": name, "caption": text} per line) or CSV (video, caption); without it, each
+            video's sidecar <video>.txt.
+        tokenizer: the tokenizer's folder when it is not beside the text encoder.
+        size: [height, width] of the frames (resized to cover, centre-cropped); divisible by the VAE's factor.
+        fps: frame rate the videos are resampled to (Wan 2.1: 16, Wan 2.2: 24).
+        clip_frames: video frames per clip, 1 + 4k for Wan's VAE (81 -> 21 latent frames).
+        stride: frames between clip starts (default: clip_frames, no overlap).
+        val_videos: the last N videos (sorted) form the validation split.
+        samples_per_shard: clips per shard, at least (a shard closes between videos).
+        transformer: the Wan transformer to be trained on these latents: checked up front against the VAE's
+            latent channels and the text encoder's width.
+        device, dtype: where the VAE and the text encoder run (cuda, bfloat16 on a GPU).
+        overwrite: delete `out` first (--overwrite true).
+    """
+    import shutil
+    import sys
+
+    import torch
+
+    from datamodules.video_files import file_hash, list_videos, prepare_videos, read_captions
+    from lightning_aapt.codecs.wan import WanVAECodec
+    from lightning_aapt.data import MANIFEST
+    from lightning_aapt.text.umt5 import UMT5TextEncoder
+
+    if (out / MANIFEST).exists() and not overwrite:
+        raise FileExistsError(f"{out} already holds a dataset ({MANIFEST}); pass --overwrite true to replace it")
+    if overwrite and out.exists():
+        shutil.rmtree(out)
+    files, names = list_videos(videos), read_captions(captions)
+    torch_dtype = getattr(torch, dtype)
+    codec = WanVAECodec(vae, dtype=torch_dtype, device=device)
+    encoder = UMT5TextEncoder(text_encoder, tokenizer, dtype=torch_dtype, device=device)
+    if transformer is not None:
+        from lightning_aapt.backbone.wan import inspect_wan
+
+        cfg = inspect_wan(transformer).config
+        if (cfg.latent_channels, cfg.text_dim) != (codec.latent_channels, encoder.dim):
+            raise ValueError(f"--transformer {transformer} takes {cfg.latent_channels} latent channels and "
+                             f"{cfg.text_dim}-wide text, but --vae {vae} makes {codec.latent_channels} channels and "
+                             f"--text_encoder {text_encoder} {encoder.dim}-wide text")
+        if (size[0] // codec.spatial_factor) % cfg.patch_size or (size[1] // codec.spatial_factor) % cfg.patch_size:
+            raise ValueError(f"--size {size} gives latents of {size[0] // codec.spatial_factor}x"
+                             f"{size[1] // codec.spatial_factor}, not divisible by the transformer's patch "
+                             f"{cfg.patch_size}")
+    settings = {"size": list(size), "fps": fps, "clip_frames": clip_frames, "stride": stride or clip_frames,
+                "val_videos": val_videos, "codec": codec.name, "text_encoder": encoder.name}
+    record = {"codec": {"path": str(vae.resolve()), "sha256": file_hash(vae)},
+              "text": {"path": str(text_encoder.resolve())}, "settings": settings, "command": " ".join(sys.argv)}
+    manifest = prepare_videos(out, files, names, codec, encoder, size, fps, clip_frames, stride or clip_frames,
+                              val_videos, samples_per_shard, record)
+    splits = manifest["splits"]
+    print(f"wrote {splits['train']['clips']} train and {splits['val']['clips']} val clips to {out} (latents "
+          f"{manifest['shapes']['latents']}); skipped {len(manifest['skipped'])} video(s)"
+          + "".join(f"\n  {name}: {why}" for name, why in manifest["skipped"].items()))
+    return 0
+
+
+SOURCES = {"toy-world": toy_world, "videos": videos}
 
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in SOURCES:
         print(f"usage: python -m lightning_aapt prepare {{{','.join(SOURCES)}}} [--help]: write shards of "
-              "(for now) the built-in toy world")
+              "the built-in toy world, or of your videos (Wan's VAE and umT5)")
         return 0 if argv[:1] in ([], ["-h"], ["--help"]) else 2
     return run_function(SOURCES[argv[0]], argv[1:], f"prepare {argv[0]}")

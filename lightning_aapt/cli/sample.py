@@ -1,4 +1,5 @@
-"""`python -m lightning_aapt sample`: stream a stage's generator from a toy scene, next to the truth."""
+"""`python -m lightning_aapt sample`: stream a stage's generator from a toy scene next to the truth, or from a real
+dataset's validation clip, decoded frame by frame by the codec's stream decoder (Wan's VAE: live decoding)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,16 @@ from lightning_aapt.cli.signature import run_function
 
 def sample(ckpt: Path, out: Path, frames: int = 80, steps: int = 1, data: Path = Path("data/toy"), clip: int = 0,
            actions: Path | None = None, seed: int = 0, context: int = 2, scale: int = 4) -> int:
-    """Stream a stage's generator (EMA weights) from a toy validation scene and write it next to the truth.
+    """Stream a stage's generator (EMA weights) from a validation clip: on the toy world next to the re-rendered
+    truth; on other data (e.g. `prepare videos`) decoded latent frame by latent frame as a live stream would be.
 
     Args:
         ckpt: stage checkpoint (stage 1, 2 or 3).
         out: output .gif or .mp4.
-        frames: frames of the video, the real context frames included.
+        frames: latent frames of the stream, the real context frames included.
         steps: network evaluations per frame (1 for stage 3).
-        data: toy-world dataset (its manifest).
-        clip: validation scene whose first frames and caption start the stream.
+        data: the dataset (its manifest): the toy world, or shards written by `prepare`.
+        clip: validation clip whose first frames and caption start the stream.
         actions: .npy (frames, 2) actions; default the scripted policy.
         seed: noise seed.
         context: real frames the stream starts from (fed through the cache).
@@ -27,7 +29,7 @@ def sample(ckpt: Path, out: Path, frames: int = 80, steps: int = 1, data: Path =
     """
     import numpy as np
 
-    from lightning_aapt.data import dataset_codec
+    from lightning_aapt.data import dataset_codec, read_manifest
     from lightning_aapt.evaluation.toy import policy_actions, stream_toy_clips
     from lightning_aapt.stages.checkpoints import load_backbone
     from lightning_aapt.video import to_uint8, write_video
@@ -36,6 +38,8 @@ def sample(ckpt: Path, out: Path, frames: int = 80, steps: int = 1, data: Path =
     model = load_backbone(ckpt).eval()
     if model.cfg.bidirectional:
         raise SystemExit(f"{ckpt} holds a bidirectional (stage-0) model: sample streams causal stages 1-3")
+    if "toy_world" not in read_manifest(data):
+        return sample_dataset(model, data, out, frames, steps, clip, seed, context, scale)
     toy = spec_from_manifest(data)
     scene, action_seed = clip_seeds(toy, "val", clip)
     if actions:
@@ -52,6 +56,44 @@ def sample(ckpt: Path, out: Path, frames: int = 80, steps: int = 1, data: Path =
     print(f"wrote {out}: {frames} frames (generated left, truth right, {context} real context frames); pixel MSE vs "
           f"truth {error[:8].mean():.4f} (first 8 generated) -> {error[-8:].mean():.4f} (last 8); "
           f"{1e3 * stream.seconds_per_frame:.1f} ms/frame ({steps} NFE, decode excluded)")
+    return 0
+
+
+def sample_dataset(model, data: Path, out: Path, frames: int, steps: int, clip: int, seed: int, context: int,
+                   scale: int) -> int:
+    """A stream from validation clip `clip` of a dataset without a world to re-render: its first `context` latent
+    frames and caption, then the generator's; every latent frame decoded as it comes (`codec.stream_decoder()`)."""
+    import itertools
+    import time
+
+    from datamodules import WebVideoDataModule
+    from lightning_aapt.codecs.base import video_frames
+    from lightning_aapt.data import read_manifest
+    from lightning_aapt.inference.streaming import StreamingGenerator
+    from lightning_aapt.video import to_uint8, write_video
+
+    source = WebVideoDataModule(data_dir=str(data), num_frames=context, batch_size=1)
+    source.setup("validate")
+    batches = list(itertools.islice(source.val_dataloader(), clip + 1))
+    if len(batches) <= clip:
+        raise SystemExit(f"--clip {clip}: {data} has only {len(batches)} validation clip(s)")
+    batch = batches[clip]
+    param = next(model.parameters())
+    generator = StreamingGenerator(model, steps=steps, seed=seed)
+    generator.reset(batch.text.to(param), context=batch.latents.to(param))
+    begin = time.perf_counter()
+    latents = torch.cat([batch.latents.to(param), generator.generate(frames - context)], dim=1).float().cpu()
+    seconds = (time.perf_counter() - begin) / max(frames - context, 1)
+    codec = source.codec
+    decoder = codec.stream_decoder()
+    begin = time.perf_counter()
+    video = torch.cat([decoder.step(latents[:, f]) for f in range(frames)], dim=1)  # (1, T, 3, H, W)
+    decode = (time.perf_counter() - begin) / frames
+    manifest = read_manifest(data)
+    write_video(out, to_uint8(video[0]), fps=float(manifest.get("fps", 8)), scale=scale)
+    print(f"wrote {out}: {frames} latent frames = {video_frames(codec, frames)} video frames ({context} real context "
+          f"latents, caption {batch.meta[0].get('caption', '?')!r}); {1e3 * seconds:.1f} ms per latent frame "
+          f"({steps} NFE), decode {1e3 * decode:.1f} ms per latent frame (streamed)")
     return 0
 
 
