@@ -32,10 +32,8 @@ from tqdm.auto import tqdm
 from datamodules.shards import ShardWriter, write_manifest
 from lightning_aapt.codecs import LatentCodec
 from lightning_aapt.codecs.base import latent_frames
-from lightning_aapt.data import MANIFEST
 from lightning_aapt.files import write_atomic
-from lightning_aapt.text import TextEncoder
-from lightning_aapt.text.umt5 import trimmed_lengths
+from lightning_aapt.text import TextEncoder, trimmed_lengths
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 PROGRESS = "progress.json"
@@ -125,6 +123,33 @@ def windows(num_frames: int, clip_frames: int, stride: int) -> Iterator[int]:
     yield from range(0, num_frames - clip_frames + 1, stride)
 
 
+class SkippedVideo(Exception):
+    """A video that gives no clip; its message is the reason the manifest records."""
+
+
+def usable_video(video: Path, captions: dict[str, str], fps: float, size: tuple[int, int], clip_frames: int,
+                 stride: int) -> tuple[str, np.ndarray, list[int]]:
+    """The caption, the frames (T, H, W, 3) and the window starts of a video, or `SkippedVideo` saying why not."""
+    caption = caption_of(video, captions)
+    if caption is None:
+        raise SkippedVideo("no caption (no sidecar .txt, not in --captions)")
+    try:
+        frames = read_frames(video, fps, *size)
+    except Exception as err:
+        raise SkippedVideo(f"unreadable: {type(err).__name__}: {err}") from err
+    starts = list(windows(len(frames), clip_frames, stride))
+    if not starts:
+        raise SkippedVideo(f"too short: {len(frames)} frames at {fps} fps, a clip needs {clip_frames}")
+    return caption, frames, starts
+
+
+def finish_shard(writer: ShardWriter, clips: int, videos: list[str], state: dict, split: str, out: Path) -> None:
+    """Close the writer's one shard and record it, with the videos it holds, in progress.json."""
+    writer.close()
+    state["splits"][split].append({"shard": writer.shards[0], "clips": clips, "videos": videos})
+    write_atomic(out / PROGRESS, json.dumps(state, indent=1).encode())
+
+
 def file_hash(path: Path) -> str:
     """sha256 of a file, or of a folder's files (sorted by name, each name and its bytes)."""
     digest = hashlib.sha256()
@@ -166,20 +191,10 @@ def prepare_videos(out: Path, videos: list[Path], captions: dict[str, str], code
         writer, in_shard, clips = None, [], 0
         for video in todo:
             name = str(video)
-            caption = caption_of(video, captions)
-            if caption is None:
-                state["skipped"][name] = "no caption (no sidecar .txt, not in --captions)"
-                bar.update()
-                continue
             try:
-                frames = read_frames(video, fps, height, width)
-            except Exception as err:
-                state["skipped"][name] = f"unreadable: {type(err).__name__}: {err}"
-                bar.update()
-                continue
-            starts = list(windows(len(frames), clip_frames, stride))
-            if not starts:
-                state["skipped"][name] = f"too short: {len(frames)} frames at {fps} fps, a clip needs {clip_frames}"
+                caption, frames, starts = usable_video(video, captions, fps, size, clip_frames, stride)
+            except SkippedVideo as why:
+                state["skipped"][name] = str(why)
                 bar.update()
                 continue
             text = encoder.encode([caption])  # (1, L, Dt)
@@ -194,15 +209,11 @@ def prepare_videos(out: Path, videos: list[Path], captions: dict[str, str], code
                 clips += 1
             in_shard.append(name)
             bar.update()
-            if clips >= samples_per_shard:  # close between videos, then record it
-                writer.close()
-                shards.append({"shard": writer.shards[0], "clips": clips, "videos": in_shard})
-                write_atomic(out / PROGRESS, json.dumps(state, indent=1).encode())
+            if clips >= samples_per_shard:  # close between videos
+                finish_shard(writer, clips, in_shard, state, split, out)
                 writer, in_shard, clips = None, [], 0
         if writer is not None:
-            writer.close()
-            shards.append({"shard": writer.shards[0], "clips": clips, "videos": in_shard})
-            write_atomic(out / PROGRESS, json.dumps(state, indent=1).encode())
+            finish_shard(writer, clips, in_shard, state, split, out)
     bar.close()
     splits = {split: {"clips": sum(s["clips"] for s in shards), "shards": [s["shard"] for s in shards],
                       "videos": sum(len(s["videos"]) for s in shards)}
@@ -232,4 +243,4 @@ def prepare_videos(out: Path, videos: list[Path], captions: dict[str, str], code
     return manifest
 
 
-__all__ = ["MANIFEST", "file_hash", "list_videos", "prepare_videos", "read_captions", "read_frames"]
+__all__ = ["file_hash", "list_videos", "prepare_videos", "read_captions", "read_frames"]

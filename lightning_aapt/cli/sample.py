@@ -38,8 +38,9 @@ def sample(ckpt: Path, out: Path, frames: int = 80, steps: int = 1, data: Path =
     model = load_backbone(ckpt).eval()
     if model.cfg.bidirectional:
         raise SystemExit(f"{ckpt} holds a bidirectional (stage-0) model: sample streams causal stages 1-3")
-    if "toy_world" not in read_manifest(data):
-        return sample_dataset(model, data, out, frames, steps, clip, seed, context, scale)
+    manifest = read_manifest(data)
+    if "toy_world" not in manifest:
+        return sample_dataset(model, data, manifest, out, frames, steps, clip, seed, context, scale)
     toy = spec_from_manifest(data)
     scene, action_seed = clip_seeds(toy, "val", clip)
     if actions:
@@ -59,8 +60,8 @@ def sample(ckpt: Path, out: Path, frames: int = 80, steps: int = 1, data: Path =
     return 0
 
 
-def sample_dataset(model, data: Path, out: Path, frames: int, steps: int, clip: int, seed: int, context: int,
-                   scale: int) -> int:
+def sample_dataset(model, data: Path, manifest: dict, out: Path, frames: int, steps: int, clip: int, seed: int,
+                   context: int, scale: int) -> int:
     """A stream from validation clip `clip` of a dataset without a world to re-render: its first `context` latent
     frames and caption, then the generator's; every latent frame decoded as it comes (`codec.stream_decoder()`)."""
     import itertools
@@ -68,7 +69,6 @@ def sample_dataset(model, data: Path, out: Path, frames: int, steps: int, clip: 
 
     from datamodules import WebVideoDataModule
     from lightning_aapt.codecs.base import video_frames
-    from lightning_aapt.data import read_manifest
     from lightning_aapt.inference.streaming import StreamingGenerator
     from lightning_aapt.video import to_uint8, write_video
 
@@ -89,7 +89,6 @@ def sample_dataset(model, data: Path, out: Path, frames: int, steps: int, clip: 
     begin = time.perf_counter()
     video = torch.cat([decoder.step(latents[:, f]) for f in range(frames)], dim=1)  # (1, T, 3, H, W)
     decode = (time.perf_counter() - begin) / frames
-    manifest = read_manifest(data)
     write_video(out, to_uint8(video[0]), fps=float(manifest.get("fps", 8)), scale=scale)
     print(f"wrote {out}: {frames} latent frames = {video_frames(codec, frames)} video frames ({context} real context "
           f"latents, caption {batch.meta[0].get('caption', '?')!r}); {1e3 * seconds:.1f} ms per latent frame "

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from lightning_aapt.codecs.base import latent_frames
+from lightning_aapt.codecs.normalized import LatentStats
 
 # Wan 2.1's VAE (diffusers' AutoencoderKLWan defaults), for an original Wan2.1_VAE.pth that comes without one.
 WAN21_VAE_CONFIG = {
@@ -81,21 +82,17 @@ class WanVAECodec:
         self.spatial_factor = int(cfg.scale_factor_spatial)
         self.temporal_factor = int(cfg.scale_factor_temporal)
         self.name = name or ("wan2.2-vae" if cfg.is_residual else "wan2.1-vae")
-        self.mean = torch.tensor(cfg.latents_mean, dtype=torch.float32)  # (z,)
-        self.std = torch.tensor(cfg.latents_std, dtype=torch.float32)  # (z,)
-        if len(self.mean) != self.latent_channels or len(self.std) != self.latent_channels:
-            raise ValueError(f"{path}: latents_mean/std list {len(self.mean)}/{len(self.std)} values for "
-                             f"{self.latent_channels} latent channels")
-
-    def _shaped(self, stats: Tensor, like: Tensor) -> Tensor:
-        return stats.to(like.device).view(1, -1, *([1] * (like.dim() - 2)))  # channels on axis 1
+        if len(cfg.latents_mean) != self.latent_channels or len(cfg.latents_std) != self.latent_channels:
+            raise ValueError(f"{path}: latents_mean/std list {len(cfg.latents_mean)}/{len(cfg.latents_std)} values "
+                             f"for {self.latent_channels} latent channels")
+        self.stats = LatentStats(tuple(cfg.latents_mean), tuple(cfg.latents_std))  # the VAE's own
 
     def normalize(self, z: Tensor) -> Tensor:
         """Raw VAE latents (B, z, ...) -> the transformer's (B, z, ...)."""
-        return (z.float() - self._shaped(self.mean, z)) / self._shaped(self.std, z)
+        return self.stats.normalize(z.float(), channel_axis=1)
 
     def denormalize(self, latents: Tensor) -> Tensor:
-        return latents.float() * self._shaped(self.std, latents) + self._shaped(self.mean, latents)
+        return self.stats.denormalize(latents.float(), channel_axis=1)
 
     @torch.no_grad()
     def encode(self, video: Tensor) -> Tensor:

@@ -26,6 +26,14 @@ class TextEncoder(Protocol):
         ...
 
 
+def trimmed_lengths(embeddings: Tensor) -> list[int]:
+    """For (B, L, Dt) embeddings zero-padded after each prompt (the protocol's convention): the number of rows up to
+    the last non-zero one."""
+    nonzero = embeddings.abs().amax(dim=-1) > 0  # (B, L)
+    last = torch.arange(1, nonzero.shape[1] + 1) * nonzero  # (B, L): position + 1 where non-zero
+    return last.amax(dim=1).tolist()
+
+
 class HashTextEncoder:
     """Bag of hashed words with sinusoidal positions: a fixed random vector per word (from its BLAKE2 hash),
     plus a position code, unit-normalised per token. Same caption -> same embedding, on any machine.

@@ -63,9 +63,3 @@ class UMT5TextEncoder:
         hidden = self.model(tokens.input_ids.to(device), attention_mask=mask).last_hidden_state  # (B, L, Dt)
         return (hidden.float() * mask[..., None]).cpu()
 
-
-def trimmed_lengths(embeddings: Tensor) -> list[int]:
-    """For (B, L, Dt) embeddings zero-padded after each prompt: the number of rows up to the last non-zero one."""
-    nonzero = embeddings.abs().amax(dim=-1) > 0  # (B, L)
-    last = torch.arange(1, nonzero.shape[1] + 1) * nonzero  # (B, L): position + 1 where non-zero
-    return last.amax(dim=1).tolist()

@@ -65,8 +65,8 @@ def umt5(tmp_path_factory):
 def test_umt5_pads_with_zero_rows_as_wan(umt5):
     from transformers import AutoTokenizer, UMT5EncoderModel
 
-    from lightning_aapt.text import TextEncoder
-    from lightning_aapt.text.umt5 import UMT5TextEncoder, trimmed_lengths
+    from lightning_aapt.text import TextEncoder, trimmed_lengths
+    from lightning_aapt.text.umt5 import UMT5TextEncoder
 
     encoder = UMT5TextEncoder(umt5)
     assert isinstance(encoder, TextEncoder) and encoder.dim == 32 and encoder.max_tokens == 512
