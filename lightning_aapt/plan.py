@@ -7,7 +7,9 @@ FLOPs count multiply-adds as 2 and only useful work: the attention of a frame co
 see (FlexAttention skips masked blocks; the CPU/SDPA path computes dense scores and does more). A training step
 is forward + backward = 3x the forward (4x with activation checkpointing). Memory per GPU:
 - weights, gradients and Adam moments: fp32 master weights (4 B/param) + fp32 gradients (4) + two fp32 moments
-  (8), and the EMA copy (4); FSDP divides all of it by G, DDP keeps it whole on every GPU;
+  (8) of the trained weights, and the EMA copy (4); frozen networks (stage 2's teacher, stage 3's distillation
+  teacher) and a LoRA run's frozen base hold their weights only (4); FSDP divides all of it by G, DDP keeps it
+  whole on every GPU;
 - gathered weights: FSDP2 all-gathers one block at a time (bf16 or fp32), about two blocks in flight;
 - activations: per token and block about 34 D bytes in 16-bit (Korthikanti et al. 2022, with fused attention
   kernels that keep no score matrix); with activation checkpointing only each block's input (2 D bytes)
@@ -23,12 +25,29 @@ from typing import Literal
 import torch
 
 from lightning_aapt.backbone import BackboneConfig, CausalVideoDiT
+from lightning_aapt.stages.lora import LoraConfig, named_like
 
 
 def parameter_count(cfg: BackboneConfig) -> int:
     """Exact: the model built on the meta device (no memory) and counted."""
     with torch.device("meta"):
         return sum(p.numel() for p in CausalVideoDiT(cfg).parameters())
+
+
+def trainable_parameters(cfg: BackboneConfig, lora: LoraConfig | None) -> int:
+    """Parameters a stage trains: all of them, or with LoRA the adapters (r (in + out) per target linear layer)
+    and the modules trained whole."""
+    if lora is None:
+        return parameter_count(cfg)
+    with torch.device("meta"):
+        model = CausalVideoDiT(cfg)
+    count = 0
+    for name, module in model.named_modules():
+        if any(named_like(name, m) for m in lora.trained_fully):
+            count += sum(p.numel() for p in module.parameters())
+        elif isinstance(module, torch.nn.Linear) and any(named_like(name, t) for t in lora.targets):
+            count += lora.rank * (module.in_features + module.out_features)
+    return count
 
 
 def block_parameters(cfg: BackboneConfig) -> int:
@@ -79,8 +98,13 @@ class Workload:
         sharding: "fsdp" (FSDP2: weights, gradients, optimizer and EMA divided by G) or "ddp" (replicated).
         precision: "bf16" (compute and gathered weights in bf16, fp32 master weights) or "fp32".
         activation_checkpointing: recompute activations in backward.
-        stage: 1 (teacher forcing, one pass) or 3 (adversarial: generator + discriminator of the same size).
+        stage: 1 (teacher forcing, one pass), 2 (consistency distillation: the frozen teacher's and the target's
+            passes without gradients, the student's with) or 3 (adversarial: generator + discriminator of the same
+            size).
         rollout_frames: stage 3's generated video length (default 2 x frames, long-video training).
+        frozen_networks: frozen copies of the backbone held beside the trained ones (stage 2's teacher, and its
+            EMA target; stage 3's distillation teacher).
+        lora: the generator trains LoRA adapters (`stages/lora.py`) instead of all its weights.
     """
 
     latent_size: tuple[int, int] = (52, 92)
@@ -91,8 +115,10 @@ class Workload:
     sharding: Literal["fsdp", "ddp"] = "fsdp"
     precision: Literal["bf16", "fp32"] = "bf16"
     activation_checkpointing: bool = True
-    stage: Literal[1, 3] = 1
+    stage: Literal[1, 2, 3] = 1
     rollout_frames: int | None = None
+    frozen_networks: int = 0
+    lora: LoraConfig | None = None
 
 
 def plan(cfg: BackboneConfig, work: Workload) -> dict[str, float]:
@@ -107,6 +133,9 @@ def plan(cfg: BackboneConfig, work: Workload) -> dict[str, float]:
     if work.stage == 1:
         step = B * clip * (1 + backward)
         networks = 1
+    elif work.stage == 2:  # teacher and target forwards without gradients, the student's with
+        step = B * clip * (2 + 1 + backward)
+        networks = 1
     else:
         R = work.rollout_frames or 2 * F
         video = forward_flops(cfg, tokens, R, average_visible(R, cfg), L)
@@ -116,7 +145,10 @@ def plan(cfg: BackboneConfig, work: Workload) -> dict[str, float]:
         step = B * (rollout + disc + gen)
         networks = 2
     shards = work.gpus if work.sharding == "fsdp" else 1
-    state = networks * params * (4 + 4 + 8) / shards + params * 4 / shards  # master, grads, Adam; generator EMA
+    trained = trainable_parameters(cfg, work.lora)  # of the generator; stage 3's discriminator trains whole
+    weights = params * (networks + work.frozen_networks)  # fp32 master weights of every network
+    # + gradients and Adam moments of what trains, + the EMA of the generator's trained weights
+    state = (weights * 4 + (trained + (networks - 1) * params) * (4 + 8) + trained * 4) / shards
     compute_bytes = 2 if work.precision == "bf16" else 4
     gathered = 2 * block_parameters(cfg) * compute_bytes if work.sharding == "fsdp" else 0
     seq = B * F * tokens
@@ -128,7 +160,8 @@ def plan(cfg: BackboneConfig, work: Workload) -> dict[str, float]:
     activations *= networks if work.stage == 3 else 1
     if work.stage == 3:  # the rollout's KV cache: 2 (K, V) x depth x frames in window x tokens x D
         activations += 2 * cfg.depth * steady * tokens * cfg.dim * compute_bytes * B
-    return {"parameters": params, "tokens_per_frame": tokens, "flops_per_training_step": step,
+    return {"parameters": params, "trained_parameters": trained + (networks - 1) * params,
+            "tokens_per_frame": tokens, "flops_per_training_step": step,
             "flops_per_generated_frame": per_frame, "memory_states": state, "memory_gathered_weights": gathered,
             "memory_activations": activations, "memory_total": state + gathered + activations,
             "kv_cache_bytes_per_stream": 2 * cfg.depth * steady * tokens * cfg.dim * compute_bytes}
@@ -139,11 +172,14 @@ def report(name: str, cfg: BackboneConfig, work: Workload, gpu_memory_gib: float
     p = plan(cfg, work)
     gib = 2**30
     fits = p["memory_total"] / gib <= 0.9 * gpu_memory_gib
-    fields = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(work).items())
+    fields = ", ".join(f"{f.name}={getattr(work, f.name)}" for f in dataclasses.fields(work) if f.name != "lora")
+    if work.lora is not None:
+        fields += f", LoRA rank {work.lora.rank} on {', '.join(work.lora.targets)}"
     lines = [f"### plan: {name}", "", f"{cfg.depth} blocks, width {cfg.dim}, {cfg.num_heads} heads, MLP "
              f"{cfg.hidden_dim}, window {cfg.window_frames} + sink {cfg.sink_frames}; {fields}", "",
              "| quantity | value |", "|---|---|",
              f"| parameters | {p['parameters'] / 1e9:.3f} B |",
+             f"| trained parameters{' (LoRA)' if work.lora else ''} | {p['trained_parameters'] / 1e9:.3f} B |",
              f"| tokens per latent frame | {p['tokens_per_frame']} |",
              f"| FLOPs per training step (per GPU) | {p['flops_per_training_step'] / 1e12:.1f} TFLOP |",
              f"| FLOPs per generated latent frame (1 NFE, window full) | {p['flops_per_generated_frame'] / 1e12:.2f} "

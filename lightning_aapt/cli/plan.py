@@ -12,7 +12,7 @@ from lightning_aapt.cli.signature import run_function
 def plan(config: Path | None = None, preset: str = "aapt-8b-like", gpus: int | None = None, batch: int | None = None,
          frames: int | None = None, latent_size: tuple[int, int] = (52, 92), text_tokens: int = 512,
          sharding: Literal["fsdp", "ddp"] | None = None, precision: Literal["bf16", "fp32"] | None = None,
-         activation_checkpointing: bool | None = None, stage: Literal[1, 3] | None = None,
+         activation_checkpointing: bool | None = None, stage: Literal[1, 2, 3] | None = None,
          gpu_memory_gib: float = 80.0) -> int:
     """Parameters, FLOPs and memory per GPU of a config (or of a preset and flags), before spending GPU hours.
 
@@ -27,12 +27,14 @@ def plan(config: Path | None = None, preset: str = "aapt-8b-like", gpus: int | N
         sharding: fsdp or ddp (default: the config's strategy).
         precision: bf16 or fp32 (default: the config's).
         activation_checkpointing: default: the config's (on when it says nothing).
-        stage: 1 (one pass per step) or 3 (rollout, D and G; default: from the config's model class).
+        stage: 1 (one pass per step), 2 (teacher, target and student passes) or 3 (rollout, D and G; default:
+            from the config's model class). LoRA (`model.init_args.lora`) and frozen teachers come from the config.
         gpu_memory_gib: memory of one GPU.
     """
     from omegaconf import OmegaConf
 
     from lightning_aapt.plan import Workload, report
+    from lightning_aapt.stages.lora import LoraConfig
 
     if preset not in PRESETS:
         raise SystemExit(f"--preset {preset!r}: choose one of {sorted(PRESETS)}")
@@ -47,6 +49,7 @@ def plan(config: Path | None = None, preset: str = "aapt-8b-like", gpus: int | N
     strategy = trainer.get("strategy", "ddp")
     strategy_name = strategy.get("class_path", "") if isinstance(strategy, dict) else str(strategy)
     parallel = init.get("parallel") or {}
+    stage = stage or stage_of(model.get("class_path", ""))
     work = Workload(
         latent_size=tuple(latent_size), text_tokens=text_tokens,
         frames=frames or data.get("num_frames", 30), batch_per_gpu=batch or data.get("batch_size", 1),
@@ -55,10 +58,23 @@ def plan(config: Path | None = None, preset: str = "aapt-8b-like", gpus: int | N
         precision=precision or parallel.get("precision", "bf16"),
         activation_checkpointing=(activation_checkpointing if activation_checkpointing is not None
                                   else parallel.get("activation_checkpointing", True)),
-        stage=stage or (3 if "Adversarial" in model.get("class_path", "") else 1),
-        rollout_frames=init.get("num_rollout_frames"))
+        stage=stage, rollout_frames=init.get("num_rollout_frames"), frozen_networks=frozen_networks(stage, init),
+        lora=LoraConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in init["lora"].items()})
+        if init.get("lora") else None)
     print(report(str(config) if config else preset, cfg, work, gpu_memory_gib))
     return 0
+
+
+def stage_of(class_path: str) -> int:
+    return 3 if "Adversarial" in class_path else 2 if "Consistency" in class_path else 1
+
+
+def frozen_networks(stage: int, init: dict) -> int:
+    """Frozen backbones a stage holds beside the trained ones: stage 2's teacher (and EMA target), stage 3's
+    distillation teacher."""
+    if stage == 2:
+        return 1 + (init.get("target_ema_decay", 0.0) > 0)
+    return int(stage == 3 and init.get("distill_weight", 0.0) > 0)
 
 
 def main(argv: list[str]) -> int:

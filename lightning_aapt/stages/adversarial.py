@@ -43,6 +43,7 @@ from lightning_aapt.diffusion import shift_time
 from lightning_aapt.parallel import ParallelConfig
 from lightning_aapt.stages.base import StageModule
 from lightning_aapt.stages.checkpoints import load_backbone
+from lightning_aapt.stages.lora import LoraConfig
 from lightning_aapt.stages.optim import OptimizerConfig, adamw, warmup_factor
 from lightning_aapt.stages.randomness import RandomStream, TimestepConfig
 from lightning_aapt.stages.teacher_forcing import teacher_forced_frames
@@ -170,11 +171,12 @@ class AdversarialPostTraining(StageModule):
                  disc_warmup_steps: int = 0, forcing: Literal["student", "teacher"] = "student",
                  disc_timestep_shift: float = 1.0, segment_frames: int | None = None, distill_weight: float = 0.0,
                  teacher_steps: int = 8, truth_weight: float = 0.0, rollout_context_frames: int = 1,
-                 attention_backend: AttentionBackend = "auto") -> None:
+                 attention_backend: AttentionBackend = "auto",
+                 lora: LoraConfig | None = None) -> None:
         super().__init__(backbone=backbone, optimizer=optimizer or ADAM_GAN, timesteps=timesteps, ema_decay=ema_decay,
                          init_from=init_from, model_dims=model_dims, loss_buckets=loss_buckets,
                          sample_steps=sample_steps, parallel=parallel, context_frames=context_frames,
-                         attention_backend=attention_backend)
+                         attention_backend=attention_backend, lora=lora)
         self.automatic_optimization = False
         if disc_init_from is not None:
             disc_backbone = load_backbone(disc_init_from, attention_backend=attention_backend)

@@ -7,7 +7,6 @@ Notation: B batch, F frames, C latent channels, H/W latent height/width.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import os
 
@@ -20,8 +19,9 @@ from lightning_aapt.data import VideoBatch
 from lightning_aapt.diffusion import sample_timesteps
 from lightning_aapt.inference import stream_after_context
 from lightning_aapt.parallel import ParallelConfig, parallelize
-from lightning_aapt.stages.averaging import move_average
+from lightning_aapt.stages.averaging import averaged_copy, move_average
 from lightning_aapt.stages.checkpoints import init_backbone_from
+from lightning_aapt.stages.lora import LoraConfig, add_lora
 from lightning_aapt.stages.optim import OptimizerConfig, adamw, lr_factor
 from lightning_aapt.stages.randomness import RandomStream, TimestepConfig, sample_generators
 from lightning_aapt.stages.sampling import sample_clips
@@ -47,13 +47,17 @@ class StageModule(L.LightningModule):
             show the model how things move, which one frame cannot.
         attention_backend: how the stage's networks run attention ("auto", "sdpa", "flex", "reference"): a run
             setting, not part of the architecture, so it may change on resume.
+        lora: train low-rank adapters of `model` (after `init_from`) instead of all its weights (`lora.py`): the
+            base stays frozen and is shared with the EMA, checkpoints record the adapters' settings, and every
+            reader of the checkpoint (`init_from`, `eval`, `sample`, `merge`) sees the merged plain backbone. One
+            device or DDP (not ModelParallelStrategy).
     """
 
     def __init__(self, backbone: BackboneConfig, optimizer: OptimizerConfig | None = None,
                  timesteps: TimestepConfig | None = None, ema_decay: float = 0.999, init_from: str | None = None,
                  model_dims: dict[str, int] | None = None, loss_buckets: int = 4, sample_steps: int = 8,
                  parallel: ParallelConfig | None = None, context_frames: int = 2,
-                 attention_backend: AttentionBackend = "auto") -> None:
+                 attention_backend: AttentionBackend = "auto", lora: LoraConfig | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         for name, value in self.hparams.items():  # plain data, so checkpoints load with weights_only=True
@@ -75,7 +79,10 @@ class StageModule(L.LightningModule):
         self.model = CausalVideoDiT(backbone, attention_backend)
         if init_from:
             init_backbone_from(self.model, init_from)
-        self.ema = copy.deepcopy(self.model).requires_grad_(False) if ema_decay > 0 else None
+        self.lora = lora
+        if lora is not None:
+            add_lora(self.model, lora)
+        self.ema = averaged_copy(self.model) if ema_decay > 0 else None
 
     def check_backbone(self, cfg: BackboneConfig) -> None:
         """Stages refuse a backbone form they cannot train (overridden per stage)."""
@@ -87,6 +94,9 @@ class StageModule(L.LightningModule):
     def configure_model(self) -> None:
         """Apply `parallel` (FSDP2 when the strategy gives a device mesh) once, before the optimizers exist."""
         if not self._parallelized:
+            if self.lora is not None and self.device_mesh is not None:
+                raise ValueError("model.init_args.lora trains on one device or under DDP (its frozen base is shared "
+                                 "with the EMA); ModelParallelStrategy (FSDP2) shards full training only")
             parallelize(self.networks(), self.device_mesh, self.parallel_cfg)
             self._parallelized = True
 
@@ -256,6 +266,7 @@ class StageModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["backbone_config"] = dataclasses.asdict(self.cfg)
+        checkpoint["lora"] = dataclasses.asdict(self.lora) if self.lora is not None else None
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Resuming from a checkpoint of another backbone fails here, naming the fields that differ."""
@@ -268,3 +279,10 @@ class StageModule(L.LightningModule):
         if diff:
             listed = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in diff.items())
             raise ValueError(f"the checkpoint's backbone differs from model.backbone: {listed}")
+        ours = dataclasses.asdict(self.lora) if self.lora is not None else None
+        saved = checkpoint.get("lora")
+        if saved is not None:
+            saved = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}
+        if saved != ours:
+            raise ValueError(f"the checkpoint's LoRA settings differ from model.init_args.lora: checkpoint {saved} vs "
+                             f"config {ours}")

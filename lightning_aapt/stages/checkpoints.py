@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -12,6 +11,8 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning_aapt.backbone import AttentionBackend, BackboneConfig, CausalVideoDiT
 from lightning_aapt.backbone.model import load_converted
 from lightning_aapt.backbone.wan import is_wan_checkpoint, load_wan
+from lightning_aapt.files import atomic_path
+from lightning_aapt.stages.lora import LoraConfig, is_lora_state, merged_state
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -20,10 +21,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     Use as `trainer.plugins: [{class_path: lightning_aapt.stages.checkpoints.AtomicCheckpointIO}]`."""
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        super().save_checkpoint(checkpoint, tmp, storage_options)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
         if not Path(path).exists():
@@ -57,8 +56,8 @@ def read_sharded_checkpoint(path: Path) -> dict:
 def load_backbone(path: str | Path, prefer_ema: bool = True, attention_backend: AttentionBackend = "auto"
                   ) -> CausalVideoDiT:
     """The backbone stored in a stage checkpoint (a file, or a sharded checkpoint folder), with its EMA weights
-    when present (docs/architecture.md §5), or a Wan transformer (`backbone.wan.load_wan`: a diffusers or Wan
-    folder, a .safetensors/.pth file), running attention with `attention_backend`."""
+    when present (docs/architecture.md §5) and LoRA adapters merged, or a Wan transformer (`backbone.wan.load_wan`:
+    a diffusers or Wan folder, a .safetensors/.pth file), running attention with `attention_backend`."""
     path = Path(path)
     if is_wan_checkpoint(path):
         return load_wan(path, attention_backend=attention_backend)
@@ -98,6 +97,11 @@ def backbone_from_checkpoint(checkpoint: dict, path: Path, prefer_ema: bool = Tr
     state = checkpoint["state_dict"]
     prefix = "ema." if prefer_ema and any(k.startswith("ema.") for k in state) else "model."
     weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    if checkpoint.get("lora") is not None:  # a LoRA stage: adapters folded into the base weights
+        weights = merged_state(weights, LoraConfig(**checkpoint["lora"]))
+    elif is_lora_state(weights):
+        raise ValueError(f"init_from={path}: the weights hold LoRA adapters but the checkpoint records no `lora` "
+                         "settings to merge them with")
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as err:

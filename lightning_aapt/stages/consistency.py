@@ -11,7 +11,6 @@ recipe) or an EMA of it. Loss per frame: L2 or pseudo-Huber (iCT), no extra weig
 
 from __future__ import annotations
 
-import copy
 from typing import Literal
 
 import torch
@@ -21,9 +20,10 @@ from lightning_aapt.backbone import AttentionBackend, BackboneConfig
 from lightning_aapt.data import VideoBatch
 from lightning_aapt.diffusion import add_noise, euler_step, timestep_schedule, x0_from_velocity
 from lightning_aapt.parallel import ParallelConfig
-from lightning_aapt.stages.averaging import move_average
+from lightning_aapt.stages.averaging import averaged_copy, move_average
 from lightning_aapt.stages.base import StageModule
 from lightning_aapt.stages.checkpoints import load_backbone
+from lightning_aapt.stages.lora import LoraConfig
 from lightning_aapt.stages.optim import OptimizerConfig
 from lightning_aapt.stages.randomness import TimestepConfig
 from lightning_aapt.stages.teacher_forcing import teacher_forcing
@@ -48,11 +48,12 @@ class ConsistencyDistillation(StageModule):
                  teacher_from: str | None = None, grid_steps: int = 32, target_ema_decay: float = 0.0,
                  loss: Literal["l2", "pseudo_huber"] = "pseudo_huber", huber_c: float = 0.00054,
                  eval_steps: tuple[int, ...] = (1, 2, 4), parallel: ParallelConfig | None = None,
-                 context_frames: int = 2, attention_backend: AttentionBackend = "auto") -> None:
+                 context_frames: int = 2, attention_backend: AttentionBackend = "auto",
+                 lora: LoraConfig | None = None) -> None:
         super().__init__(backbone=backbone, optimizer=optimizer, timesteps=timesteps, ema_decay=ema_decay,
                          init_from=init_from, model_dims=model_dims, loss_buckets=loss_buckets,
                          sample_steps=sample_steps, parallel=parallel, context_frames=context_frames,
-                         attention_backend=attention_backend)
+                         attention_backend=attention_backend, lora=lora)
         source = teacher_from or init_from
         if source is None:
             raise ValueError("stage 2 needs a teacher: set model.init_args.init_from (or teacher_from) to the "
@@ -63,7 +64,7 @@ class ConsistencyDistillation(StageModule):
         if self.teacher.cfg != self.cfg:
             raise ValueError(f"teacher_from={source}: the teacher's config differs from the student's: "
                              f"{self.teacher.cfg} vs {self.cfg}")
-        self.target = copy.deepcopy(self.model).requires_grad_(False) if target_ema_decay > 0 else None
+        self.target = averaged_copy(self.model) if target_ema_decay > 0 else None
         self.grid_steps, self.target_ema_decay = grid_steps, target_ema_decay
         self.loss_kind, self.huber_c, self.eval_steps = loss, huber_c, tuple(eval_steps)
 

@@ -30,10 +30,12 @@ class OptimizerConfig:
 
 
 def adamw(named_parameters, cfg: OptimizerConfig) -> torch.optim.AdamW:
-    """AdamW with `cfg`'s decoupled weight decay on weight matrices only (biases, norms and the timestep
-    modulation are not decayed)."""
+    """AdamW of the trainable parameters with `cfg`'s decoupled weight decay on weight matrices only (biases, norms
+    and the timestep modulation are not decayed)."""
     decay, no_decay = [], []
     for name, p in named_parameters:
+        if not p.requires_grad:
+            continue
         (no_decay if p.ndim < 2 or "modulation" in name else decay).append(p)
     return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                               {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas)

@@ -49,3 +49,19 @@ def test_fsdp_divides_the_states_and_the_8b_preset_is_planned():
     assert ddp["memory_states"] == pytest.approx(8 * fsdp["memory_states"])
     assert fsdp["memory_total"] < 80 * 2**30 < ddp["memory_total"]
     assert fsdp["flops_per_generated_frame"] > 2 * fsdp["parameters"] * fsdp["tokens_per_frame"]  # + attention
+
+
+def test_lora_and_frozen_teachers_are_counted():
+    from lightning_aapt.plan import trainable_parameters
+    from lightning_aapt.stages.lora import LoraConfig, add_lora
+
+    cfg = BackboneConfig.preset("tiny", control_dim=2)
+    lora = LoraConfig(rank=3)
+    model = add_lora(CausalVideoDiT(cfg), lora)
+    assert trainable_parameters(cfg, lora) == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    wan = BackboneConfig.preset("wan2.1-t2v-1.3b")
+    one, teacher = plan(wan, Workload(gpus=8)), plan(wan, Workload(gpus=8, stage=2, frozen_networks=1))
+    assert teacher["memory_states"] - one["memory_states"] == pytest.approx(4 * one["parameters"] / 8)
+    adapted = plan(wan, Workload(gpus=1, sharding="ddp", lora=LoraConfig(rank=32)))
+    assert adapted["trained_parameters"] < 0.05 * adapted["parameters"]
+    assert adapted["memory_states"] < 0.3 * plan(wan, Workload(gpus=1, sharding="ddp"))["memory_states"]

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from lightning_aapt.cli import main
@@ -117,9 +118,10 @@ def test_prepare_videos_refuses_a_mismatched_transformer(prepared, tmp_path):
         main(bad)
 
 
-def test_stage1_fit_from_a_wan_checkpoint_then_sample_streams_through_the_vae(prepared, tmp_path):
+@pytest.mark.parametrize("shipped", ["stage1", "stage1_lora"])
+def test_stage1_fit_from_a_wan_checkpoint_then_sample_streams_through_the_vae(prepared, tmp_path, shipped):
     root, out, _ = prepared
-    config = yaml.safe_load((EXPERIMENTS / "wan" / "stage1.yaml").read_text())
+    config = yaml.safe_load((EXPERIMENTS / "wan" / f"{shipped}.yaml").read_text())
     trainer = config["trainer"]
     trainer.update(accelerator="cpu", devices=1, strategy="auto", precision="32-true", max_steps=3,
                    val_check_interval=3, limit_val_batches=1, log_every_n_steps=1, enable_progress_bar=False,
@@ -129,12 +131,14 @@ def test_stage1_fit_from_a_wan_checkpoint_then_sample_streams_through_the_vae(pr
     init = config["model"]["init_args"]
     init["backbone"].update(dim=48, depth=2, num_heads=2, mlp_dim=96, freq_dim=32, window_frames=2)
     init["init_from"] = str(root / "wan" / "transformer")
+    init["parallel"] = {}  # one CPU process: no FSDP2 mixed precision, no compilation
     config["data"]["init_args"].update(data_dir=str(out), num_frames=3, batch_size=2, num_workers=0)
     path = tmp_path / "stage1.yaml"
     path.write_text(yaml.safe_dump(config))
     assert main(["fit", "--config", str(path)]) == 0
-    ckpt = tmp_path / "stage1" / "checkpoints" / "last.ckpt"
-    assert ckpt.is_file()
+    ckpt = tmp_path / shipped / "checkpoints" / "last.ckpt"
+    recorded = torch.load(ckpt, map_location="cpu", weights_only=True)["lora"]
+    assert (recorded or {}).get("rank") == (32 if shipped == "stage1_lora" else None)
     video = tmp_path / "stream.mp4"
     assert main(["sample", "--ckpt", str(ckpt), "--out", str(video), "--data", str(out), "--frames", "5",
                  "--context", "1", "--steps", "2", "--scale", "1"]) == 0

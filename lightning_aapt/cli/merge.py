@@ -1,0 +1,38 @@
+"""`python -m lightning_aapt merge`: a LoRA stage checkpoint's adapters folded into its base weights, written as a
+plain backbone checkpoint (what `init_from`, `eval`, `sample` and any later stage read, with no peft)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Literal
+
+from lightning_aapt.cli.signature import run_function
+
+
+def merge(ckpt: Path, out: Path, weights: Literal["ema", "trained"] = "ema") -> int:
+    """Write the plain backbone of a stage checkpoint, LoRA adapters merged (W + alpha/r * B A).
+
+    Args:
+        ckpt: a stage checkpoint (LoRA or not).
+        out: the plain checkpoint to write (.ckpt): `backbone_config` and the merged weights, no optimizer state.
+        weights: "ema" (the averaged weights, when the stage kept an EMA) or "trained".
+    """
+    import torch
+
+    from lightning_aapt.files import atomic_path
+    from lightning_aapt.stages.checkpoints import load_backbone
+
+    model = load_backbone(ckpt, prefer_ema=weights == "ema")
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        torch.save({"backbone_config": dataclasses.asdict(model.cfg), "state_dict": state, "lora": None,
+                    "merged_from": str(ckpt)}, tmp)
+    print(f"wrote {out}: {sum(v.numel() for v in state.values()):,} parameters ({weights} weights of {ckpt}, "
+          "adapters merged)")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    return run_function(merge, argv, "merge")
