@@ -8,6 +8,7 @@ Commands:
     sweep --config X --grid K=[a,b]   trials of overrides: --local here, or an sbatch job array (--submit)
     sweep summary DIR                 every trial's final metrics -> DIR/summary.md, summary.csv
     sample --ckpt CKPT --frames N --out FILE.gif|mp4   stream a stage's generator next to the toy truth
+    play --ckpt CKPT [--port P]       steer the generated world live in the browser (the truth beside it)
     prepare toy-world --out DIR       render the toy world into WebDataset shards + manifest.json
     prepare videos --out DIR ...      encode a folder of videos (Wan VAE, umT5) into shards + manifest.json
     merge --ckpt CKPT --out FILE      a LoRA stage checkpoint's adapters merged into a plain backbone checkpoint
@@ -24,7 +25,7 @@ from lightning_aapt.cli.lightning import LIGHTNING_COMMANDS, lightning_cli
 
 # command -> module of lightning_aapt.cli whose main(argv) runs it (imported on use: `--help` stays fast)
 COMMANDS = {"bench": "bench", "eval": "evaluate", "merge": "merge", "pipeline": "pipeline", "plan": "plan",
-            "prepare": "prepare", "sample": "sample", "stream": "stream", "sweep": "sweep"}
+            "play": "play", "prepare": "prepare", "sample": "sample", "stream": "stream", "sweep": "sweep"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -128,6 +128,17 @@ class StreamingGenerator:
         if context is not None and context.shape[1] > 1:
             self.observe(context[:, 1:], None if context_controls is None else context_controls[:, 1:])
 
+    def set_prompt(self, text: Tensor) -> None:
+        """Switch the prompt mid-stream: text (B, L, Dt) is attended from the next frame on (its keys/values computed
+        once, on that frame); the frames in the window are kept."""
+        self._check_started()
+        if text.dim() != 3 or text.shape[0] != self.text.shape[0] or text.shape[2] != self.text.shape[2]:
+            raise ValueError(f"set_prompt: text must be (B, L, Dt) with B={self.text.shape[0]}, "
+                             f"Dt={self.text.shape[2]}; got {tuple(text.shape)}")
+        self.text = text.to(self.device, self.dtype)
+        for cache in self.caches:
+            cache.set_prompt(self.text)
+
     def observe(self, frames: Tensor, controls: Tensor | None = None, noise: Tensor | None = None) -> None:
         """Feed real frames (B, F, C, H, W) through the caches as context, with their controls (B, F, A): at each
         level i a frame is its latent noised to t_i with the previous real frame recycled (teacher forcing). The

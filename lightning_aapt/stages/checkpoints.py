@@ -80,6 +80,20 @@ def load_backbone(path: str | Path, prefer_ema: bool = True, attention_backend: 
     return backbone_from_checkpoint(checkpoint, path, prefer_ema, attention_backend)
 
 
+def recorded_settings(path: str | Path) -> dict:
+    """The stage settings (`hyper_parameters`) a checkpoint file or sharded folder records; {} for a Wan path or a
+    plain backbone checkpoint (`merge`)."""
+    path = Path(path)
+    if is_wan_checkpoint(path):
+        return {}
+    source = path / "meta.pt" if path.is_dir() else path
+    try:
+        checkpoint = torch.load(source, map_location="cpu", weights_only=True, mmap=not path.is_dir())
+    except Exception as err:
+        raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
+    return dict(checkpoint.get("hyper_parameters") or {})
+
+
 # Run settings that checkpoints written before they left `BackboneConfig` still record with the architecture.
 FORMER_RUN_SETTINGS = ("attention_backend", "max_cache_frames")
 

@@ -1,0 +1,116 @@
+"""`python -m lightning_aapt play`: steer a checkpoint's generated world live from the browser, the world's truth
+beside it; or replay a recorded session exactly (`--replay`)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+from lightning_aapt.cli.signature import run_function
+
+
+def play(ckpt: Path, data: Path = Path("data/toy16"), host: str = "127.0.0.1", port: int = 8765,
+         steps: int | None = None, context: int | None = None, seed: int = 0, scene: int = 0, max_sessions: int = 4,
+         record_dir: Path = Path("runs/play"), device: str = "cpu", replay: Path | None = None,
+         out: Path | None = None) -> int:
+    """Serve a page where the arrow keys (or WASD, or the buttons) steer the agent of a checkpoint's generated toy
+    world, frame by frame at the world's frame rate, with the world re-rendered for the same actions beside it.
+
+    Args:
+        ckpt: a causal stage checkpoint (stage 3 plays at 1 step per frame; stages 1-2 at their sample_steps).
+        data: the toy-world dataset the checkpoint was trained on (its world, codec and text encoder).
+        host: the address to serve on (127.0.0.1: this machine only).
+        port: the port to serve on.
+        steps: network evaluations per frame (default: the checkpoint's sample_steps).
+        context: real frames a scene starts from (default: the checkpoint's context_frames).
+        seed: noise seed of every stream (a recording replays with it).
+        scene: the first player's scene; each new scene or player takes the next.
+        max_sessions: players at once (browser tabs); the next is refused with a message.
+        record_dir: where the record button writes MP4 + JSON.
+        device: cpu or cuda.
+        replay: a recording's JSON: make its frames again instead of serving, and check they are identical.
+        out: with --replay, write the replayed frames to this .mp4/.gif.
+    """
+    import torch
+
+    from lightning_aapt.data import dataset_codec, read_manifest
+    from lightning_aapt.inference.session import InteractiveSession
+    from lightning_aapt.play.game import Game, PlayLog, frames_hash
+    from lightning_aapt.play.game import replay as replay_log
+    from lightning_aapt.stages.checkpoints import load_backbone, recorded_settings
+    from lightning_aapt.world.dataset import FPS, spec_from_manifest
+    from lightning_aapt.world.live import LiveWorld
+
+    if "toy_world" not in read_manifest(data):
+        raise SystemExit(f"--data {data}: play streams a toy-world dataset (python -m lightning_aapt prepare "
+                         "toy-world); other datasets have no world to steer or re-render yet")
+    spec = spec_from_manifest(data)
+    model = load_backbone(ckpt).eval().to(device)
+    if model.cfg.bidirectional:
+        raise SystemExit(f"--ckpt {ckpt}: a bidirectional (stage-0) model cannot stream; play stages 1-3")
+    codec = dataset_codec(data)
+    if (model.cfg.latent_channels, model.cfg.control_dim) != (codec.latent_channels, spec.world.action_dim):
+        raise SystemExit(f"--ckpt {ckpt} takes {model.cfg.latent_channels} latent channels and {model.cfg.control_dim}"
+                         f" controls; --data {data} has {codec.latent_channels} and {spec.world.action_dim}")
+    recorded = recorded_settings(ckpt)
+    shift = float((recorded.get("timesteps") or {}).get("shift", 1.0))
+    steps = steps or int(recorded.get("sample_steps", 1))
+    context = context or int(recorded.get("context_frames", 2))
+    encoder = spec.text_encoder()
+
+    def session(steps: int, shift: float, seed: int) -> InteractiveSession:
+        return InteractiveSession(model, codec, encoder, steps=steps, shift=shift, seed=seed)
+
+    if replay is not None:
+        log = PlayLog(**json.loads(replay.read_text()))
+        frames = replay_log(log, session(log.steps, log.shift, log.seed), LiveWorld(spec.world))
+        same = frames_hash(frames) == log.frames_sha256
+        if out is not None:
+            import numpy as np
+
+            from lightning_aapt.video import write_video
+
+            write_video(out, np.concatenate(frames), fps=FPS, scale=8)
+        print(f"replayed {replay}: {len(frames)} frames, {'identical to' if same else 'DIFFERENT from'} the recording"
+              + (f"; wrote {out}" if out is not None else ""))
+        return 0 if same else 1
+
+    listener = bind(host, port)
+    from lightning_aapt.play.server import Hub, PlaySettings, create_app
+
+    def make_game(first: int) -> Game:
+        return Game(session(steps, shift, seed), LiveWorld(spec.world), context, first)
+
+    settings = PlaySettings(fps=FPS, max_sessions=max_sessions, record_dir=record_dir, first_scene=scene,
+                            title=f"{ckpt} · {steps} step{'s' if steps > 1 else ''} per frame")
+    torch.set_grad_enabled(False)
+    serve(create_app(Hub(make_game, settings)), listener, f"http://{host}:{port}/")
+    return 0
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, or a clear error when the port is taken."""
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as err:
+        listener.close()
+        raise SystemExit(f"--port {port}: cannot listen on {host}:{port} ({err.strerror}); another program has it: "
+                         "pick another with --port") from None
+    listener.listen(64)
+    return listener
+
+
+def serve(app, listener: socket.socket, url: str) -> None:
+    import uvicorn
+
+    # a message larger than the protocol allows is refused by the WebSocket layer before it is read into memory
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", ws_max_size=1 << 16))
+    print(f"playing at {url} (Ctrl-C stops)", flush=True)
+    server.run(sockets=[listener])
+
+
+def main(argv: list[str]) -> int:
+    return run_function(play, argv, "play")

@@ -1,0 +1,160 @@
+"""`Game`: a live stream of the toy world as a player sees it: the generated frame, the world re-rendered for the
+same actions beside it, the agent's error, and a log of everything the player did since the scene started, from
+which a recording replays exactly.
+
+Notation: S frame size in pixels, t video frames per step (1 on the toy world).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lightning_aapt.files import atomic_path
+from lightning_aapt.inference.session import InteractiveSession
+from lightning_aapt.metrics.drift import agent_error, locate_agent
+from lightning_aapt.video import write_video
+from lightning_aapt.world.live import LiveWorld
+
+
+@dataclass
+class Tick:
+    """One frame of play."""
+
+    index: int  # frames generated since the scene started
+    generated: np.ndarray  # (t, S, S, 3) uint8
+    truth: np.ndarray  # (S, S, 3) uint8: the world after the same actions
+    agent_error: float  # pixels between the agent found in the generated frame and the true one (lost: S)
+    agent: tuple[float, float] | None  # the agent found in the generated frame (x, y) in pixels; None: lost
+    true_agent: tuple[float, float]  # where the world has it
+    model_ms: float
+    decode_ms: float
+
+
+@dataclass
+class PlayLog:
+    """What replays a session exactly: the stream's settings, the scene, and every action and prompt switch in
+    order since the scene started (`events`: ["act", [ax, ay]] or ["prompt", text]); a recording keeps the frames
+    from `record_from` on, with the SHA-256 of their pixels."""
+
+    steps: int
+    shift: float
+    seed: int
+    context_frames: int
+    scene: int
+    events: list = field(default_factory=list)
+    record_from: int = 0
+    frames_sha256: str | None = None
+
+
+def frames_hash(frames: list[np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for f in frames:
+        digest.update(np.ascontiguousarray(f).tobytes())
+    return digest.hexdigest()
+
+
+class Game:
+    """The toy world played live through an `InteractiveSession`.
+
+    Args:
+        session: the stream (its model, codec and text encoder).
+        world: the toy world to re-render the truth in (the dataset's).
+        context_frames: real frames a scene starts from (the agent at rest), fed through the cache.
+        scene: the first scene's seed.
+    """
+
+    def __init__(self, session: InteractiveSession, world: LiveWorld, context_frames: int = 2, scene: int = 0) -> None:
+        if context_frames < 1:
+            raise ValueError(f"context_frames must be >= 1, got {context_frames}")
+        self.session, self.world, self.context_frames = session, world, context_frames
+        self.log: PlayLog | None = None
+        self.recorded: list[tuple[np.ndarray, np.ndarray]] | None = None  # (generated, truth) while recording
+        self.error_sum = 0.0
+        self.new_scene(scene)
+
+    @property
+    def mean_agent_error(self) -> float:
+        """The mean agent error (pixels) since the scene started."""
+        return self.error_sum / max(self.session.frames_generated, 1)
+
+    def new_scene(self, scene: int) -> None:
+        """Start scene `scene` (its caption as the prompt) from `context_frames` true frames."""
+        video, actions, caption = self.world.reset(scene, self.context_frames)
+        self.session.reset(caption, frames=video, actions=actions)
+        s = self.session
+        self.log = PlayLog(s.steps, s.shift, s.seed, self.context_frames, scene)
+        self.recorded = None
+        self.error_sum = 0.0
+
+    def set_prompt(self, text: str) -> None:
+        self.session.set_prompt(text)
+        self.log.events.append(["prompt", text])
+
+    def act(self, action) -> Tick:
+        """The next frame under `action` (ax, ay) in [-1, 1]: generated, and the truth beside it."""
+        action = [float(np.clip(a, -1.0, 1.0)) for a in action]
+        frame = self.session.step(action)
+        truth, position = self.world.step(action)
+        last = torch.from_numpy(frame.images[-1]).permute(2, 0, 1).float()[None, None] / 255  # (1, 1, 3, S, S)
+        error = float(agent_error(last, torch.from_numpy(position)[None, None]).item())
+        found = locate_agent(last)[0, 0]
+        agent = None if bool(found.isnan().any()) else (float(found[0]), float(found[1]))
+        self.error_sum += error
+        self.log.events.append(["act", action])
+        if self.recorded is not None:
+            self.recorded.append((frame.images, truth))
+        return Tick(frame.index, frame.images, truth, error, agent, (float(position[0]), float(position[1])),
+                    1e3 * frame.model_seconds, 1e3 * frame.decode_seconds)
+
+    @property
+    def recording(self) -> bool:
+        return self.recorded is not None
+
+    def start_recording(self) -> None:
+        self.recorded = []
+        self.log.record_from = self.session.frames_generated
+
+    def stop_recording(self, directory: Path, fps: float, scale: int = 8) -> tuple[Path | None, Path]:
+        """Write the recording: `<stem>.mp4` (generated | truth, upscaled `scale` times; None when no frame was made)
+        and `<stem>.json` (the log that replays it, with its frames' hash). Returns both paths."""
+        if self.recorded is None:
+            raise RuntimeError("not recording")
+        recorded, self.recorded = self.recorded, None
+        directory.mkdir(parents=True, exist_ok=True)
+        stem = directory / f"play-{time.strftime('%Y%m%d-%H%M%S')}-scene{self.log.scene}-from{self.log.record_from}"
+        log = PlayLog(**{**asdict(self.log), "events": list(self.log.events),
+                         "frames_sha256": frames_hash([g for g, _ in recorded])})
+        video = stem.with_suffix(".mp4") if recorded else None
+        if video is not None:
+            side = [np.concatenate([g[-1], t], axis=1) for g, t in recorded]  # (S, 2S, 3)
+            write_video(video, np.stack(side), fps=fps, scale=scale)
+        with atomic_path(stem.with_suffix(".json")) as tmp:
+            tmp.write_text(json.dumps(asdict(log), indent=1))
+        return video, stem.with_suffix(".json")
+
+
+def replay(log: PlayLog, session: InteractiveSession, world: LiveWorld) -> list[np.ndarray]:
+    """The generated frames (each (t, S, S, 3)) of a logged session from its `record_from` on, made again with
+    `session` (the same checkpoint, steps, shift and seed as the log's)."""
+    if (session.steps, session.shift, session.seed) != (log.steps, log.shift, log.seed):
+        raise ValueError(f"the log was played with steps={log.steps}, shift={log.shift}, seed={log.seed}; this "
+                         f"session has steps={session.steps}, shift={session.shift}, seed={session.seed}")
+    game = Game(session, world, log.context_frames, log.scene)
+    frames = []
+    for kind, value in log.events:
+        if kind == "prompt":
+            game.set_prompt(value)
+        elif kind == "act":
+            tick = game.act(value)
+            if tick.index >= log.record_from:
+                frames.append(tick.generated)
+        else:
+            raise ValueError(f"unknown event {kind!r} in the play log")
+    return frames

@@ -1,0 +1,216 @@
+"""The `play` server: a static page and a WebSocket per player (Starlette on uvicorn), each with its own `Game`.
+
+Per connection, one task paces the stream (`Pacer`: a frame per tick of the world's frame rate, the latest action at
+each tick, never more than one frame ahead) and another reads the player's messages: actions take effect at the next
+tick; a new scene, a prompt switch, pause and record are applied between frames. Model calls run in a worker thread,
+one at a time across sessions (`compute` lock), so the event loop keeps answering while a frame is made. A message
+the server does not understand is answered with an error and ignored; a client that vanishes ends its session
+only, and its stream's memory goes with it (`/stats` counts the sessions still alive).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from lightning_aapt.inference.session import Pacer
+from lightning_aapt.play.game import Game
+from lightning_aapt.play.protocol import Action, BadMessage, NewScene, Pause, Prompt, Record, pack_frame, parse
+
+
+@dataclass
+class PlaySettings:
+    """What the server serves.
+
+    Args:
+        fps: frames per second of the world (the pace of every stream).
+        max_sessions: players at once; the next one is refused with a message.
+        record_dir: where recordings are written.
+        record_scale: pixel upscaling of recorded MP4s.
+        first_scene: the scene a new player starts in (later "new scene"s count up from it).
+        title: shown on the page (the checkpoint).
+    """
+
+    fps: float = 8.0
+    max_sessions: int = 4
+    record_dir: Path = Path("runs/play")
+    record_scale: int = 8
+    first_scene: int = 0
+    title: str = ""
+
+
+@dataclass
+class Player:
+    """One connection's state between the reader and the pacing loop."""
+
+    action: tuple[float, ...]
+    seq: int = 0  # the latest input received
+    paused: bool = False
+    commands: list = field(default_factory=list)  # NewScene / Prompt / Record, applied before the next frame
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Hub:
+    """The sessions of one server: makes a `Game` per player with `make_game(scene)`, counts and limits them."""
+
+    def __init__(self, make_game: Callable[[int], Game], settings: PlaySettings) -> None:
+        self.make_game, self.settings = make_game, settings
+        self.games: set[Game] = set()
+        self.players = 0  # connections admitted (a game is being made or played for each)
+        self.alive: weakref.WeakSet = weakref.WeakSet()  # every game not yet garbage-collected
+        self.compute = asyncio.Lock()  # one model call at a time
+        self.next_scene = settings.first_scene
+
+    def stats(self) -> dict:
+        gc.collect()
+        return {"sessions": len(self.games), "max_sessions": self.settings.max_sessions,
+                "alive_sessions": len(self.alive),
+                "cache_bytes": sum(g.session.memory_bytes() for g in self.games)}
+
+    async def run(self, fn, *args):
+        async with self.compute:
+            return await asyncio.to_thread(fn, *args)
+
+
+def page() -> str:
+    return resources.files("lightning_aapt.play").joinpath("static", "index.html").read_text()
+
+
+def create_app(hub: Hub) -> Starlette:
+    settings = hub.settings
+
+    async def index(request):
+        return HTMLResponse(page().replace("{{title}}", settings.title))
+
+    async def script(request):
+        return Response(resources.files("lightning_aapt.play").joinpath("static", "play.js").read_text(),
+                        media_type="text/javascript")
+
+    async def stats(request):
+        return JSONResponse(hub.stats())
+
+    async def socket(ws: WebSocket):
+        await ws.accept()
+        if hub.players >= settings.max_sessions:
+            await ws.send_json({"type": "error", "fatal": True,
+                                "message": f"the server is full: {settings.max_sessions} players at once "
+                                           "(play --max_sessions); close another tab and reload"})
+            await ws.close(code=1013)
+            return
+        hub.players += 1  # counted before the game exists, so players arriving together cannot pass the limit
+        scene, hub.next_scene = hub.next_scene, hub.next_scene + 1
+        game = None
+        sending = asyncio.Lock()
+
+        async def send(message) -> None:
+            async with sending:
+                if isinstance(message, bytes):
+                    await ws.send_bytes(message)
+                else:
+                    await ws.send_json(message)
+
+        try:
+            game = await hub.run(hub.make_game, scene)
+            hub.games.add(game)
+            hub.alive.add(game)
+            player = Player(action=(0.0,) * game.session.action_dim)
+            await send({"type": "hello", "fps": settings.fps, "scene": scene, "prompt": game.session.prompt,
+                        "size": game.world.world.size, "action_dim": game.session.action_dim,
+                        "title": settings.title})
+            reader = asyncio.create_task(read(ws, player, game.session.action_dim, send))
+            try:
+                await stream(game, player, reader, send)
+            finally:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await reader
+        except (WebSocketDisconnect, ConnectionError):  # the client went away mid-frame: its session ends
+            pass
+        finally:
+            hub.players -= 1
+            if game is not None:
+                hub.games.discard(game)
+            del game
+
+    async def stream(game: Game, player: Player, reader: asyncio.Task, send) -> None:
+        pacer = Pacer(settings.fps)
+        while not reader.done():
+            if player.paused and not player.commands:
+                player.wake.clear()
+                waiter = asyncio.create_task(player.wake.wait())
+                await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                pacer = Pacer(settings.fps)  # no catching up after a pause
+                continue
+            await asyncio.sleep(pacer.delay())
+            if reader.done():
+                break
+            pacer.tick()
+            while player.commands:
+                await command(game, player.commands.pop(0), send)
+            if player.paused:
+                continue
+            seq, action = player.seq, player.action
+            tick = await hub.run(game.act, action)
+            header = {"index": tick.index, "seq": seq, "action": list(action), "generated": len(tick.generated),
+                      "model_ms": tick.model_ms, "decode_ms": tick.decode_ms, "agent_error": tick.agent_error,
+                      "mean_agent_error": game.mean_agent_error, "agent": tick.agent, "true_agent": tick.true_agent,
+                      "late": pacer.late, "recording": game.recording}
+            await send(await asyncio.to_thread(pack_frame, header, [*tick.generated, tick.truth]))
+        if (error := reader.exception()) is not None and not isinstance(error, WebSocketDisconnect):
+            raise error
+
+    async def command(game: Game, message, send) -> None:
+        if isinstance(message, NewScene):
+            scene = message.scene
+            if scene is None:
+                scene, hub.next_scene = hub.next_scene, hub.next_scene + 1
+            await hub.run(game.new_scene, scene)
+            await send({"type": "scene", "scene": scene, "prompt": game.session.prompt})
+        elif isinstance(message, Prompt):
+            await hub.run(game.set_prompt, message.text)
+            await send({"type": "prompt", "prompt": message.text})
+        elif isinstance(message, Record):
+            if message.on and not game.recording:
+                game.start_recording()
+                await send({"type": "recording", "on": True})
+            elif not message.on and game.recording:
+                video, log = await hub.run(game.stop_recording, settings.record_dir, settings.fps,
+                                           settings.record_scale)
+                await send({"type": "recorded", "video": str(video) if video else None, "log": str(log)})
+
+    async def read(ws: WebSocket, player: Player, action_dim: int, send) -> None:
+        while True:
+            received = await ws.receive()
+            if received["type"] == "websocket.disconnect":
+                return
+            text = received.get("text")
+            if text is None:
+                await send({"type": "error", "message": "binary messages are not understood: send JSON text"})
+                continue
+            try:
+                message = parse(text, action_dim)
+            except BadMessage as err:
+                await send({"type": "error", "message": str(err)})
+                continue
+            if isinstance(message, Action):
+                player.action, player.seq = message.action, message.seq
+            elif isinstance(message, Pause):
+                player.paused = message.paused
+            else:
+                player.commands.append(message)
+            player.wake.set()
+
+    return Starlette(routes=[Route("/", index), Route("/play.js", script), Route("/stats", stats),
+                             WebSocketRoute("/ws", socket)])

@@ -1,0 +1,80 @@
+"""The `play` server as a client sees it, without a browser: frames at the world's pace, garbage answered and
+ignored, several players each with their own stream up to the limit, a closed tab's stream freed, a taken port
+named."""
+
+import json
+import time
+
+import pytest
+from websockets.sync.client import connect
+
+from lightning_aapt.cli import main
+from lightning_aapt.play.protocol import unpack_frame
+from tests.helpers_play import PlayServer, playable_checkpoint
+
+pytestmark = pytest.mark.smoke
+
+
+def frames(ws, count: int) -> list[dict]:
+    headers = []
+    while len(headers) < count:
+        message = ws.recv(timeout=10)
+        if isinstance(message, bytes):
+            headers.append(unpack_frame(message)[0])
+    return headers
+
+
+def text_reply(ws, kind: str) -> dict:
+    for _ in range(100):
+        message = ws.recv(timeout=10)
+        if isinstance(message, str) and json.loads(message)["type"] == kind:
+            return json.loads(message)
+    raise AssertionError(f"no {kind} message")
+
+
+def test_players_garbage_and_closed_tabs(toy_data, tmp_path):
+    ckpt = playable_checkpoint(tmp_path / "tiny.ckpt")
+    with PlayServer(ckpt, toy_data, "--max_sessions", "2", "--record_dir", str(tmp_path / "rec")) as server:
+        base = server.stats()
+        assert base["sessions"] == 0
+        with connect(f"ws://127.0.0.1:{server.port}/ws") as one:
+            hello = json.loads(one.recv(timeout=30))
+            assert hello["type"] == "hello" and hello["fps"] == 8 and hello["action_dim"] == 2
+            start = time.monotonic()
+            first = frames(one, 9)
+            assert time.monotonic() - start > 0.9  # never faster than 8 frames per second (the first at once)
+            assert [h["index"] for h in first] == list(range(9)) and first[-1]["late"] == 0
+            for garbage in ["not json", '{"type": "fly"}', '{"type": "action", "action": [1], "seq": 1}']:
+                one.send(garbage)
+                assert text_reply(one, "error")["type"] == "error"
+            one.send(b"\x00\x01")
+            assert "binary" in text_reply(one, "error")["message"]
+            one.send(json.dumps({"type": "action", "action": [1, 0], "seq": 7}))
+            assert any(h["seq"] == 7 for h in frames(one, 3))  # still streaming, the action applied
+            one.send(json.dumps({"type": "prompt", "text": "a red circle bounces over a navy to plum background"}))
+            assert text_reply(one, "prompt")["prompt"].startswith("a red circle")
+            with connect(f"ws://127.0.0.1:{server.port}/ws") as two:
+                assert json.loads(two.recv(timeout=30))["type"] == "hello"
+                frames(two, 2)
+                with connect(f"ws://127.0.0.1:{server.port}/ws") as three:  # over --max_sessions
+                    refusal = json.loads(three.recv(timeout=30))
+                    assert refusal["type"] == "error" and "full" in refusal["message"]
+                both = server.stats()
+                assert both["sessions"] == 2 and both["cache_bytes"] > 0
+            time.sleep(1.0)  # tab two closed mid-stream: its stream goes, the first keeps playing
+            after = server.stats()
+            assert after["sessions"] == after["alive_sessions"] == 1 and after["cache_bytes"] == both["cache_bytes"] / 2
+            frames(one, 2)
+            one.send(json.dumps({"type": "record", "on": True}))
+            frames(one, 4)
+            one.send(json.dumps({"type": "record", "on": False}))
+            recorded = text_reply(one, "recorded")
+        time.sleep(1.0)
+        assert server.stats() == {**base, "alive_sessions": 0}
+        # the recording replays exactly from its log
+        assert main(["play", "--ckpt", str(ckpt), "--data", str(toy_data), "--replay", recorded["log"]]) == 0
+
+        # a taken port is named
+        with pytest.raises(SystemExit, match=f"--port {server.port}: cannot listen"):
+            main(["play", "--ckpt", str(ckpt), "--data", str(toy_data), "--port", str(server.port)])
+    assert "Traceback" not in server.output and "Error" not in server.output, server.output  # nothing went wrong
