@@ -3,12 +3,10 @@ written as a plain backbone checkpoint with the stage settings `play` reads."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
-import torch
-
 from lightning_aapt.backbone import BackboneConfig, CausalVideoDiT
+from lightning_aapt.stages.checkpoints import save_backbone
 from tests.helpers import randomize
 from tests.helpers_cli import TINY_BACKBONE
 
@@ -21,10 +19,8 @@ def playable_model(seed: int = 0) -> CausalVideoDiT:
 
 
 def playable_checkpoint(path: Path, seed: int = 0) -> Path:
-    model = playable_model(seed)
-    torch.save({"backbone_config": dataclasses.asdict(PLAYABLE),
-                "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
-                "hyper_parameters": {"sample_steps": 1, "context_frames": 2, "timesteps": {"shift": 1.0}}}, path)
+    save_backbone(playable_model(seed), path,
+                  hyper_parameters={"sample_steps": 1, "context_frames": 2, "timesteps": {"shift": 1.0}})
     return path
 
 

@@ -3,7 +3,6 @@ plain backbone checkpoint (what `init_from`, `eval`, `sample` and any later stag
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Literal
 
@@ -18,18 +17,12 @@ def merge(ckpt: Path, out: Path, weights: Literal["ema", "trained"] = "ema") -> 
         out: the plain checkpoint to write (.ckpt): `backbone_config` and the merged weights, no optimizer state.
         weights: "ema" (the averaged weights, when the stage kept an EMA) or "trained".
     """
-    import torch
-
-    from lightning_aapt.files import atomic_path
-    from lightning_aapt.stages.checkpoints import load_backbone
+    from lightning_aapt.stages.checkpoints import load_backbone, save_backbone
 
     model = load_backbone(ckpt, prefer_ema=weights == "ema")
-    state = {f"model.{k}": v for k, v in model.state_dict().items()}
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        torch.save({"backbone_config": dataclasses.asdict(model.cfg), "state_dict": state, "lora": None,
-                    "merged_from": str(ckpt)}, tmp)
-    print(f"wrote {out}: {sum(v.numel() for v in state.values()):,} parameters ({weights} weights of {ckpt}, "
+    save_backbone(model, out, lora=None, merged_from=str(ckpt))
+    print(f"wrote {out}: {sum(p.numel() for p in model.parameters()):,} parameters ({weights} weights of {ckpt}, "
           "adapters merged)")
     return 0
 

@@ -59,8 +59,7 @@ def plan(config: Path | None = None, preset: str = "aapt-8b-like", gpus: int | N
         activation_checkpointing=(activation_checkpointing if activation_checkpointing is not None
                                   else parallel.get("activation_checkpointing", True)),
         stage=stage, rollout_frames=init.get("num_rollout_frames"), frozen_networks=frozen_networks(stage, init),
-        lora=LoraConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in init["lora"].items()})
-        if init.get("lora") else None)
+        lora=LoraConfig(**init["lora"]) if init.get("lora") else None)
     print(report(str(config) if config else preset, cfg, work, gpu_memory_gib))
     return 0
 

@@ -279,10 +279,7 @@ class StageModule(L.LightningModule):
         if diff:
             listed = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in diff.items())
             raise ValueError(f"the checkpoint's backbone differs from model.backbone: {listed}")
-        ours = dataclasses.asdict(self.lora) if self.lora is not None else None
-        saved = checkpoint.get("lora")
-        if saved is not None:
-            saved = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}
-        if saved != ours:
+        saved = LoraConfig(**checkpoint["lora"]) if checkpoint.get("lora") is not None else None
+        if saved != self.lora:
             raise ValueError(f"the checkpoint's LoRA settings differ from model.init_args.lora: checkpoint {saved} vs "
-                             f"config {ours}")
+                             f"config {self.lora}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -92,6 +93,14 @@ def recorded_settings(path: str | Path) -> dict:
     except Exception as err:
         raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
     return dict(checkpoint.get("hyper_parameters") or {})
+
+
+def save_backbone(model: CausalVideoDiT, path: str | Path, **extra) -> None:
+    """Write `model` as a plain backbone checkpoint (`backbone_config` and its weights under `model.`, no optimizer
+    state), atomically: what `load_backbone` and `init_from` read; `extra` entries are stored beside them."""
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save({"backbone_config": dataclasses.asdict(model.cfg), "state_dict": state, **extra}, tmp)
 
 
 # Run settings that checkpoints written before they left `BackboneConfig` still record with the architecture.

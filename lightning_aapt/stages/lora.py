@@ -43,6 +43,8 @@ class LoraConfig:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
+        for name in ("targets", "trained_fully"):  # lists from YAML or a checkpoint: the same settings
+            object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.rank < 1 or self.alpha <= 0 or not 0 <= self.dropout < 1:
             raise ValueError(f"model.init_args.lora needs rank >= 1, alpha > 0 and 0 <= dropout < 1; got rank="
                              f"{self.rank}, alpha={self.alpha}, dropout={self.dropout}")

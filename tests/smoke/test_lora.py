@@ -2,7 +2,6 @@
 move, the checkpoint records the settings, a resumed run ends where the uninterrupted one does, and the
 checkpoint's readers (load_backbone, `merge`) see the merged plain backbone."""
 
-import dataclasses
 
 import pytest
 import torch
@@ -11,7 +10,7 @@ import yaml
 from lightning_aapt.backbone import BackboneConfig, CausalVideoDiT
 from lightning_aapt.cli import main
 from lightning_aapt.stages import DiffusionAdaptation
-from lightning_aapt.stages.checkpoints import load_backbone
+from lightning_aapt.stages.checkpoints import load_backbone, save_backbone
 from lightning_aapt.stages.lora import LoraConfig, add_lora
 from tests.helpers import randomize, tiny_inputs
 from tests.helpers_cli import TINY_BACKBONE, fit, tiny_config
@@ -40,8 +39,7 @@ def lora_config(tmp_path, data, base, name):
 def test_lora_stage_trains_resumes_and_merges(toy_data, tmp_path):
     pretrained = randomize(CausalVideoDiT(PRETRAINED), seed=0, std=0.05)
     base = tmp_path / "pretrained.ckpt"
-    torch.save({"backbone_config": dataclasses.asdict(PRETRAINED),
-                "state_dict": {f"model.{k}": v for k, v in pretrained.state_dict().items()}}, base)
+    save_backbone(pretrained, base)
 
     whole = lora_config(tmp_path, toy_data, base, "whole")
     fit(whole)
