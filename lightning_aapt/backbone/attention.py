@@ -1,7 +1,7 @@
 """Block-causal self-attention: the mask rule, window-local 3-D RoPE, and the attention paths.
 
 Notation: B batch, nh heads, Fq/Fk query/key frames, N tokens per frame, hd head dim, ct temporal RoPE
-channels, E = q/k channels after rotation (hd, or hd + ct with sink positions).
+channels, E = q/k channels after rotation (hd, or hd + ct with sink positions; zero-padded to a multiple of 8).
 
 **Mask rule** (docs/architecture.md §3), one predicate used by every path: query frame q sees key frame k iff
 `k <= q and (q - k < window or k < sink)`; all tokens of a frame see each other.
@@ -179,7 +179,9 @@ def rotary_tables(layout: Layout, grid: tuple[int, int], cfg: BackboneConfig, de
 def apply_rotary(q: Tensor, k: Tensor, tables: RotaryTables, ct: int) -> tuple[Tensor, Tensor]:
     """Rotate q (B, nh, Fq, N, hd) and k (B, nh, Fk, N, hd); returns (B, nh, Fq*N, E), (B, nh, Fk*N, E).
 
-    Channels [0, ct) rotate with time, [ct, hd) with height and width.
+    Channels [0, ct) rotate with time, [ct, hd) with height and width. E is hd (+ ct with sink positions), padded
+    with zero channels to a multiple of 8 (exact: they add nothing to a dot product), so that the fused SDPA
+    kernels, which want q/k widths in multiples of 8, take the call (head dim 128 + 44 -> 176, not 172).
     """
     q_space, k_space = rotate(q[..., ct:], *tables.spatial), rotate(k[..., ct:], *tables.spatial)
     q_time, k_time = rotate(q[..., :ct], *tables.q), rotate(k[..., :ct], *tables.k)  # (B, nh, F, N, ct)
@@ -191,6 +193,10 @@ def apply_rotary(q: Tensor, k: Tensor, tables: RotaryTables, ct: int) -> tuple[T
         k_extra = rotate(k[..., :ct], *tables.k_sink) * is_sink  # (B, nh, Fk, N, ct)
         parts_q = [q_time, q_space, q_extra]  # (B, nh, Fq, N, hd + ct)
         parts_k = [k_time * (1 - is_sink), k_space, k_extra]
+    pad = -sum(p.shape[-1] for p in parts_q) % 8
+    if pad:
+        parts_q.append(q.new_zeros(*q.shape[:-1], pad))
+        parts_k.append(k.new_zeros(*k.shape[:-1], pad))
     return torch.cat(parts_q, dim=-1).flatten(2, 3), torch.cat(parts_k, dim=-1).flatten(2, 3)
 
 
@@ -236,8 +242,22 @@ def block_causal_attention(q: Tensor, k: Tensor, v: Tensor, layout: Layout, grid
         out = _compiled_flex_attention()(qr, kr, vf, block_mask=block_mask, scale=scale)  # (B, nh, Fq*N, hd)
     else:
         mask = token_mask(layout, N, window, q.device)
-        out = scaled_dot_product_attention(qr, kr, vf, attn_mask=mask, scale=scale)  # (B, nh, Fq*N, hd)
+        out = masked_sdpa(qr, kr, vf, mask, scale, equal_widths=q.is_cuda)  # (B, nh, Fq*N, hd)
     return out.unflatten(2, (Fq, N))  # (B, nh, Fq, N, hd)
+
+
+def masked_sdpa(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float, equal_widths: bool) -> Tensor:
+    """SDPA of q, k (B, nh, Lq/Lk, E) over v (B, nh, Lk, hd) -> (B, nh, Lq, hd).
+
+    `equal_widths`: an unmasked call (a steady cached step: every stored frame is visible) gets v zero-padded to E
+    and the output cut back to hd (exact), because the flash and cuDNN kernels need q, k and v equally wide; with
+    sink positions E > hd. A masked call goes to the memory-efficient kernel, which takes v as it is.
+    """
+    hd = v.shape[-1]
+    if mask is None and equal_widths and q.shape[-1] != hd:
+        v = torch.nn.functional.pad(v, (0, q.shape[-1] - hd))  # (B, nh, Lk, E)
+        return scaled_dot_product_attention(q, k, v, scale=scale)[..., :hd]
+    return scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
 
 
 def reference_distances(q: int, k_frames: Frames, cfg: BackboneConfig) -> dict[int, int]:

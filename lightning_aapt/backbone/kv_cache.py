@@ -65,6 +65,7 @@ class KVCache:
         self._prompt_embedded: Tensor | None = None  # (B, L, D) the model's embedding of it, until encoded
         self._prompt_kv: list[tuple[Tensor, Tensor] | None] = [None] * num_layers  # (B, nh, L, hd) x 2 each
         self.num_frames = 0
+        self.version = 0  # counts resets and prompt switches: what a recorded step (a CUDA graph) read is gone
         self._slot_frames: list[int] = [-1] * (self.pinned_slots + self.ring_slots)
         self._index_cache: dict[tuple[int, ...], Tensor] = {}
 
@@ -73,6 +74,7 @@ class KVCache:
     def reset(self) -> None:
         """Forget every frame and the prompt; storage is kept for the next stream of the same shape."""
         self.num_frames = 0
+        self.version += 1
         self._slot_frames = [-1] * len(self._slot_frames)
         self.prompt, self._prompt_embedded, self._prompt_kv = None, None, [None] * self.num_layers
 
@@ -82,6 +84,7 @@ class KVCache:
             raise ValueError(f"KVCache.set_prompt: text must be (B, L, Dt) with B={self.batch_size}; got "
                              f"{tuple(text.shape)}")
         self.prompt, self._prompt_embedded, self._prompt_kv = text, None, [None] * self.num_layers
+        self.version += 1
 
     def embed_prompt(self, embed: Callable[[Tensor], Tensor]) -> None:
         """Before a call without text: embed the prompt (B, L, Dt) -> (B, L, D) if its keys/values are not
@@ -113,7 +116,7 @@ class KVCache:
         copy.values = [None if t is None else t.clone() for t in self.values]
         copy.prompt, copy._prompt_embedded = self.prompt, self._prompt_embedded
         copy._prompt_kv = list(self._prompt_kv)
-        copy.num_frames, copy._slot_frames = self.num_frames, list(self._slot_frames)
+        copy.num_frames, copy._slot_frames, copy.version = self.num_frames, list(self._slot_frames), self.version
         return copy
 
     def advance(self, num_new: int) -> None:

@@ -94,6 +94,7 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
         true_videos,
     )
     from lightning_aapt.metrics.extractors import make_extractor
+    from lightning_aapt.provenance import versions, versions_line
     from lightning_aapt.stages.checkpoints import load_backbone
     from lightning_aapt.video import contact_sheet, to_uint8, write_image, write_video
     from lightning_aapt.world.dataset import clip_seeds, spec_from_manifest
@@ -175,8 +176,9 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
               for name, _, curves, _ in rows]
     lines += media
     lines += ["", f"stage times: {stages}; ms/frame is the network time for all {clips} scenes together, "
-              "decode excluded"]
-    write_atomic(exp / "summary.json", json.dumps({"stages": finished, "streams": results}, indent=2).encode())
+              f"decode excluded", "", f"made with {versions_line()}"]
+    write_atomic(exp / "summary.json", json.dumps({"stages": finished, "streams": results, "versions": versions()},
+                                                  indent=2).encode())
     text = "\n".join(lines)
     write_atomic(exp / "summary.md", (text + "\n").encode())
     return text

@@ -31,6 +31,7 @@ from torch import Tensor
 
 from lightning_aapt.backbone import CausalVideoDiT, KVCache
 from lightning_aapt.diffusion import add_noise, euler_sample, frames_velocity, timestep_schedule
+from lightning_aapt.inference.graphs import StepGraphs
 
 
 class StreamingGenerator:
@@ -47,11 +48,12 @@ class StreamingGenerator:
         max_frames: capacity of an unbounded cache (window_frames=None).
         inference_mode: run under `torch.inference_mode` (fastest); False runs under `torch.no_grad`, so the
             cache and frames can later feed a pass with gradients (student forcing in stage 3).
+        cuda_graphs: replay steady steps as CUDA graphs (`StepGraphs`; CUDA and a bounded window only).
     """
 
     def __init__(self, model: CausalVideoDiT, latent_size: tuple[int, int] | None = None, steps: int = 1,
                  shift: float = 1.0, seed: int = 0, max_frames: int = 1024,
-                 inference_mode: bool = True) -> None:
+                 inference_mode: bool = True, cuda_graphs: bool = False) -> None:
         if model.cfg.bidirectional:
             raise ValueError("StreamingGenerator needs a causal model; convert_to_causal() a bidirectional one")
         param = next(model.parameters())
@@ -64,6 +66,7 @@ class StreamingGenerator:
         self.text: Tensor | None = None
         self._recycled: Tensor | None = None  # (B, C, H, W)
         self._noise: Tensor | None = None  # (B, C, H, W)
+        self.graphs = StepGraphs(self) if cuda_graphs else None
 
     @property
     def cache(self) -> KVCache:
@@ -139,6 +142,19 @@ class StreamingGenerator:
         for cache in self.caches:
             cache.set_prompt(self.text)
 
+    def fork(self) -> StreamingGenerator:
+        """An independent copy of the streams as they stand (caches, recycled frame, prompt and noise generator
+        state): both continue alike given the same controls, and neither's steps change the other."""
+        self._check_started()
+        copy = StreamingGenerator.__new__(StreamingGenerator)
+        copy.__dict__.update(self.__dict__)
+        copy.caches = [cache.snapshot() for cache in self.caches]
+        copy._recycled, copy._noise = self._recycled.clone(), self._noise.clone()
+        copy.rng = torch.Generator(device=self.device)
+        copy.rng.set_state(self.rng.get_state())
+        copy.graphs = None if self.graphs is None else StepGraphs(copy)
+        return copy
+
     def observe(self, frames: Tensor, controls: Tensor | None = None, noise: Tensor | None = None) -> None:
         """Feed real frames (B, F, C, H, W) through the caches as context, with their controls (B, F, A): at each
         level i a frame is its latent noised to t_i with the previous real frame recycled (teacher forcing). The
@@ -161,7 +177,16 @@ class StreamingGenerator:
                 self._recycled.copy_(frames[:, f])
 
     def step(self, controls: Tensor | None = None, noise: Tensor | None = None) -> Tensor:
-        """Generate the next latent frame of every stream: controls (B, A), noise (B, C, H, W) -> (B, C, H, W)."""
+        """Generate the next latent frame of every stream: controls (B, A), noise (B, C, H, W) -> (B, C, H, W).
+        With `cuda_graphs`, steady steps without given noise replay a CUDA graph of `eager_step` (graphs.py)."""
+        if self.graphs is not None and noise is None:
+            self._check_started()
+            with self._no_grad():
+                return self.graphs.step(controls)
+        return self.eager_step(controls, noise)
+
+    def eager_step(self, controls: Tensor | None = None, noise: Tensor | None = None) -> Tensor:
+        """`step` run op by op (the reference every other path equals)."""
         self._check_started()
         with self._no_grad():
             if noise is None:

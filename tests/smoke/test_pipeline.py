@@ -47,6 +47,8 @@ def test_pipeline_runs_all_stages_then_skips_them(toy_data, tmp_path, capsys):
     filled, end = summary["streams"]["stage3"]["cache_bytes"]
     assert filled == end > 0  # constant KV-cache memory once the window is full
     assert (exp / "stage3_stream.gif").stat().st_size > 0 and "| stage3 | 1 |" in (exp / "summary.md").read_text()
+    assert {"python", "torch", "lightning", "numpy", "webdataset"} <= set(summary["versions"])
+    assert f"torch {summary['versions']['torch']}" in (exp / "summary.md").read_text()  # what made the numbers
     from PIL import Image
 
     size = Image.open(exp / "stage3_stream.gif").size[1] // 4  # frame edge (the GIF is scaled 4x)

@@ -5,11 +5,14 @@ import torch
 
 from lightning_aapt.backbone import BackboneConfig, CausalVideoDiT
 from lightning_aapt.backbone.attention import (
+    apply_rotary,
     attention_layout,
     block_causal_attention,
     frame_visible,
+    masked_sdpa,
     reference_attention,
     reference_distances,
+    rotary_tables,
     token_mask,
 )
 from tests.helpers import tiny_inputs, tiny_model
@@ -79,9 +82,11 @@ def test_sink_distance_with_one_sink_is_min_q_window():
         assert reference_distances(q, tuple(range(q + 1)), cfg)[0] == min(q, 4)
 
 
-@pytest.mark.parametrize(("window", "sink"), [(None, 1), (4, 1), (3, 2), (4, 0)])
-def test_masked_attention_equals_dense_reference(window, sink):
-    cfg = BackboneConfig.preset("tiny", window_frames=window, sink_frames=sink)
+@pytest.mark.parametrize(("window", "sink", "head_dim"),
+                         [(None, 1, 24), (4, 1, 24), (3, 2, 24), (4, 0, 24), (4, 1, 20)])
+def test_masked_attention_equals_dense_reference(window, sink, head_dim):
+    """head_dim 20 with sink positions: q/k are 20 + 8 = 28 wide, zero-padded to 32 (exact)."""
+    cfg = BackboneConfig.preset("tiny", window_frames=window, sink_frames=sink, dim=2 * head_dim)
     gen = torch.Generator().manual_seed(0)
     B, nh, F, N, hd = 2, cfg.num_heads, 11, 4, cfg.head_dim
     q, k, v = (torch.randn(B, nh, F, N, hd, generator=gen) for _ in range(3))
@@ -182,3 +187,26 @@ def test_bf16_flex_is_close_to_fp32_sdpa():
     with torch.no_grad():
         full = sdpa(**inputs)
     assert (low - full).abs().max() < 0.05 * full.abs().max()
+
+
+@pytest.mark.parametrize(("head_dim", "width"), [(24, 32), (20, 32), (64, 88), (128, 176)])
+def test_rotated_queries_and_keys_are_a_multiple_of_8_wide(head_dim, width):
+    """The sink layout widens q/k by the temporal channels (128 + 44 = 172 for Wan-like heads): zero channels
+    make them a multiple of 8, so the fused SDPA kernels can take the call."""
+    cfg = BackboneConfig.preset("tiny", window_frames=4, sink_frames=1, dim=2 * head_dim)
+    q = torch.randn(1, cfg.num_heads, 1, 4, head_dim)
+    k = torch.randn(1, cfg.num_heads, 4, 4, head_dim)
+    layout = attention_layout((6,), (0, 4, 5, 6), cfg)
+    qr, kr = apply_rotary(q, k, rotary_tables(layout, (2, 2), cfg, q.device), cfg.rope_split[0])
+    assert qr.shape[-1] == kr.shape[-1] == width
+    assert qr[..., head_dim + cfg.rope_split[0]:].abs().sum() == 0
+
+
+def test_values_padded_to_the_query_width_change_nothing():
+    """What CUDA does for an unmasked step (so flash/cuDNN take it) equals the plain call, here on the CPU."""
+    gen = torch.Generator().manual_seed(0)
+    q, k = torch.randn(2, 3, 5, 176, generator=gen), torch.randn(2, 3, 9, 176, generator=gen)
+    v = torch.randn(2, 3, 9, 128, generator=gen)
+    padded = masked_sdpa(q, k, v, None, 128**-0.5, equal_widths=True)
+    assert padded.shape == (2, 3, 5, 128)
+    torch.testing.assert_close(padded, masked_sdpa(q, k, v, None, 128**-0.5, equal_widths=False))

@@ -1,9 +1,13 @@
 """StreamingGenerator: one evaluation per frame, the same frames as a parallel pass, K-step sampling."""
 
+from collections import Counter
+
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
-from lightning_aapt.inference import StreamingGenerator
+from lightning_aapt.backbone.attention import rotary_tables, token_mask
+from lightning_aapt.inference import OverlappedDecoder, StreamingGenerator
 from lightning_aapt.stages.teacher_forcing import teacher_forced_frames, teacher_forcing
 from tests.helpers import LATENT, tiny_model
 
@@ -137,3 +141,96 @@ def test_no_recycling_ablation_reads_only_the_first_frame():
     gen.reset(text, first_frame=first)
     streamed = torch.stack([gen.step(noise=noises[:, f]) for f in range(6)], dim=1)
     torch.testing.assert_close(streamed, parallel, atol=1e-5, rtol=1e-5)
+
+
+def test_a_fork_continues_like_the_original_and_independently_of_it():
+    model = tiny_model(window_frames=3).eval()
+    gen = StreamingGenerator(model, seed=1)
+    gen.reset(torch.randn(1, 5, model.cfg.text_dim), first_frame=torch.randn(1, model.cfg.latent_channels, *LATENT))
+    gen.generate(4)
+    fork = gen.fork()
+    ahead = fork.generate(3)  # the fork runs ahead: the original must not notice
+    torch.testing.assert_close(gen.generate(3), ahead, rtol=0, atol=0)
+    assert fork.num_frames == gen.num_frames == 7
+
+
+class _Ops(TorchDispatchMode):
+    """Counts every ATen op run inside it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: Counter[str] = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.counts[str(func)] += 1
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("steps", [1, 2])
+def test_a_steady_stream_builds_no_table_and_reads_no_value_on_the_host(steps):
+    """Once the window is full and the ring has wrapped, a step builds no RoPE/mask table or ring index and never
+    reads a tensor's value into Python (.item() and bool() run aten._local_scalar_dense), nor makes a
+    tensor from Python data: on CUDA it would wait for the device, and it could not be captured in a graph."""
+    model = tiny_model(window_frames=3, sink_frames=1).eval()
+    assert model.cfg.uses_sink_positions
+    gen = StreamingGenerator(model, steps=steps)
+    gen.reset(torch.randn(1, 5, model.cfg.text_dim), first_frame=torch.randn(1, model.cfg.latent_channels, *LATENT))
+    gen.generate(10)  # window full, the ring wrapped twice
+    tables = rotary_tables.cache_info().misses, token_mask.cache_info().misses
+    indices = [len(c._index_cache) for c in gen.caches]
+    with _Ops() as ops:
+        for _ in range(6):
+            gen.step()
+    assert (rotary_tables.cache_info().misses, token_mask.cache_info().misses) == tables
+    assert [len(c._index_cache) for c in gen.caches] == indices
+    host = {op: n for op, n in ops.counts.items() if "_local_scalar_dense" in op or "lift_fresh" in op
+            or "_to_copy" in op}
+    assert host == {}
+    assert ops.counts["aten.scaled_dot_product_attention.default"] == 6 * steps * 2 * model.cfg.depth  # self+cross
+
+
+def test_cuda_graphs_are_refused_where_they_cannot_run():
+    with pytest.raises(ValueError, match="cuda_graphs=True needs the model on a CUDA device"):
+        StreamingGenerator(tiny_model(window_frames=3).eval(), cuda_graphs=True)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("steps", [1, 2])
+def test_the_cuda_graph_stream_equals_the_eager_stream(steps):
+    """Graph replays (one per ring phase) give the eager stream's frames, through a prompt switch and a reset."""
+    model = tiny_model(window_frames=4, sink_frames=1, control_dim=3).cuda().eval()
+    cfg = model.cfg
+    gen = torch.Generator().manual_seed(3)
+    text = [torch.randn(2, 5, cfg.text_dim, generator=gen).cuda() for _ in range(2)]
+    first = torch.randn(2, cfg.latent_channels, *LATENT, generator=gen).cuda()
+    controls = torch.randn(2, 60, 3, generator=gen).cuda()
+
+    def stream(cuda_graphs: bool) -> tuple[torch.Tensor, StreamingGenerator]:
+        g = StreamingGenerator(model, steps=steps, seed=5, cuda_graphs=cuda_graphs)
+        g.reset(text[0], first_frame=first)
+        a = g.generate(40, controls[:, :40])
+        g.set_prompt(text[1])  # the graphs read the old prompt's keys/values: captured again
+        b = g.generate(20, controls[:, 40:])
+        g.reset(text[0], first_frame=first)
+        c = g.generate(40, controls[:, :40])
+        return torch.cat([a, b, c], dim=1), g
+
+    eager, _ = stream(False)
+    graphed, g = stream(True)
+    assert g.graphs.replays > 20
+    torch.testing.assert_close(graphed, eager, atol=1e-5, rtol=1e-5)
+
+
+def test_the_overlapped_decoder_returns_every_frame_in_order():
+    decoded_in = []
+
+    def decode(latent):
+        decoded_in.append(latent.clone())
+        return latent * 2
+
+    decoder = OverlappedDecoder(decode, "cpu")
+    handles = [decoder.submit(torch.full((1, 2), float(i))) for i in range(5)]
+    assert [h.result()[0, 0].item() for h in handles] == [0.0, 2.0, 4.0, 6.0, 8.0]
+    decoder.close()
+    assert [t[0, 0].item() for t in decoded_in] == [0.0, 1.0, 2.0, 3.0, 4.0]

@@ -28,8 +28,9 @@ Suite = Literal["streaming", "efficiency", "training", "data", "projection", "al
 
 
 def bench(suite: Suite, preset: str | None = None, latent_size: tuple[int, int] | None = None, frames: int = 1000,
-          window: int = 30, device: str | None = None, data_dir: Path = Path("data/toy"), out: Path | None = None,
-          quick: bool = False, command: str = "") -> int:
+          window: int = 30, rounds: int = 30, batches: tuple[int, ...] = (1, 4, 16),
+          methods: tuple[str, ...] | None = None, device: str | None = None,
+          data_dir: Path = Path("data/toy"), out: Path | None = None, quick: bool = False, command: str = "") -> int:
     """Speed measured side by side in one run, printed as Markdown tables with the command that reproduces them.
 
     Args:
@@ -38,14 +39,20 @@ def bench(suite: Suite, preset: str | None = None, latent_size: tuple[int, int] 
         latent_size: latent frame size [H,W] (default: [8,8] for toy, [32,32] otherwise).
         frames: streamed frames for the cost curve.
         window: streaming suite: window frames (AAPT: 30; 0 keeps the preset's).
+        rounds: streaming suite: interleaved rounds (a burst of every method per round) of steady-state samples.
+        batches: streaming suite: stream counts of the 1-NFE generator decoded together (frames/s per device).
+        methods: streaming suite: only these (of aapt, no_cache, four_steps, chunk_bidirectional, aapt_overlapped,
+            aapt_graph, aapt_batch (every --batches count); default all that apply).
         device: cuda when there is one, else cpu.
         data_dir: toy shards for the data suite (made if missing).
         out: write the figures as JSON here.
-        quick: few steps and batches (tests); numbers are noisier.
+        quick: few steps, batches and rounds, CPU memory read in-process (tests); numbers are noisier.
         command: the command line, recorded with the figures (set by `main`).
     """
     if preset is not None and preset not in PRESETS:
         raise SystemExit(f"--preset {preset!r}: choose one of {sorted(PRESETS)}")
+    if methods is not None and (unknown := set(methods) - set(streaming.METHODS)):
+        raise SystemExit(f"--methods: {sorted(unknown)} unknown; choose from {list(streaming.METHODS)}")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     suites = SUITES if suite == "all" else (suite,)
@@ -60,7 +67,10 @@ def bench(suite: Suite, preset: str | None = None, latent_size: tuple[int, int] 
     if "streaming" in suites:
         name, cfg, size = shape("toy")
         cfg = cfg.replace(window_frames=window) if window else cfg
-        results["streaming"] = streaming.run(cfg, size, device, dtype, frames=frames)
+        results["streaming"] = streaming.run(cfg, size, device, dtype, frames=frames, rounds=4 if quick else rounds,
+                                             starts=2 if quick else 5, batches=tuple(batches),
+                                             only=None if methods is None else tuple(methods),
+                                             fresh_processes=not quick)
         print("## streaming\n\n" + streaming.table(results["streaming"], name, size) + "\n")
     if "efficiency" in suites:
         name, cfg, size = shape("bench")

@@ -1,33 +1,50 @@
-"""Streaming suite: time per latent frame of the 1-NFE cached generator against the alternatives a user would pick.
+"""Streaming suite: what a user of a real-time generator feels, per method, measured interleaved in one run.
 
-Notation: W window frames, S sink frames, C latent channels, h/w latent size.
+Notation: W window frames, S sink frames, C latent channels, h/w latent size, B streams decoded together.
 
-Rows, all the same network shape, untrained weights (speed does not depend on training), batch 1:
-- AAPT: `StreamingGenerator`, 1 NFE per frame, KV cache (sink + ring);
-- no KV cache: every frame recomputes its whole visible context (S + W frames) in one masked forward;
-- 4 Euler steps per frame through the same cache (CausVid / Self-Forcing style);
-- chunked bidirectional diffusion: the bidirectional form regenerates a chunk of W frames jointly with 4 steps,
-  cost per output frame = chunk time / W.
-The cached generator is timed at frame indices 1 .. 1000 (median of the 21 frames around each index) to show the
-cost stays flat; warm-up frames excluded; decode timed separately (toy codec, one latent frame -> one video frame).
-The window is AAPT's 30 frames + 1 sink unless `window_frames` is given (the toy model trains with 4, which makes
-recomputing the window cheap; speed does not depend on the weights).
+Methods, all the same network shape, untrained weights (speed does not depend on training):
+- `aapt`: `StreamingGenerator`, 1 NFE per frame, KV cache (sink + ring), batch 1; `aapt_batch<B>`: B streams at once
+  (frames/s per device for serving);
+- `no_cache`: every frame recomputes its whole visible context (S + W frames) in one masked forward;
+- `four_steps`: 4 Euler steps per frame through the same cache (CausVid / Self-Forcing style);
+- `chunk_bidirectional`: the bidirectional form regenerates a chunk of W frames jointly with 4 steps; a chunk's
+  first frame waits for the whole chunk;
+- `aapt_graph` (CUDA, bounded window): `aapt` with its steady steps replayed as CUDA graphs (`StepGraphs`).
+
+Per method: time to first frame (a new stream: reset, prompt, first step, first frame decoded), the step time per
+output frame after warm-up (median and p99 of every sample), frames/s without and with decode (decode right after
+each step, as a player shows frames), and peak memory (on a GPU the method's weights plus the allocator's peak
+above what was held before it began; on the CPU the peak RSS of a fresh process running only that method, torch
+and weights included: in one process RSS freed by one method is reused by the next).
+
+Interleaved: round r runs a burst of every method (at least two calls, for a quarter second; the first call of a
+burst, on caches the other method left cold, is dropped), in an order rotated each round, so a load that comes and
+goes hits all methods alike; ratios are medians of per-round ratios of the bursts' medians. The cost curve streams
+one long stream next to a young one (forked at frame 40, re-forked every few frames), step for step, so "frame
+1000 / frame 40" compares neighbours in time. GPU work is synchronised before every clock read; the JSON keeps
+every sample.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import statistics
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
+from torch import Tensor
 
 from lightning_aapt.backbone import BackboneConfig, CausalVideoDiT
-from lightning_aapt.cli.bench.timing import median_seconds, synchronize
+from lightning_aapt.cli.bench.timing import PeakMemory, peak_rss_bytes, percentile, synchronize
 from lightning_aapt.codecs import ToyCodec
 from lightning_aapt.diffusion import euler_sample, timestep_schedule
-from lightning_aapt.inference import StreamingGenerator
+from lightning_aapt.inference import OverlappedDecoder, StreamingGenerator
 
 INDICES = (1, 10, 40, 100, 250, 500, 1000)
+SPAN = 21  # frames whose median is "the time at frame i": single frames jitter by +-30% on a shared CPU
+YOUNG = 40  # the reference frame index of the cost curve
 
 
 def build(cfg: BackboneConfig, device: torch.device, dtype: torch.dtype) -> CausalVideoDiT:
@@ -41,52 +58,124 @@ def build(cfg: BackboneConfig, device: torch.device, dtype: torch.dtype) -> Caus
 def frame_times(model: CausalVideoDiT, latent_size: tuple[int, int], frames: int, steps: int,
                 device: torch.device) -> list[float]:
     """Seconds to generate each frame 1 .. frames of one stream (frame 0 is the given first frame)."""
-    cfg = model.cfg
-    dtype = next(model.parameters()).dtype
-    gen = StreamingGenerator(model, steps=steps, max_frames=frames + 2)
-    text = torch.randn(1, 16, cfg.text_dim, device=device, dtype=dtype)
-    controls = torch.zeros(1, cfg.control_dim, device=device, dtype=dtype) if cfg.control_dim else None
-    gen.reset(text, first_frame=torch.randn(1, cfg.latent_channels, *latent_size, device=device, dtype=dtype))
+    gen, controls = new_stream(model, latent_size, 1, steps, frames + 2)
     times = []
     for _ in range(frames):
-        synchronize(device)
-        start = time.perf_counter()
-        gen.step(controls)
-        synchronize(device)
-        times.append(time.perf_counter() - start)
+        times.append(timed(lambda: gen.step(controls), device)[1])
     return times
 
 
-SPAN = 21  # frames whose median is "the time at frame i": single frames jitter by +-30% on a shared CPU
+def timed(fn: Callable[[], Tensor], device: torch.device) -> tuple[Tensor, float]:
+    """fn()'s result and its wall time, the device synchronised before and after."""
+    synchronize(device)
+    start = time.perf_counter()
+    out = fn()
+    synchronize(device)
+    return out, time.perf_counter() - start
 
 
-def at(times: list[float], index: int) -> float:
-    """Median time of frames index-10 .. index+10 (1-based; frame 1 is the first generated), clipped to the run."""
-    lo = max(0, min(index - 1 - SPAN // 2, len(times) - SPAN))
-    return statistics.median(times[lo : lo + SPAN])
-
-
-def no_cache_seconds(model: CausalVideoDiT, latent_size: tuple[int, int], device: torch.device) -> float:
-    """One frame without a cache: a masked forward over the visible context plus the new frame."""
+def new_stream(model: CausalVideoDiT, latent_size: tuple[int, int], batch: int, steps: int,
+               max_frames: int, cuda_graphs: bool = False) -> tuple[StreamingGenerator, Tensor | None]:
+    """A started stream of `batch` streams from a random first frame and prompt, and its (zero) controls (B, A)."""
     cfg = model.cfg
-    dtype = next(model.parameters()).dtype
+    p = next(model.parameters())
+    gen = StreamingGenerator(model, steps=steps, max_frames=max_frames, cuda_graphs=cuda_graphs)
+    gen.reset(torch.randn(batch, 16, cfg.text_dim, device=p.device, dtype=p.dtype),
+              first_frame=torch.randn(batch, cfg.latent_channels, *latent_size, device=p.device, dtype=p.dtype))
+    controls = torch.zeros(batch, cfg.control_dim, device=p.device, dtype=p.dtype) if cfg.control_dim else None
+    return gen, controls
+
+
+@dataclass
+class Method:
+    """One way to stream: `start()` begins a new stream and returns its first output latents, `call()` one steady
+    call's output latents (B, F, C, H, W); `frames_per_call` = B * F; `warmup_calls` after a start reach the steady
+    state (the window full)."""
+
+    key: str
+    label: str
+    batch: int
+    frames_per_call: int
+    warmup_calls: int
+    start: Callable[[], Tensor]
+    call: Callable[[], Tensor]
+    decodes_itself: bool = False  # the call includes decoding its frames (overlapped with the next step)
+    weight_bytes: int = 0  # of the network it runs
+
+
+def weight_bytes(model: torch.nn.Module) -> int:
+    return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+def cached(key: str, label: str, model: CausalVideoDiT, latent_size: tuple[int, int], batch: int, steps: int,
+           max_frames: int, cuda_graphs: bool = False) -> Method:
+    cfg = model.cfg
+    state: dict = {}
+
+    def start() -> Tensor:
+        state["gen"], state["controls"] = new_stream(model, latent_size, batch, steps, max_frames, cuda_graphs)
+        return call()
+
+    def call() -> Tensor:
+        return state["gen"].step(state["controls"])[:, None]  # (B, 1, C, H, W)
+
+    window = (cfg.window_frames or 8) + cfg.sink_frames
+    # with graphs: eager until settled, each ring phase once eagerly, then once captured; replays after that
+    warmup = 2 * window + 2 * (cfg.window_frames or 0) + 2 if cuda_graphs else window + 2
+    return Method(key, label, batch, batch, warmup, start, call, weight_bytes=weight_bytes(model))
+
+
+def overlapped(model: CausalVideoDiT, latent_size: tuple[int, int], decode: Callable[[Tensor], Tensor],
+               max_frames: int) -> Method:
+    """`aapt` with decode overlapped: frame f is decoded (side stream or thread) while frame f + 1 is computed."""
+    inner = cached("aapt", "", model, latent_size, 1, 1, max_frames)
+    decoder = OverlappedDecoder(decode, next(model.parameters()).device)
+    pending: list = []
+
+    def finish(latents: Tensor) -> Tensor:
+        done = pending[:]
+        pending[:] = [decoder.submit(latents[:, 0:1])]
+        for handle in done:
+            handle.result()  # the previous frame's pixels, decoded while this frame was computed
+        return latents
+
+    def first() -> Tensor:  # a new stream's first frame is shown decoded: nothing to overlap it with
+        for handle in pending:
+            handle.result()
+        latents = inner.start()
+        decoder.submit(latents[:, 0:1]).result()
+        pending.clear()
+        return latents
+
+    return Method("aapt_overlapped", "AAPT, decode overlapped with the next step", 1, 1, inner.warmup_calls,
+                  first, lambda: finish(inner.call()), decodes_itself=True,
+                  weight_bytes=inner.weight_bytes)
+
+
+def recompute(model: CausalVideoDiT, latent_size: tuple[int, int]) -> Method:
+    """No KV cache: each frame is a masked forward over its visible context (S + W frames) and itself."""
+    cfg = model.cfg
+    p = next(model.parameters())
     frames = (cfg.window_frames or 32) + (cfg.sink_frames if cfg.window_frames else 0)
-    x = torch.randn(1, frames, cfg.latent_channels, *latent_size, device=device, dtype=dtype)
-    t = torch.ones(1, frames, device=device, dtype=dtype)
-    text = torch.randn(1, 16, cfg.text_dim, device=device, dtype=dtype)
-    controls = torch.zeros(1, frames, cfg.control_dim, device=device, dtype=dtype) if cfg.control_dim else None
+    x = torch.randn(1, frames, cfg.latent_channels, *latent_size, device=p.device, dtype=p.dtype)
+    t = torch.ones(1, frames, device=p.device, dtype=p.dtype)
+    text = torch.randn(1, 16, cfg.text_dim, device=p.device, dtype=p.dtype)
+    controls = torch.zeros(1, frames, cfg.control_dim, device=p.device, dtype=p.dtype) if cfg.control_dim else None
     recycled = torch.randn_like(x) if cfg.recycled_input else None
 
-    def run():
+    def forward(n: int) -> Tensor:
         with torch.inference_mode():
-            model(x, t, recycled, text, controls)
+            v = model(x[:, :n], t[:, :n], None if recycled is None else recycled[:, :n], text,
+                      None if controls is None else controls[:, :n])
+        return (x[:, n - 1 : n] - v[:, -1:])  # (1, 1, C, H, W): x0 of the newest frame
 
-    return median_seconds(run, device)
+    return Method("no_cache", "no KV cache (recompute the window)", 1, 1, 0, lambda: forward(1),
+                  lambda: forward(frames), weight_bytes=weight_bytes(model))
 
 
-def chunk_seconds_per_frame(cfg: BackboneConfig, latent_size: tuple[int, int], device: torch.device,
-                            dtype: torch.dtype, steps: int = 4) -> float:
-    """Bidirectional chunk of W frames regenerated jointly with `steps` Euler steps, per output frame."""
+def chunked(cfg: BackboneConfig, latent_size: tuple[int, int], device: torch.device, dtype: torch.dtype,
+            steps: int = 4) -> Method:
+    """Bidirectional chunks of W frames regenerated jointly with `steps` Euler steps."""
     chunk = cfg.window_frames or 8
     model = build(cfg.replace(bidirectional=True, recycled_input=False, window_frames=None), device, dtype)
     text = torch.randn(1, 16, cfg.text_dim, device=device, dtype=dtype)
@@ -94,64 +183,237 @@ def chunk_seconds_per_frame(cfg: BackboneConfig, latent_size: tuple[int, int], d
     noise = torch.randn(1, chunk, cfg.latent_channels, *latent_size, device=device, dtype=dtype)
     schedule = timestep_schedule(steps, 1.0, device=device)
 
-    def velocity(x, t, i):
+    def velocity(x: Tensor, t: Tensor, i: int) -> Tensor:
         return model(x, t.reshape(1, 1).expand(1, chunk).to(dtype), None, text, controls)
 
-    def run():
+    def call() -> Tensor:
         with torch.inference_mode():
-            euler_sample(velocity, noise, schedule)
+            return euler_sample(velocity, noise, schedule)  # (1, W, C, H, W)
 
-    return median_seconds(run, device, repeats=3, warmup=1) / chunk
+    return Method("chunk_bidirectional", f"chunked bidirectional, {steps} steps ({chunk}-frame chunks)", 1, chunk,
+                  0, call, call, weight_bytes=weight_bytes(model))
 
 
-def decode_seconds(latent_size: tuple[int, int]) -> float:
-    codec = ToyCodec(4)
-    z = torch.randn(1, 1, codec.latent_channels, *latent_size)
-    return median_seconds(lambda: codec.decode(z), torch.device("cpu"), repeats=20)
+METHODS = ("aapt", "no_cache", "four_steps", "chunk_bidirectional", "aapt_overlapped", "aapt_graph", "aapt_batch")
+
+
+def methods(cfg: BackboneConfig, latent_size: tuple[int, int], device: torch.device, dtype: torch.dtype,
+            batches: tuple[int, ...], max_frames: int, decode: Callable[[Tensor], Tensor] | None,
+            only: tuple[str, ...] | None = None) -> list[Method]:
+    """The methods to compare (`only`: their keys, default all; `run` always adds `aapt`, every ratio's reference)."""
+    wanted = set(only or METHODS)
+    causal = wanted - {"chunk_bidirectional"}
+    model = build(cfg, device, dtype) if causal else None
+    out = []
+    if "aapt" in wanted:
+        out.append(cached("aapt", "AAPT: 1 NFE, KV cache", model, latent_size, 1, 1, max_frames))
+    if "no_cache" in wanted:
+        out.append(recompute(model, latent_size))
+    if "four_steps" in wanted:
+        out.append(cached("four_steps", "4 Euler steps per frame, KV cache", model, latent_size, 1, 4, max_frames))
+    if "chunk_bidirectional" in wanted:
+        out.append(chunked(cfg, latent_size, device, dtype))
+    if "aapt_overlapped" in wanted and decode is not None:
+        out.append(overlapped(model, latent_size, decode, max_frames))
+    if "aapt_graph" in wanted and device.type == "cuda" and cfg.window_frames:
+        out.append(cached("aapt_graph", "AAPT, CUDA graphs", model, latent_size, 1, 1, max_frames, cuda_graphs=True))
+    if "aapt_batch" in wanted:
+        out += [cached(f"aapt_batch{b}", f"AAPT, {b} streams at once", model, latent_size, b, 1, max_frames)
+                for b in batches if b != 1]
+    return out
+
+
+def decoder_for(cfg: BackboneConfig) -> Callable[[Tensor], Tensor] | None:
+    """Decode latents (B, F, C, H, W) -> pixels: the toy codec when the channels are its own, else None."""
+    block = round((cfg.latent_channels / 3) ** 0.5)
+    if 3 * block * block != cfg.latent_channels:
+        return None
+    codec = ToyCodec(block)
+    return lambda z: codec.decode(z.float())
+
+
+def _peak_in_child(cfg: BackboneConfig, latent_size: tuple[int, int], dtype: torch.dtype, key: str,
+                   batches: tuple[int, ...], max_frames: int, answer) -> None:
+    (m,) = methods(cfg, latent_size, torch.device("cpu"), dtype, batches, max_frames, decoder_for(cfg), (key,))
+    m.start()
+    for _ in range(m.warmup_calls + 1):
+        m.call()
+    answer.put(peak_rss_bytes())
+
+
+def fresh_process_peak(cfg: BackboneConfig, latent_size: tuple[int, int], dtype: torch.dtype, key: str,
+                       batches: tuple[int, ...], max_frames: int) -> int | None:
+    """Peak RSS of a new process that imports torch, builds one method's model(s) and streams it to its steady
+    state: what a user's process running only that method holds at its peak (None off Linux)."""
+    context = multiprocessing.get_context("spawn")
+    answer = context.Queue()
+    child = context.Process(target=_peak_in_child, args=(cfg, latent_size, dtype, key, batches, max_frames, answer))
+    child.start()
+    child.join()
+    return answer.get() if child.exitcode == 0 else None
+
+
+def rotated(items: list, r: int) -> list:
+    k = r % len(items)
+    return items[k:] + items[:k]
+
+
+def measure(ms: list[Method], decode: Callable[[Tensor], Tensor] | None, device: torch.device, rounds: int,
+            starts: int, burst_seconds: float = 0.25) -> dict[str, dict]:
+    """Every method's samples: memory on a first pass, then interleaved starts, then interleaved steady calls: per
+    round a burst of each method's calls (at least 2, until `burst_seconds`), its first call dropped."""
+    samples = {m.key: {"ttff_seconds": [], "call_seconds": [], "round_call_seconds": [],
+                       "decode_seconds_per_frame": []} for m in ms}
+
+    def decoded(latents: Tensor) -> float:  # seconds to decode every frame of a call's output (B, F, ...), F calls
+        if decode is None:
+            return float("nan")
+        return sum(timed(lambda f=f: decode(latents[:, f : f + 1]), device)[1] for f in range(latents.shape[1]))
+
+    for m in ms:  # untimed: first-use costs (kernels, allocator), and the method's peak memory
+        with PeakMemory(device) as peak:
+            m.start()
+            for _ in range(m.warmup_calls + 1):
+                m.call()
+        samples[m.key]["peak_memory_bytes"] = None if peak.extra_bytes is None else m.weight_bytes + peak.extra_bytes
+    for r in range(starts):
+        for m in rotated(ms, r):
+            out, seconds = timed(m.start, device)
+            first = decoded(out[:, :1]) if decode and not m.decodes_itself else 0.0
+            samples[m.key]["ttff_seconds"].append(seconds + first)
+    for m in ms:
+        for _ in range(m.warmup_calls):
+            m.call()
+    for r in range(rounds):
+        for m in rotated(ms, r):
+            burst, until = [], time.perf_counter() + burst_seconds
+            while len(burst) < 2 or (time.perf_counter() < until and len(burst) < 100):
+                out, seconds = timed(m.call, device)
+                own = m.decodes_itself or decode is None
+                burst.append((seconds, 0.0 if own else decoded(out) / m.frames_per_call))
+            kept = burst[1:]  # the first call after another method's ran on cold caches
+            samples[m.key]["call_seconds"] += [c for c, _ in kept]
+            samples[m.key]["decode_seconds_per_frame"] += [d for _, d in kept]
+            samples[m.key]["round_call_seconds"].append(statistics.median(c for c, _ in kept))
+    for m in ms:
+        s = samples[m.key]
+        per_frame = [c / m.frames_per_call for c in s["call_seconds"]]
+        step, dec = statistics.median(per_frame), statistics.median(s["decode_seconds_per_frame"])
+        if m.decodes_itself:  # its calls are step + decode already; without decode it is the plain `aapt`
+            s.update(label=m.label, batch=m.batch, frames_per_call=m.frames_per_call,
+                     ttff_p50=statistics.median(s["ttff_seconds"]), step_p50=step,
+                     step_p99=percentile(per_frame, 99), fps_without_decode=None, fps_with_decode=1 / step)
+            continue
+        s.update(label=m.label, batch=m.batch, frames_per_call=m.frames_per_call,
+                 ttff_p50=statistics.median(s["ttff_seconds"]), step_p50=step, step_p99=percentile(per_frame, 99),
+                 fps_without_decode=1 / step, fps_with_decode=None if decode is None else 1 / (step + dec))
+    return samples
+
+
+def paired_ratio(a: list[float], b: list[float]) -> float:
+    """Median over rounds of a[r] / b[r]: each ratio taken between neighbours in time."""
+    return statistics.median(x / y for x, y in zip(a, b, strict=True))
+
+
+def cost_curve(model: CausalVideoDiT, latent_size: tuple[int, int], frames: int, device: torch.device) -> dict:
+    """A long stream's time at frames 1..`frames`, each step next to a step of a young stream (frame ~40)."""
+    old, controls = new_stream(model, latent_size, 1, 1, frames + 2)
+    young, _ = new_stream(model, latent_size, 1, 1, frames + 2)
+    for _ in range(YOUNG - 1):
+        young.step(controls)
+    at_40 = young.fork()
+    long_times, young_times = [], []
+    for f in range(frames):
+        if f % SPAN == 0:
+            young = at_40.fork()
+        long_times.append(timed(lambda: old.step(controls), device)[1])
+        young_times.append(timed(lambda y=young: y.step(controls), device)[1])
+
+    def around(index: int) -> slice:  # frames index-10 .. index+10 (1-based), clipped to the run
+        lo = max(0, min(index - 1 - SPAN // 2, frames - SPAN))
+        return slice(lo, lo + SPAN)
+
+    indices = [i for i in INDICES if i <= frames]
+    return {"seconds_at_frame": {str(i): statistics.median(long_times[around(i)]) for i in indices},
+            "ratio_to_frame40_at_frame": {str(i): paired_ratio(long_times[around(i)], young_times[around(i)])
+                                          for i in indices},
+            "long_stream_seconds": long_times, "young_stream_seconds": young_times}
 
 
 def run(cfg: BackboneConfig, latent_size: tuple[int, int], device: torch.device, dtype: torch.dtype,
-        frames: int = 1000, warmup: int = 8) -> dict:
-    model = build(cfg, device, dtype)
-    frame_times(model, latent_size, warmup, 1, device)  # kernels, caches, allocator: not timed
-    times = frame_times(model, latent_size, frames + SPAN // 2, 1, device)
-    curve = {i: at(times, i) for i in INDICES if i <= frames}
-    steady_index = min(40, frames)
-    steady = at(times, steady_index)
-    window = (cfg.window_frames or 8) + cfg.sink_frames + 8
-    four = statistics.median(frame_times(model, latent_size, window + 5, 4, device)[window:])
-    no_cache = no_cache_seconds(model, latent_size, device)
-    chunk = chunk_seconds_per_frame(cfg, latent_size, device, dtype)
-    out = {"seconds_per_frame": steady, "seconds_at_frame": {str(k): v for k, v in curve.items()},
-           "seconds_no_cache": no_cache, "seconds_4_steps": four, "seconds_chunk_bidirectional_4_steps": chunk,
-           "speedup_vs_no_cache": no_cache / steady, "speedup_vs_4_steps": four / steady,
-           "speedup_vs_chunk_bidirectional": chunk / steady,
-           "cost_ratio_frame1000_vs_frame40": curve[max(curve)] / at(times, min(40, max(curve))),
-           "fps_without_decode": 1 / steady, "window_frames": cfg.window_frames, "sink_frames": cfg.sink_frames}
-    if cfg.latent_channels == ToyCodec(4).latent_channels:
-        decode = decode_seconds(latent_size)
-        out.update(seconds_decode=decode, toy_fps_with_decode=1 / (steady + decode))
-    return out
+        frames: int = 1000, rounds: int = 30, starts: int = 5, batches: tuple[int, ...] = (1, 4, 16),
+        only: tuple[str, ...] | None = None, fresh_processes: bool = True) -> dict:
+    """The suite (see the module docstring); `fresh_processes=False` reads CPU peak memory in this process (quick,
+    order-dependent)."""
+    decode = decoder_for(cfg)
+    max_frames = 4 * (rounds + starts + 64)
+    only = tuple(METHODS if only is None else {"aapt", *only})
+    ms = methods(cfg, latent_size, device, dtype, batches, max_frames, decode, only)
+    per = measure(ms, decode, device, rounds, starts)
+    if device.type != "cuda" and fresh_processes:  # in one process, freed RSS is reused by the next method
+        for m in ms:
+            key, b = ("aapt_batch", (m.batch,)) if m.key.startswith("aapt_batch") else (m.key, (1,))
+            per[m.key]["peak_memory_bytes"] = fresh_process_peak(cfg, latent_size, dtype, key, b, max_frames)
+            per[m.key]["peak_memory_of"] = "process"
+    aapt = per["aapt"]["round_call_seconds"]
+
+    def vs(key: str) -> float | None:
+        if key not in per:
+            return None
+        frames_per_call = per[key]["frames_per_call"]
+        return paired_ratio([c / frames_per_call for c in per[key]["round_call_seconds"]], aapt)
+
+    if "aapt_graph" in per:
+        graph_speedup = {"speedup_graph_vs_eager": paired_ratio(aapt, per["aapt_graph"]["round_call_seconds"])}
+    else:
+        graph_speedup = {}
+    curve = cost_curve(build(cfg, device, dtype), latent_size, frames, device)
+    last = curve["ratio_to_frame40_at_frame"][str(max(int(i) for i in curve["seconds_at_frame"]))]
+    return {"methods": per, "rounds": rounds, "starts": starts, **curve, **graph_speedup,
+            "seconds_per_frame": per["aapt"]["step_p50"],
+            "speedup_vs_no_cache": vs("no_cache"), "speedup_vs_4_steps": vs("four_steps"),
+            "speedup_vs_chunk_bidirectional": vs("chunk_bidirectional"),
+            "cost_ratio_frame1000_vs_frame40": last, "fps_without_decode": per["aapt"]["fps_without_decode"],
+            "fps_with_decode": per["aapt"]["fps_with_decode"], "window_frames": cfg.window_frames,
+            "sink_frames": cfg.sink_frames, "device": device.type,
+            "tokens_per_frame": (latent_size[0] // cfg.patch_size) * (latent_size[1] // cfg.patch_size)}
 
 
 def table(r: dict, cfg_name: str, latent_size: tuple[int, int]) -> str:
     ms = 1e3
-    lines = [f"| method ({cfg_name}, latents {latent_size[0]}x{latent_size[1]}, window {r['window_frames']} + sink "
-             f"{r['sink_frames']}, batch 1) | ms / latent frame | "
-             "AAPT is faster by |", "|---|---|---|",
-             f"| AAPT: 1 NFE, KV cache (frame 40) | {ms * r['seconds_per_frame']:.2f} | 1.00x |",
-             f"| no KV cache (recompute the window) | {ms * r['seconds_no_cache']:.2f} | "
-             f"{r['speedup_vs_no_cache']:.2f}x |",
-             f"| 4 Euler steps per frame, KV cache | {ms * r['seconds_4_steps']:.2f} | "
-             f"{r['speedup_vs_4_steps']:.2f}x |",
-             f"| chunked bidirectional, 4 steps | {ms * r['seconds_chunk_bidirectional_4_steps']:.2f} | "
-             f"{r['speedup_vs_chunk_bidirectional']:.2f}x |", "",
-             "| frame index | " + " | ".join(r["seconds_at_frame"]) + " |",
-             "|---" * (len(r["seconds_at_frame"]) + 1) + "|",
-             "| ms (1 NFE, cached) | " + " | ".join(f"{ms * v:.2f}" for v in r["seconds_at_frame"].values()) + " |",
-             "", f"frame 1000 / frame 40: {r['cost_ratio_frame1000_vs_frame40']:.3f}; "
-             f"{r['fps_without_decode']:.1f} latent frames/s without decode"]
-    if "toy_fps_with_decode" in r:
-        lines[-1] += (f"; toy decode {ms * r['seconds_decode']:.3f} ms/frame, {r['toy_fps_with_decode']:.1f} "
-                      "frames/s with decode")
+
+    def mib(b: int | None) -> str:
+        return "n/a" if b is None else f"{b / 2**20:.0f}"
+
+    def fps(x: float | None, missing: str = "no decoder") -> str:
+        return missing if x is None else f"{x:.3g}"
+
+    lines = [f"{cfg_name}, latents {latent_size[0]}x{latent_size[1]} ({r['tokens_per_frame']} tokens per frame), "
+             f"window {r['window_frames']} + sink {r['sink_frames']}; {r['rounds']} interleaved rounds, "
+             f"{r['starts']} starts", "",
+             "| method | time to first frame ms | ms / frame p50 | p99 | frames/s | with decode | peak memory MiB "
+             "| AAPT is faster by |", "|---|---|---|---|---|---|---|---|"]
+    speedups = {"aapt": 1.0, "no_cache": r["speedup_vs_no_cache"], "four_steps": r["speedup_vs_4_steps"],
+                "chunk_bidirectional": r["speedup_vs_chunk_bidirectional"]}
+    for key, m in r["methods"].items():
+        faster = f"{speedups[key]:.2f}x" if speedups.get(key) is not None else "–"
+        lines.append(f"| {m['label']} | {ms * m['ttff_p50']:.1f} | {ms * m['step_p50']:.2f} | "
+                     f"{ms * m['step_p99']:.2f} | {fps(m['fps_without_decode'], '–')} | {fps(m['fps_with_decode'])} | "
+                     f"{mib(m['peak_memory_bytes'])} | {faster} |")
+    if any(m.get("peak_memory_of") == "process" for m in r["methods"].values()):
+        where = "the peak RSS of a fresh process per method"
+    elif r["device"] == "cuda":
+        where = "the method's weights + the GPU allocator's peak above what was held before it began"
+    else:
+        where = "the method's weights + this process's peak RSS growth (quick: order-dependent)"
+    lines.append(f"\npeak memory: {where}")
+    lines += ["", "| frame index | " + " | ".join(r["seconds_at_frame"]) + " |",
+              "|---" * (len(r["seconds_at_frame"]) + 1) + "|",
+              "| ms (1 NFE, cached) | " + " | ".join(f"{ms * v:.2f}" for v in r["seconds_at_frame"].values()) + " |",
+              "| / frame 40, step for step | " + " | ".join(f"{v:.3f}" for v in
+                                                             r["ratio_to_frame40_at_frame"].values()) + " |",
+              "", f"frame {max(int(i) for i in r['seconds_at_frame'])} / frame 40: "
+              f"{r['cost_ratio_frame1000_vs_frame40']:.3f}"]
+    if "speedup_graph_vs_eager" in r:
+        lines[-1] += f"; CUDA graphs over the eager step: {r['speedup_graph_vs_eager']:.2f}x"
     return "\n".join(lines)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -29,14 +31,82 @@ def median_seconds(fn: Callable[[], object], device: torch.device, repeats: int 
     return statistics.median(times)
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile of `values` (linear interpolation between order statistics)."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    lo = int(position)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (position - lo)
+
+
+def _status_kib(field: str) -> int | None:
+    """A field of /proc/self/status in KiB (VmRSS, VmHWM), or None off Linux."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def peak_rss_bytes() -> int | None:
+    """This process's peak resident memory so far (Linux), or None."""
+    peak = _status_kib("VmHWM")
+    return None if peak is None else 1024 * peak
+
+
+class PeakMemory:
+    """Peak memory of a block of work above what was held when it began: the GPU allocator's peak on CUDA, the
+    process's peak RSS on Linux (reset through /proc/self/clear_refs); `extra_bytes` is None where neither can be
+    read."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.extra_bytes: int | None = None
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+        else:
+            try:
+                Path("/proc/self/clear_refs").write_text("5")  # the peak RSS (VmHWM) restarts from the current RSS
+                self._base = _status_kib("VmRSS")
+            except OSError:
+                self._base = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.extra_bytes = torch.cuda.max_memory_allocated(self.device) - self._base
+        elif self._base is not None and (peak := _status_kib("VmHWM")) is not None:
+            self.extra_bytes = 1024 * (peak - self._base)
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine(device: torch.device) -> str:
-    """What ran the numbers: processor or GPU, threads, torch version."""
+    """What ran the numbers: processor or GPU, cores and threads, the software stack."""
     if device.type == "cuda":
         memory = torch.cuda.get_device_properties(device).total_memory / 2**30
-        what = f"{torch.cuda.get_device_name(device)} ({memory:.0f} GiB)"
+        what = (f"{torch.cuda.get_device_name(device)} ({memory:.0f} GiB), CUDA {torch.version.cuda}, "
+                f"cuDNN {torch.backends.cudnn.version()}")
     else:
-        what = f"CPU {platform.processor() or platform.machine()}"
-    return f"{what}; {torch.get_num_threads()} CPU threads; torch {torch.__version__}; {platform.system()}"
+        what = f"CPU {_cpu_name()}, {os.cpu_count()} cores"
+    return (f"{what}; {torch.get_num_threads()} CPU threads; torch {torch.__version__}; Python "
+            f"{platform.python_version()}; {platform.system()}")
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype, size: int | None = None) -> float:
@@ -46,3 +116,15 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, size: int | None = Non
     b = torch.randn(size, size, device=device, dtype=dtype)
     seconds = median_seconds(lambda: a @ b, device, repeats=5 if device.type == "cuda" else 3)
     return 2 * size**3 / seconds
+
+
+# Dense (no sparsity) bf16 tensor-core peaks from the vendors' data sheets, FLOP/s, by a part of the device name.
+DENSE_BF16_PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "RTX 4090": 165e12}
+
+
+def datasheet_peak(device: torch.device, dtype: torch.dtype) -> float | None:
+    """The chip's dense bf16 peak from its data sheet (SXM parts), or None: not CUDA, not bf16, or not listed."""
+    if device.type != "cuda" or dtype != torch.bfloat16:
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for part, peak in DENSE_BF16_PEAK.items() if part in name), None)
