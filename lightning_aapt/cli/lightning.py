@@ -46,8 +46,21 @@ def aapt_cli(**kwargs):
             # The data decides latent channels, text width and control width; the model gets them from it.
             parser.link_arguments("data.model_dims", "model.init_args.model_dims", apply_on="instantiate")
 
+        def before_fit(self) -> None:
+            check_trainer_fits_model(self.trainer, self.model)
+
     return AAPTCLI(StageModule, WebVideoDataModule, subclass_mode_model=True, subclass_mode_data=True,
                    parser_kwargs={"parser_mode": "omegaconf"}, save_config_kwargs={"overwrite": True}, **kwargs)
+
+
+def check_trainer_fits_model(trainer, model) -> None:
+    """Refuse, by key, trainer settings a stage cannot honour (before Lightning's own, less direct error)."""
+    clip = trainer.gradient_clip_val
+    if not model.automatic_optimization and clip:
+        own = getattr(model, "grad_clip", None)
+        raise ConfigError(f"trainer.gradient_clip_val={clip}: {type(model).__name__} steps its optimisers itself "
+                          f"and clips each network through model.init_args.grad_clip (now {own}); remove "
+                          "trainer.gradient_clip_val (or set it to null)")
 
 
 def check_ckpt_path(argv: list[str]) -> None:
