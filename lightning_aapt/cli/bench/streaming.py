@@ -197,13 +197,12 @@ def chunked(cfg: BackboneConfig, latent_size: tuple[int, int], device: torch.dev
 METHODS = ("aapt", "no_cache", "four_steps", "chunk_bidirectional", "aapt_overlapped", "aapt_graph", "aapt_batch")
 
 
-def methods(cfg: BackboneConfig, latent_size: tuple[int, int], device: torch.device, dtype: torch.dtype,
-            batches: tuple[int, ...], max_frames: int, decode: Callable[[Tensor], Tensor] | None,
+def methods(model: CausalVideoDiT | None, cfg: BackboneConfig, latent_size: tuple[int, int], device: torch.device,
+            dtype: torch.dtype, batches: tuple[int, ...], max_frames: int, decode: Callable[[Tensor], Tensor] | None,
             only: tuple[str, ...] | None = None) -> list[Method]:
-    """The methods to compare (`only`: their keys, default all; `run` always adds `aapt`, every ratio's reference)."""
+    """The methods to compare (`only`: their keys, default all; `run` always adds `aapt`, every ratio's reference),
+    the causal ones on `model` (None when only `chunk_bidirectional` is wanted)."""
     wanted = set(only or METHODS)
-    causal = wanted - {"chunk_bidirectional"}
-    model = build(cfg, device, dtype) if causal else None
     out = []
     if "aapt" in wanted:
         out.append(cached("aapt", "AAPT: 1 NFE, KV cache", model, latent_size, 1, 1, max_frames))
@@ -234,7 +233,9 @@ def decoder_for(cfg: BackboneConfig) -> Callable[[Tensor], Tensor] | None:
 
 def _peak_in_child(cfg: BackboneConfig, latent_size: tuple[int, int], dtype: torch.dtype, key: str,
                    batches: tuple[int, ...], max_frames: int, answer) -> None:
-    (m,) = methods(cfg, latent_size, torch.device("cpu"), dtype, batches, max_frames, decoder_for(cfg), (key,))
+    cpu = torch.device("cpu")
+    model = None if key == "chunk_bidirectional" else build(cfg, cpu, dtype)
+    (m,) = methods(model, cfg, latent_size, cpu, dtype, batches, max_frames, decoder_for(cfg), (key,))
     m.start()
     for _ in range(m.warmup_calls + 1):
         m.call()
@@ -299,14 +300,12 @@ def measure(ms: list[Method], decode: Callable[[Tensor], Tensor] | None, device:
         s = samples[m.key]
         per_frame = [c / m.frames_per_call for c in s["call_seconds"]]
         step, dec = statistics.median(per_frame), statistics.median(s["decode_seconds_per_frame"])
-        if m.decodes_itself:  # its calls are step + decode already; without decode it is the plain `aapt`
-            s.update(label=m.label, batch=m.batch, frames_per_call=m.frames_per_call,
-                     ttff_p50=statistics.median(s["ttff_seconds"]), step_p50=step,
-                     step_p99=percentile(per_frame, 99), fps_without_decode=None, fps_with_decode=1 / step)
-            continue
         s.update(label=m.label, batch=m.batch, frames_per_call=m.frames_per_call,
-                 ttff_p50=statistics.median(s["ttff_seconds"]), step_p50=step, step_p99=percentile(per_frame, 99),
-                 fps_without_decode=1 / step, fps_with_decode=None if decode is None else 1 / (step + dec))
+                 ttff_p50=statistics.median(s["ttff_seconds"]), step_p50=step, step_p99=percentile(per_frame, 99))
+        if m.decodes_itself:  # its calls are step + decode already; without decode it is the plain `aapt`
+            s.update(fps_without_decode=None, fps_with_decode=1 / step)
+        else:
+            s.update(fps_without_decode=1 / step, fps_with_decode=None if decode is None else 1 / (step + dec))
     return samples
 
 
@@ -348,7 +347,8 @@ def run(cfg: BackboneConfig, latent_size: tuple[int, int], device: torch.device,
     decode = decoder_for(cfg)
     max_frames = 4 * (rounds + starts + 64)
     only = tuple(METHODS if only is None else {"aapt", *only})
-    ms = methods(cfg, latent_size, device, dtype, batches, max_frames, decode, only)
+    model = build(cfg, device, dtype)  # every causal method and the cost curve stream this one network
+    ms = methods(model, cfg, latent_size, device, dtype, batches, max_frames, decode, only)
     per = measure(ms, decode, device, rounds, starts)
     if device.type != "cuda" and fresh_processes:  # in one process, freed RSS is reused by the next method
         for m in ms:
@@ -367,7 +367,7 @@ def run(cfg: BackboneConfig, latent_size: tuple[int, int], device: torch.device,
         graph_speedup = {"speedup_graph_vs_eager": paired_ratio(aapt, per["aapt_graph"]["round_call_seconds"])}
     else:
         graph_speedup = {}
-    curve = cost_curve(build(cfg, device, dtype), latent_size, frames, device)
+    curve = cost_curve(model, latent_size, frames, device)
     last = curve["ratio_to_frame40_at_frame"][str(max(int(i) for i in curve["seconds_at_frame"]))]
     return {"methods": per, "rounds": rounds, "starts": starts, **curve, **graph_speedup,
             "seconds_per_frame": per["aapt"]["step_p50"],
