@@ -19,10 +19,13 @@ sample dropped as bad (`bad_samples="skip"`) is replayed as if it had been used,
 
 from __future__ import annotations
 
+import difflib
 import io
 import json
 import os
 import random
+import re
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -32,9 +35,11 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from datamodules.stoppable import StoppableLoader
 from datamodules.toy_world import prepare_toy_world
 from lightning_aapt.codecs import LatentStats, NormalizedCodec, latent_stats_from_manifest
 from lightning_aapt.data import MANIFEST, ClipShapes, DataError, VideoBatch, dataset_codec, read_manifest
+from lightning_aapt.errors import ConfigError
 from lightning_aapt.world.dataset import ToyWorldSpec
 
 
@@ -97,7 +102,9 @@ class ClipStream(IterableDataset):
         shuffle: shuffle the shard order and, with a buffer of `shuffle_buffer` clips, the clips.
         random_crop: crop at a random start; else at frame 0.
         bad_samples: "fail" raises a `DataError` naming the shard; "skip" drops the sample or the rest of a
-            corrupt shard and counts it (`VideoBatch.skipped`).
+            corrupt shard and counts it (`VideoBatch.skipped`), up to `bad_sample_limit` in a row.
+        bad_sample_limit: with "skip", this many bad samples in a row (per worker), or a one-pass stream that ends
+            with none good, stop the stream with a `DataError` naming how many were skipped and the first of them.
         rank, world_size: this process's place among the data-parallel ranks.
         seed: seeds every RNG of the stream (with rank, worker and pass).
         skip_batches, batch_size: batches of this rank already consumed (resume); each worker skips its share,
@@ -109,13 +116,13 @@ class ClipStream(IterableDataset):
     def __init__(self, urls: list[str], shapes: ClipShapes, num_frames: int, resampled: bool, shuffle: bool,
                  random_crop: bool, bad_samples: Literal["fail", "skip"] = "fail", shuffle_buffer: int = 64,
                  rank: int = 0, world_size: int = 1, seed: int = 0, skip_batches: int = 0, batch_size: int = 1,
-                 epoch: int = 0, stats: LatentStats | None = None) -> None:
+                 epoch: int = 0, stats: LatentStats | None = None, bad_sample_limit: int = 64) -> None:
         if len(urls) < world_size:
             raise DataError(f"{len(urls)} shard(s) cannot be split over {world_size} ranks: write at least one "
                             "shard per rank (prepare --samples-per-shard smaller)")
         self.urls, self.shapes, self.num_frames = urls, shapes, num_frames
         self.resampled, self.shuffle, self.random_crop = resampled, shuffle, random_crop
-        self.bad_samples, self.shuffle_buffer = bad_samples, shuffle_buffer
+        self.bad_samples, self.shuffle_buffer, self.bad_sample_limit = bad_samples, shuffle_buffer, bad_sample_limit
         self.rank, self.world_size = rank, world_size
         self.seed, self.skip_batches, self.batch_size, self.epoch = seed, skip_batches, batch_size, epoch
         self.stats = stats
@@ -149,6 +156,8 @@ class ClipStream(IterableDataset):
         shards = self.worker_shards()
         if not shards:
             return
+        self._skipped, self._good = 0, 0  # skipped since the last clip served; clips served
+        self._bad_in_a_row, self._first_bad = 0, []  # bad samples since the last good one, and the first three
         emitted = 0
         buffer: list[dict] = []
         for raw in self._raw_samples(shards, rng):
@@ -169,17 +178,19 @@ class ClipStream(IterableDataset):
             emitted += 1
             if clip is not None:
                 yield clip
+        if self._bad_in_a_row and not self._good:
+            raise self._too_many_bad(f"a pass over {len(shards)} shard(s) found no good sample")
 
     def _raw_samples(self, shards: list[str], rng: random.Random):
         """Undecoded samples of the shards in stream order; an unreadable shard raises or is counted."""
-        self._skipped = 0
         for url in self._shard_order(shards, rng):
             try:
                 yield from wds.tarfile_samples([{"url": url}])
             except Exception as err:
+                bad = DataError(f"shard {url} is unreadable or truncated: {type(err).__name__}: {err}")
                 if self.bad_samples == "fail":
-                    raise DataError(f"shard {url} is unreadable or truncated: {type(err).__name__}: {err}") from err
-                self._skipped += 1
+                    raise bad from err
+                self._skip(bad)
 
     def _emit(self, raw: dict, index: int, worker: int, skip: int) -> dict | None:
         """Decode the index-th sample of this worker's stream (None: replayed on resume, or bad and skipped).
@@ -190,13 +201,29 @@ class ClipStream(IterableDataset):
         try:
             clip = decode_clip(raw, self.shapes, self.num_frames, None if self.random_crop else 0, crop_rng,
                                self.stats)
-        except DataError:
+        except DataError as bad:
             if self.bad_samples == "fail":
                 raise
-            self._skipped += 1
+            self._skip(bad)
             return None
         clip["skipped"], self._skipped = self._skipped, 0
+        self._good, self._bad_in_a_row, self._first_bad = self._good + 1, 0, []
         return clip
+
+    def _skip(self, bad: DataError) -> None:
+        """Count a skipped sample (or shard); too many in a row end the stream."""
+        self._skipped += 1
+        self._bad_in_a_row += 1
+        if len(self._first_bad) < 3:
+            self._first_bad.append(str(bad)[:160])
+        if self._bad_in_a_row >= self.bad_sample_limit:
+            raise self._too_many_bad(f"{self._bad_in_a_row} bad samples in a row "
+                                     f"(data.bad_sample_limit={self.bad_sample_limit})")
+
+    def _too_many_bad(self, what: str) -> DataError:
+        first = "; ".join(self._first_bad)
+        return DataError(f"data.bad_samples=skip: {what}, skipping stopped. First: {first}. Fix or remove those "
+                         "shards (data.train_shards / val_shards select others)")
 
     def _shard_order(self, shards: list[str], rng: random.Random):
         if self.resampled:
@@ -206,6 +233,21 @@ class ClipStream(IterableDataset):
         if self.shuffle:
             rng.shuffle(order)
         yield from order
+
+
+def render_notice(data_dir: Path, spec: ToyWorldSpec) -> str:
+    """What `prepare_data` says before rendering the toy world into `data_dir`; refuses a folder that holds files
+    other than an unfinished dataset's (rendering replaces the folder)."""
+    if data_dir.is_dir():
+        other = [p.name for p in data_dir.iterdir() if not re.fullmatch(r"(train|val)-\d+\.tar(\.tmp)?", p.name)]
+        if other:
+            raise ConfigError(f"data.init_args.data_dir={data_dir} has no {MANIFEST} but holds other files "
+                              f"({sorted(other)[:5]}): not rendering data.toy_world over them; fix data_dir")
+    siblings = [manifest.parent.name for manifest in data_dir.parent.glob(f"*/{MANIFEST}")]
+    close = difflib.get_close_matches(data_dir.name, siblings, n=1, cutoff=0.6)
+    hint = f"; did you mean {data_dir.parent / close[0]} (a dataset)?" if close else ""
+    return (f"[data] data.init_args.data_dir={data_dir} holds no dataset ({MANIFEST} missing): rendering "
+            f"data.toy_world there ({spec.train_clips} + {spec.val_clips} clips){hint}")
 
 
 def collate_clips(clips: list[dict]) -> VideoBatch:
@@ -233,8 +275,11 @@ class WebVideoDataModule(L.LightningDataModule):
         shuffle_buffer: clips held for shuffling the training stream.
         bad_samples: "fail" (default) stops with an error naming the shard and sample; "skip" drops bad
             samples (and the rest of an unreadable shard), counted and logged as `train/skipped_samples`.
+        bad_sample_limit: with "skip", the run stops after this many bad samples in a row in one data-loader worker
+            (or a validation pass with none good), naming how many were skipped and the first of them.
         toy_world: when set and `data_dir` has no manifest, `prepare_data` renders this toy-world dataset
-            there first, so `fit` works on a fresh machine.
+            there first (saying so, and naming a sibling dataset of a similar name), so `fit` works on a fresh
+            machine; a `data_dir` holding other files is refused, never overwritten.
         seed: seed of the training stream's RNGs (None: `seed_everything`'s seed, else 0).
         resume: "exact" replays the consumed part of the training stream when a run resumes (see the module
             docstring); "approximate" starts a fresh stream, seeded by the number of batches consumed.
@@ -243,16 +288,23 @@ class WebVideoDataModule(L.LightningDataModule):
     def __init__(self, data_dir: str = "data/toy", train_shards: str | None = None, val_shards: str | None = None,
                  num_frames: int = 12, batch_size: int = 8, num_workers: int = 0, shuffle_buffer: int = 64,
                  bad_samples: Literal["fail", "skip"] = "fail", toy_world: ToyWorldSpec | None = None,
-                 seed: int | None = None, resume: Literal["exact", "approximate"] = "exact") -> None:
+                 seed: int | None = None, resume: Literal["exact", "approximate"] = "exact",
+                 bad_sample_limit: int = 64) -> None:
         super().__init__()
         self.data_dir = Path(data_dir)
         self.train_shards, self.val_shards = train_shards, val_shards
         self.num_frames, self.batch_size, self.num_workers = num_frames, batch_size, num_workers
         self.shuffle_buffer, self.bad_samples, self.toy_world = shuffle_buffer, bad_samples, toy_world
         if bad_samples not in ("fail", "skip"):
-            raise ValueError(f"data.bad_samples must be 'fail' or 'skip', got {bad_samples!r}")
+            raise ConfigError(f"data.init_args.bad_samples must be 'fail' or 'skip', got {bad_samples!r}")
         if resume not in ("exact", "approximate"):
-            raise ValueError(f"data.resume must be 'exact' or 'approximate', got {resume!r}")
+            raise ConfigError(f"data.init_args.resume must be 'exact' or 'approximate', got {resume!r}")
+        for key, value, least in (("num_frames", num_frames, 1), ("batch_size", batch_size, 1),
+                                  ("num_workers", num_workers, 0), ("shuffle_buffer", shuffle_buffer, 1),
+                                  ("bad_sample_limit", bad_sample_limit, 1)):
+            if value < least:
+                raise ConfigError(f"data.init_args.{key}={value}: must be >= {least}")
+        self.bad_sample_limit = bad_sample_limit
         self.seed, self.resume = seed, resume
         self.consumed_at_start = 0  # training batches consumed before this run (from the checkpoint)
 
@@ -265,8 +317,8 @@ class WebVideoDataModule(L.LightningDataModule):
     def load_state_dict(self, state: dict) -> None:
         self.consumed_at_start = int(state.get("train_batches", 0))
         if state.get("seed", self.stream_seed) != self.stream_seed:
-            raise ValueError(f"the checkpoint's data stream used seed {state['seed']}, this run {self.stream_seed}: "
-                             "set data.seed to the checkpoint's to resume exactly")
+            raise ConfigError(f"data.init_args.seed={self.stream_seed}: the checkpoint's data stream used seed "
+                              f"{state['seed']}; set data.init_args.seed to the checkpoint's to resume exactly")
 
     @property
     def stream_seed(self) -> int:
@@ -279,8 +331,8 @@ class WebVideoDataModule(L.LightningDataModule):
             return ClipShapes.from_manifest(read_manifest(self.data_dir))
         if self.toy_world is not None:
             return ClipShapes.from_manifest({"shapes": self.toy_world.shapes()})
-        raise FileNotFoundError(f"data.data_dir={self.data_dir} has no {MANIFEST} and data.toy_world is not set: "
-                                "write shards with `python -m lightning_aapt prepare` or set data.toy_world")
+        raise ConfigError(f"data.init_args.data_dir={self.data_dir} has no {MANIFEST} and data.init_args.toy_world is "
+                          "not set: write shards there with `python -m lightning_aapt prepare`, or fix data_dir")
 
     @property
     def latent_stats(self) -> LatentStats:
@@ -309,6 +361,7 @@ class WebVideoDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         if not (self.data_dir / MANIFEST).exists() and self.toy_world is not None:
+            print(render_notice(self.data_dir, self.toy_world), file=sys.stderr)
             prepare_toy_world(self.data_dir, self.toy_world, overwrite=True)
 
     def urls(self, split: str) -> list[str]:
@@ -334,7 +387,7 @@ class WebVideoDataModule(L.LightningDataModule):
                 seed = hash((seed, self.consumed_at_start)) & (2**62 - 1)
         return ClipStream(self.urls(split), shapes, self.num_frames, resampled=train, shuffle=train,
                           random_crop=train and not self.first_frame_alone, bad_samples=self.bad_samples,
-                          shuffle_buffer=self.shuffle_buffer,
+                          shuffle_buffer=self.shuffle_buffer, bad_sample_limit=self.bad_sample_limit,
                           rank=rank, world_size=world, seed=seed, skip_batches=skip, batch_size=self.batch_size,
                           stats=self.latent_stats)
 
@@ -346,7 +399,7 @@ class WebVideoDataModule(L.LightningDataModule):
         return 0, 1
 
     def _loader(self, split: str) -> DataLoader:
-        return DataLoader(self._stream(split), batch_size=self.batch_size, num_workers=self.num_workers,
+        return StoppableLoader(self._stream(split), batch_size=self.batch_size, num_workers=self.num_workers,
                           collate_fn=collate_clips, persistent_workers=False, drop_last=split == "train")
 
     def train_dataloader(self) -> DataLoader:

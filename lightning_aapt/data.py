@@ -21,12 +21,9 @@ from pathlib import Path
 from torch import Tensor
 
 from lightning_aapt.codecs import NormalizedCodec, codec_from_manifest
+from lightning_aapt.errors import DataError
 
 MANIFEST = "manifest.json"
-
-
-class DataError(ValueError):
-    """A shard or sample that does not hold what the model expects; the message names it."""
 
 
 @dataclass

@@ -49,5 +49,21 @@ def tiny_config(stage: str, tmp_path: Path, data_dir: Path, steps: int = 3, val_
     return path
 
 
+def checkpointing_only(config: Path, every: int, plugin: dict | None = None) -> Path:
+    """Edit a `tiny_config` in place into a run without validation or evaluation callbacks that checkpoints every
+    `every` steps (`plugin`: the checkpoint writer, class_path/init_args, in place of AtomicCheckpointIO)."""
+    spec = yaml.safe_load(config.read_text())
+    spec["trainer"].update(num_sanity_val_steps=0, limit_val_batches=0)
+    callbacks = [c for c in spec["trainer"]["callbacks"] if c["class_path"].startswith("lightning.")]
+    for c in callbacks:
+        if c["class_path"].endswith("ModelCheckpoint"):
+            c["init_args"]["every_n_train_steps"] = every
+    spec["trainer"]["callbacks"] = callbacks
+    if plugin is not None:
+        spec["trainer"]["plugins"] = [plugin]
+    config.write_text(yaml.safe_dump(spec))
+    return config
+
+
 def fit(config: Path, *overrides: str) -> None:
     assert main(["fit", "--config", str(config), *overrides]) == 0

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
-import lightning as L
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DataLoader, IterableDataset
 
@@ -58,14 +56,3 @@ def scalars(run_dir: Path, tag: str) -> dict[int, float]:
     """{step: value} of one TensorBoard scalar of a run."""
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0}).Reload()
     return {e.step: e.value for e in events.Scalars(tag)}
-
-
-class KillAt(L.Callback):
-    """SIGKILL this process after training batch `step` (no cleanup, no final checkpoint: a preemption)."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step >= self.step:
-            os.kill(os.getpid(), signal.SIGKILL)

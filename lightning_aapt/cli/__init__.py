@@ -29,6 +29,7 @@ COMMANDS = {"bench": "bench", "eval": "evaluate", "merge": "merge", "pipeline": 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command `argv` (None: the command line); a refusal propagates (see `run`)."""
     from_command_line = argv is None
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in LIGHTNING_COMMANDS:
@@ -37,3 +38,24 @@ def main(argv: list[str] | None = None) -> int:
         return importlib.import_module(f"lightning_aapt.cli.{COMMANDS[argv[0]]}").main(argv[1:])
     print(__doc__)
     return 0 if not argv or argv[0] in ("-h", "--help") else 2
+
+
+def run(argv: list[str] | None = None) -> int:
+    """`main`, with a refusal (`lightning_aapt.errors.Refusal`: a bad key, file, checkpoint or sample) printed as one
+    `error: ...` line and exit status 2 instead of a traceback."""
+    from lightning_aapt.errors import Refusal
+
+    try:
+        return main(argv)
+    except Refusal as err:
+        print(f"error: {refusal_message(err)}", file=sys.stderr)
+        return 2
+
+
+def refusal_message(err: Exception) -> str:
+    """The refusal's own message; one raised in a data-loader worker arrives wrapped in the worker's traceback,
+    whose last line holds it."""
+    text = str(err).strip()
+    if "Original Traceback" in text:
+        text = text.splitlines()[-1].split(": ", 1)[-1]
+    return text

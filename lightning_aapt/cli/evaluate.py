@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Literal
 
 import lightning as L
-import torch
 from omegaconf import OmegaConf
 
 from lightning_aapt.cli.lightning import build_lightning
 from lightning_aapt.cli.signature import run_function
 from lightning_aapt.data import first_clips
+from lightning_aapt.errors import CheckpointError, ConfigError
 from lightning_aapt.evaluation.drift import stream_drift
 from lightning_aapt.evaluation.generated_vs_real import generated_vs_real
 from lightning_aapt.evaluation.report import write_report
@@ -22,27 +22,32 @@ from lightning_aapt.metrics.extractors import make_extractor
 
 
 def load_stage(ckpt: Path, config: Path) -> tuple[L.LightningModule, L.LightningDataModule, int | None]:
-    """The stage module and data module the YAML describes, with the checkpoint's weights (EMA included), and
-    the checkpoint's global step."""
-    from lightning_aapt.stages.checkpoints import read_sharded_checkpoint
+    """The stage module and data module the YAML describes, with the checkpoint's weights (EMA included; a plain
+    backbone checkpoint from `merge` fills both), and the checkpoint's global step."""
+    from lightning_aapt.stages.checkpoints import check_backbone, check_stage, read_checkpoint, stage_of
 
-    if not ckpt.exists():
-        raise FileNotFoundError(f"--ckpt {ckpt}: no such checkpoint")
     if not config.is_file():
-        raise FileNotFoundError(f"--config {config}: no such experiment YAML")
+        raise ConfigError(f"--config {config}: no such experiment YAML")
+    checkpoint = read_checkpoint(ckpt, "--ckpt")
     init_args = OmegaConf.to_container(OmegaConf.load(config)).get("model", {}).get("init_args", {})
     # The weights come from --ckpt: do not load the previous stages' checkpoints the YAML starts from.
     no_init = [f"--model.init_args.{k}=null" for k in ("init_from", "disc_init_from") if k in init_args]
-    state = (read_sharded_checkpoint(ckpt) if ckpt.is_dir()
-             else torch.load(ckpt, map_location="cpu", weights_only=True))
     cli = build_lightning(["--config", str(config), *no_init, "--trainer.logger=false",
                            "--trainer.enable_progress_bar=false"])
+    module, where = cli.model, f"--ckpt={ckpt}"
+    check_stage(checkpoint, type(module).__name__, where)
+    check_backbone(checkpoint, module.cfg, where)
+    state = checkpoint["state_dict"]
+    if stage_of(checkpoint) is None:  # a plain backbone (`merge`): the trained and the sampling weights alike
+        weights = {k.removeprefix("model."): v for k, v in state.items()}
+        state = {f"{name}.{k}": v for name in ("model", "ema") if getattr(module, name, None) is not None
+                 for k, v in weights.items()}
     try:
-        cli.model.load_state_dict(state["state_dict"])
-    except (KeyError, RuntimeError) as err:
-        raise ValueError(f"--ckpt {ckpt} does not fit the model of --config {config}: {err}") from err
-    cli.model.eval()
-    return cli.model, cli.datamodule, state.get("global_step")
+        module.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"{where} does not fit the {type(module).__name__} of --config {config}: {err}") from err
+    module.eval()
+    return module, cli.datamodule, checkpoint.get("global_step")
 
 
 def evaluate(ckpt: Path, config: Path, out: Path | None = None, extractor: Literal["rand3d", "i3d"] = "rand3d",
@@ -68,6 +73,11 @@ def evaluate(ckpt: Path, config: Path, out: Path | None = None, extractor: Liter
     L.seed_everything(seed, verbose=False)
     out = out or ckpt.parent.parent / "eval" / ckpt.stem
     module, data, global_step = load_stage(ckpt, config)
+    F, K = data.num_frames, module.context_frames
+    window = window_frames or F
+    if horizon * F - K < window:
+        raise ConfigError(f"--horizon {horizon}: a drift stream of {horizon} x {F} frames after {K} real context "
+                          f"frames holds no full {window}-frame window; give --horizon {-(-(window + K) // F)} or more")
     steps = steps or module.sample_steps
     module.sample_steps = steps
     features = make_extractor(extractor, None if i3d_path is None else str(i3d_path), flag="--i3d_path")

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
+
+from lightning_aapt.errors import ConfigError
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 # Where each configuration class sits in a stage config, so a refusal names the key a user types.
 CONFIG_KEYS = {"BackboneConfig": "model.init_args.backbone", "WorldConfig": "data.init_args.toy_world.world"}
-
-
-class ConfigError(ValueError):
-    """A configuration value the code refused; the message leads with its key."""
 
 
 def config_error(err: Exception) -> ConfigError | None:
@@ -46,15 +43,23 @@ def aapt_cli(**kwargs):
             # The data decides latent channels, text width and control width; the model gets them from it.
             parser.link_arguments("data.model_dims", "model.init_args.model_dims", apply_on="instantiate")
 
+        def _parse_ckpt_path(self) -> None:
+            # Lightning's own version replaces the config's model settings with the checkpoint's, silently; here
+            # the config stays what was typed, and must agree with the checkpoint it resumes.
+            check_resume(self.config)
+
         def before_fit(self) -> None:
-            check_trainer_fits_model(self.trainer, self.model)
+            check_run(self.trainer, self.model, self.datamodule)
 
     return AAPTCLI(StageModule, WebVideoDataModule, subclass_mode_model=True, subclass_mode_data=True,
                    parser_kwargs={"parser_mode": "omegaconf"}, save_config_kwargs={"overwrite": True}, **kwargs)
 
 
-def check_trainer_fits_model(trainer, model) -> None:
-    """Refuse, by key, trainer settings a stage cannot honour (before Lightning's own, less direct error)."""
+def check_run(trainer, model, data) -> None:
+    """Refuse, by key, trainer and data settings a stage cannot honour, before anything runs (and before
+    Lightning's own, less direct errors)."""
+    if hasattr(model, "check_clip_frames") and hasattr(data, "num_frames"):
+        model.check_clip_frames(data.num_frames)
     clip = trainer.gradient_clip_val
     if not model.automatic_optimization and clip:
         own = getattr(model, "grad_clip", None)
@@ -63,26 +68,37 @@ def check_trainer_fits_model(trainer, model) -> None:
                           "trainer.gradient_clip_val (or set it to null)")
 
 
-def check_ckpt_path(argv: list[str]) -> None:
-    """Fail early, naming the file, when `--ckpt_path` is missing or not a complete checkpoint (a zip archive;
-    a folder is a sharded checkpoint). 'last' / 'best' / 'hpc' are Lightning's names and pass."""
-    import zipfile
+def check_resume(config) -> None:
+    """Refuse, before anything is built, a `--ckpt_path` that is not a readable lightning_aapt checkpoint of the
+    configured stage, or (for `fit`: resuming continues a run) whose recorded stage settings contradict the config,
+    naming every differing key with both values. How attention runs and how the stage is sharded may change."""
+    from lightning_aapt.stages.checkpoints import (
+        LIGHTNING_CKPT_NAMES,
+        check_stage,
+        read_checkpoint,
+        settings_differences,
+    )
 
-    for i, arg in enumerate(argv):
-        value = arg.split("=", 1)[1] if arg.startswith("--ckpt_path=") else (
-            argv[i + 1] if arg == "--ckpt_path" and i + 1 < len(argv) else None)
-        if value in (None, "null", "last", "best", "hpc", "registry"):
-            continue
-        path = Path(value)
-        if not path.exists():
-            raise FileNotFoundError(f"--ckpt_path {path}: no such checkpoint")
-        if path.is_file() and not zipfile.is_zipfile(path):
-            raise ValueError(f"--ckpt_path {path}: unreadable checkpoint (truncated, or not a torch checkpoint)")
+    command = config.get("subcommand")
+    path = config[command].get("ckpt_path") if command else None
+    if path is None or str(path) in LIGHTNING_CKPT_NAMES:
+        return
+    where = f"--ckpt_path={path}"
+    checkpoint = read_checkpoint(path, "--ckpt_path", weights=False)
+    model = config[command]["model"]
+    check_stage(checkpoint, str(model["class_path"]).rsplit(".", 1)[-1], where)
+    if command != "fit":  # validate/test/predict read the weights; the architecture is checked as they load
+        return
+    configured = model["init_args"].as_dict() if hasattr(model["init_args"], "as_dict") else dict(model["init_args"])
+    differ = settings_differences(dict(checkpoint.get("hyper_parameters") or {}), configured)
+    if differ:
+        raise ConfigError(f"{where}: resuming continues a run, but the config contradicts the "
+                          f"checkpoint's settings: {'; '.join(differ)}. Resume with the run's own config (its "
+                          "config.yaml), or start a new run from these weights with model.init_args.init_from")
 
 
 def run_lightning(argv: list[str] | None):
     """Run LightningCLI on `argv` and return it (its trainer holds the final metrics)."""
-    check_ckpt_path(sys.argv[1:] if argv is None else argv)
     # LightningCLI reads sys.argv; run it on `argv` as if typed, so it never sees two argument lists.
     saved = sys.argv
     if argv is not None:
@@ -101,6 +117,8 @@ def run_lightning(argv: list[str] | None):
 def build_lightning(args: list[str]):
     """Instantiate the model, data module and trainer of a config without running anything (`args` without
     a subcommand, e.g. ["--config", X])."""
+    saved = sys.argv
+    sys.argv = saved[:1]  # LightningCLI warns when it is given `args` beside a command line of its own
     try:
         return aapt_cli(args=args, run=False)
     except ValueError as err:
@@ -108,3 +126,5 @@ def build_lightning(args: list[str]):
         if refused is None:
             raise
         raise refused from None
+    finally:
+        sys.argv = saved

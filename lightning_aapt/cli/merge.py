@@ -19,7 +19,7 @@ def merge(ckpt: Path, out: Path, weights: Literal["ema", "trained"] = "ema") -> 
     """
     from lightning_aapt.stages.checkpoints import load_backbone, save_backbone
 
-    model = load_backbone(ckpt, prefer_ema=weights == "ema")
+    model = load_backbone(ckpt, prefer_ema=weights == "ema", flag="--ckpt")
     out.parent.mkdir(parents=True, exist_ok=True)
     save_backbone(model, out, lora=None, merged_from=str(ckpt))
     print(f"wrote {out}: {sum(p.numel() for p in model.parameters()):,} parameters ({weights} weights of {ckpt}, "

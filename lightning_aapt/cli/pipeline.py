@@ -126,7 +126,7 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     for entry in entries:
         stage, steps, forcing = entry["stage"], int(entry["steps"]), entry.get("forcing", "student")
         name = f"{stage}, {steps} NFE" if streamed[stage] > 1 else stage  # a stage streamed at several step counts
-        model = load_backbone(exp / stage / "checkpoints" / "last.ckpt").eval()
+        model = load_backbone(exp / stage / "checkpoints" / "last.ckpt", flag=f"the {stage} report").eval()
         make = stream_toy_clips if forcing == "student" else teacher_forced_toy_clips
         stream = make(model, codec, toy.text_encoder(), toy.world, scenes, actions, steps=steps, context_frames=context)
         curves = score_toy_video(stream.generated, stream, window, extractor, reference)

@@ -46,7 +46,7 @@ def play(ckpt: Path, data: Path = Path("data/toy16"), host: str = "127.0.0.1", p
         raise SystemExit(f"--data {data}: play streams a toy-world dataset (python -m lightning_aapt prepare "
                          "toy-world); other datasets have no world to steer or re-render yet")
     spec = spec_from_manifest(data)
-    model = load_backbone(ckpt).eval().to(device)
+    model = load_backbone(ckpt, flag="--ckpt").eval().to(device)
     if model.cfg.bidirectional:
         raise SystemExit(f"--ckpt {ckpt}: a bidirectional (stage-0) model cannot stream; play stages 1-3")
     codec = dataset_codec(data)

@@ -35,7 +35,7 @@ def sample(ckpt: Path, out: Path, frames: int = 80, steps: int = 1, data: Path =
     from lightning_aapt.video import to_uint8, write_video
     from lightning_aapt.world.dataset import clip_seeds, spec_from_manifest
 
-    model = load_backbone(ckpt).eval()
+    model = load_backbone(ckpt, flag="--ckpt").eval()
     if model.cfg.bidirectional:
         raise SystemExit(f"{ckpt} holds a bidirectional (stage-0) model: sample streams causal stages 1-3")
     manifest = read_manifest(data)

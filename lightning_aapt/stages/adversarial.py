@@ -40,6 +40,7 @@ from lightning_aapt.adversarial.rollout import Rollout, extend_controls, regener
 from lightning_aapt.backbone import AttentionBackend, BackboneConfig
 from lightning_aapt.data import VideoBatch
 from lightning_aapt.diffusion import shift_time
+from lightning_aapt.errors import ConfigError
 from lightning_aapt.parallel import ParallelConfig
 from lightning_aapt.stages.base import StageModule
 from lightning_aapt.stages.checkpoints import load_backbone
@@ -179,7 +180,7 @@ class AdversarialPostTraining(StageModule):
                          attention_backend=attention_backend, lora=lora)
         self.automatic_optimization = False
         if disc_init_from is not None:
-            disc_backbone = load_backbone(disc_init_from, attention_backend=attention_backend)
+            disc_backbone = load_backbone(disc_init_from, attention_backend=attention_backend, flag="disc_init_from")
             if disc_backbone.cfg.bidirectional:
                 raise ValueError(f"disc_init_from={disc_init_from}: expected a causal (stage-1) checkpoint")
         else:
@@ -224,7 +225,7 @@ class AdversarialPostTraining(StageModule):
         self.rollout_context_frames = rollout_context_frames
         self.teacher = None
         if distill_weight > 0:
-            self.teacher = load_backbone(disc_init_from, attention_backend=attention_backend)
+            self.teacher = load_backbone(disc_init_from, attention_backend=attention_backend, flag="disc_init_from")
             self.teacher.requires_grad_(False).eval()
 
     def check_backbone(self, cfg: BackboneConfig) -> None:
@@ -297,19 +298,27 @@ class AdversarialPostTraining(StageModule):
         if self.d_updates > self.disc_warmup_steps and self.d_updates % self.d_updates_per_g == 0:
             self.generator_step(step)
 
+    def check_clip_frames(self, num_frames: int) -> None:
+        super().check_clip_frames(num_frames)
+        F = num_frames
+        S = self.segment_frames or F
+        if S > F:
+            raise ConfigError(f"model.init_args.segment_frames={S} is longer than the real clips (data.num_frames={F})"
+                              ": the discriminator needs real frames for a whole segment")
+        R = max(self.num_rollout_frames or F, S)
+        K = self.rollout_context_frames
+        if not K < R or K > F:
+            raise ConfigError(f"model.init_args.rollout_context_frames={K} must be below the rollout's {R} frames and "
+                              f"at most the clips' {F} (data.num_frames)")
+
     def roll_out(self, batch: VideoBatch) -> GanStep:
         """The step's index space and the generator's frames, made without gradients (see `GanStep`)."""
         real, text = batch.latents, batch.text  # (B, F, C, H, W)
         B, F = real.shape[:2]
+        self.check_clip_frames(F)
         S = self.segment_frames or F
-        if S > F:
-            raise ValueError(f"model.init_args.segment_frames={S} is longer than the real clips (data.num_frames={F}):"
-                             " the discriminator needs real frames for a whole segment")
         R = max(self.num_rollout_frames or F, S)
         K = self.rollout_context_frames  # video frames 0..K-1 are the clip's, the rest the generator's
-        if not K < R or K > F:
-            raise ValueError(f"model.init_args.rollout_context_frames={K} must be below the rollout's {R} frames and "
-                             f"at most the clips' {F} (data.num_frames)")
         controls = extend_controls(batch.controls, R)  # (B, R, A)
         spans = segments(R, S, self.segment_overlap)
         noises = self.sample_randn((B, R - 1, *real.shape[2:]), RandomStream.ROLLOUT, real.dtype)

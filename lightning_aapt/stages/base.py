@@ -17,10 +17,11 @@ from torch import Tensor
 from lightning_aapt.backbone import AttentionBackend, BackboneConfig, CausalVideoDiT
 from lightning_aapt.data import VideoBatch
 from lightning_aapt.diffusion import sample_timesteps
+from lightning_aapt.errors import CheckpointError, ConfigError
 from lightning_aapt.inference import stream_after_context
 from lightning_aapt.parallel import ParallelConfig, parallelize
 from lightning_aapt.stages.averaging import averaged_copy, move_average
-from lightning_aapt.stages.checkpoints import init_backbone_from
+from lightning_aapt.stages.checkpoints import check_backbone, check_stage, init_backbone_from
 from lightning_aapt.stages.lora import LoraConfig, add_lora
 from lightning_aapt.stages.optim import OptimizerConfig, adamw, lr_factor
 from lightning_aapt.stages.randomness import RandomStream, TimestepConfig, sample_generators
@@ -86,6 +87,12 @@ class StageModule(L.LightningModule):
 
     def check_backbone(self, cfg: BackboneConfig) -> None:
         """Stages refuse a backbone form they cannot train (overridden per stage)."""
+
+    def check_clip_frames(self, num_frames: int) -> None:
+        """Refuse, by key, a clip length (data.num_frames) this stage cannot train; checked before `fit` starts."""
+        if self.trained_frames(num_frames) < 1:
+            raise ConfigError(f"data.init_args.num_frames={num_frames}: {type(self).__name__} trains frames 1..F-1 of "
+                              "each clip, after the real frame 0 (teacher forcing); give at least 2")
 
     def networks(self) -> list[torch.nn.Module]:
         """Every network the stage runs (sharded and switched by `parallel`); stages add theirs."""
@@ -163,7 +170,12 @@ class StageModule(L.LightningModule):
         t = self.draw_timesteps(B, trained)
         noise = self.sample_randn((B, trained, *batch.latents.shape[2:]), RandomStream.NOISE, batch.latents.dtype)
         losses = self.per_frame_losses(batch, t, noise)
-        return self.log_losses("train", losses, t, B)
+        loss = self.log_losses("train", losses, t, B)
+        if not torch.isfinite(loss):  # one host sync per step; a non-finite step would poison weights and EMA alike
+            raise FloatingPointError(f"step {self.global_step}: the training loss is {loss.item()}; stopped before "
+                                     "its optimizer step, so the weights and checkpoints are those before it: lower "
+                                     "model.init_args.optimizer.lr (or check the data for extreme values)")
+        return loss
 
     def evaluate(self, split: str, batch: VideoBatch, batch_idx: int) -> None:
         """Loss at fixed noise and one fixed t per clip, so numbers compare across runs and steps: `<split>/loss`
@@ -265,21 +277,15 @@ class StageModule(L.LightningModule):
         return lr_factor(step, cfg, self.trainer.max_steps if cfg.cooldown_steps > 0 else None)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["stage"] = type(self).__name__
         checkpoint["backbone_config"] = dataclasses.asdict(self.cfg)
         checkpoint["lora"] = dataclasses.asdict(self.lora) if self.lora is not None else None
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Resuming from a checkpoint of another backbone fails here, naming the fields that differ."""
-        saved = checkpoint.get("backbone_config")
-        if saved is None:
-            raise ValueError("the checkpoint has no backbone_config: not a lightning_aapt stage checkpoint")
-        ours = dataclasses.asdict(self.cfg)
-        diff = {k: (saved.get(k), v) for k, v in ours.items() if saved.get(k) != v and not (
-            isinstance(v, tuple) and tuple(saved.get(k) or ()) == v)}
-        if diff:
-            listed = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in diff.items())
-            raise ValueError(f"the checkpoint's backbone differs from model.backbone: {listed}")
+        """Resuming from a checkpoint of another stage, backbone or LoRA setting fails here, naming what differs."""
+        check_stage(checkpoint, type(self).__name__, "--ckpt_path")
+        check_backbone(checkpoint, self.cfg, "--ckpt_path")
         saved = LoraConfig(**checkpoint["lora"]) if checkpoint.get("lora") is not None else None
         if saved != self.lora:
-            raise ValueError(f"the checkpoint's LoRA settings differ from model.init_args.lora: checkpoint {saved} vs "
-                             f"config {self.lora}")
+            raise CheckpointError(f"--ckpt_path: the checkpoint's LoRA settings differ from model.init_args.lora: "
+                                  f"checkpoint {saved} vs config {self.lora}")

@@ -60,7 +60,9 @@ class ConsistencyDistillation(StageModule):
                              "stage-1 checkpoint (python -m lightning_aapt fit --config experiments/stage1.yaml)")
         if loss not in ("l2", "pseudo_huber"):
             raise ValueError(f"model.init_args.loss must be 'l2' or 'pseudo_huber', got {loss!r}")
-        self.teacher = load_backbone(source, attention_backend=attention_backend).requires_grad_(False).eval()
+        flag = "teacher_from" if teacher_from else "init_from"
+        self.teacher = load_backbone(source, attention_backend=attention_backend, flag=flag)
+        self.teacher.requires_grad_(False).eval()
         if self.teacher.cfg != self.cfg:
             raise ValueError(f"teacher_from={source}: the teacher's config differs from the student's: "
                              f"{self.teacher.cfg} vs {self.cfg}")

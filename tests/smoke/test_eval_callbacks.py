@@ -6,6 +6,7 @@ import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from lightning_aapt.errors import CheckpointError
 from tests.helpers_cli import fit, tiny_config
 
 pytestmark = pytest.mark.smoke
@@ -61,5 +62,13 @@ def test_eval_command_writes_its_report(toy_data, tmp_path):
     assert "| last / first |" in (out / "report.md").read_text()
     assert (out / "drift_plot.png").stat().st_size > 0 and (out / "drift_stream.gif").stat().st_size > 0
 
-    with pytest.raises(FileNotFoundError, match="--ckpt"):
+    # A plain backbone checkpoint (`merge`, EMA weights) evaluates to the stage checkpoint's numbers.
+    merged = tmp_path / "merged.ckpt"
+    assert main(["merge", "--ckpt", str(ckpt), "--out", str(merged)]) == 0
+    args[2], args[6] = str(merged), str(tmp_path / "report_merged")
+    assert main(args) == 0
+    again = json.loads((tmp_path / "report_merged" / "report.json").read_text())
+    assert again["fd"]["values"] == result["fd"]["values"] and again["drift"] == result["drift"]
+
+    with pytest.raises(CheckpointError, match=r"--ckpt=.*no such file"):
         main(["eval", "--ckpt", str(tmp_path / "missing.ckpt"), "--config", str(config)])

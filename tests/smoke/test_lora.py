@@ -5,7 +5,6 @@ checkpoint's readers (load_backbone, `merge`) see the merged plain backbone."""
 
 import pytest
 import torch
-import yaml
 
 from lightning_aapt.backbone import BackboneConfig, CausalVideoDiT
 from lightning_aapt.cli import main
@@ -13,7 +12,7 @@ from lightning_aapt.stages import DiffusionAdaptation
 from lightning_aapt.stages.checkpoints import load_backbone, save_backbone
 from lightning_aapt.stages.lora import LoraConfig, add_lora
 from tests.helpers import randomize, tiny_inputs
-from tests.helpers_cli import TINY_BACKBONE, fit, tiny_config
+from tests.helpers_cli import TINY_BACKBONE, checkpointing_only, fit, tiny_config
 from tests.helpers_parallel import scalars
 
 pytestmark = pytest.mark.smoke
@@ -24,16 +23,7 @@ PRETRAINED = BackboneConfig(**TINY_BACKBONE, latent_channels=48, text_dim=64, co
 
 def lora_config(tmp_path, data, base, name):
     (tmp_path / name).mkdir()
-    config = tiny_config("stage1", tmp_path / name, data, steps=4, init_from=str(base), lora=LORA)
-    spec = yaml.safe_load(config.read_text())
-    spec["trainer"].update(num_sanity_val_steps=0, limit_val_batches=0)
-    callbacks = [c for c in spec["trainer"]["callbacks"] if c["class_path"].startswith("lightning.")]
-    for c in callbacks:
-        if c["class_path"].endswith("ModelCheckpoint"):
-            c["init_args"]["every_n_train_steps"] = 2
-    spec["trainer"]["callbacks"] = callbacks
-    config.write_text(yaml.safe_dump(spec))
-    return config
+    return checkpointing_only(tiny_config("stage1", tmp_path / name, data, steps=4, init_from=str(base), lora=LORA), 2)
 
 
 def test_lora_stage_trains_resumes_and_merges(toy_data, tmp_path):

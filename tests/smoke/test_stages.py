@@ -5,6 +5,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lightning_aapt.cli import main
+from lightning_aapt.errors import Refusal
 from lightning_aapt.stages import DiffusionAdaptation
 from lightning_aapt.stages.checkpoints import load_backbone
 from tests.helpers_cli import fit, tiny_config
@@ -57,8 +58,8 @@ def test_init_from_mismatch_is_a_clear_error(stage0_run, toy_data, tmp_path):
 
 def test_missing_init_from_names_the_command_that_writes_it(toy_data, tmp_path):
     config = tiny_config("stage1", tmp_path, toy_data, init_from=str(tmp_path / "runs/stage0/checkpoints/last.ckpt"))
-    # (the CLI re-raises it inside its own validation error; the message travels with it)
-    with pytest.raises((FileNotFoundError, ValueError), match=r"no such checkpoint.*experiments/stage0\.yaml"):
+    # (the CLI re-raises it inside its own validation error; the message travels with it, as a refusal)
+    with pytest.raises(Refusal, match=r"init_from=.*no such file.*experiments/stage0\.yaml"):
         fit(config)
 
 

@@ -14,6 +14,7 @@ from datamodules.toy_world import encode_frames
 from datamodules.web_video import ClipStream, WebVideoDataModule
 from lightning_aapt.codecs import codec_from_manifest, latent_stats_from_manifest
 from lightning_aapt.data import ClipShapes, DataError, read_manifest
+from lightning_aapt.errors import ConfigError
 from lightning_aapt.world import simulate
 from lightning_aapt.world.dataset import render_clip, spec_from_manifest
 from tests.conftest import TINY_SPEC
@@ -111,7 +112,7 @@ def test_clips_shorter_than_num_frames_are_refused(toy_data):
 
 
 def test_missing_data_without_toy_spec_names_the_flag(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"data\.toy_world"):
+    with pytest.raises(ConfigError, match=r"data\.init_args\.toy_world is not set"):
         _ = WebVideoDataModule(str(tmp_path / "nothing")).shapes
 
 

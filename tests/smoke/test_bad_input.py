@@ -1,0 +1,208 @@
+"""Every bad input a careful new user tried, one row each: the command, and the words its one-line error must hold.
+
+A row runs `python -m lightning_aapt ...` as the command line does (`cli.run`: a refusal is printed as one
+`error: ...` line, exit status 2, no traceback); rows that could hang run in a fresh process under a time limit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from lightning_aapt.cli import run
+from tests.conftest import TINY_SPEC
+from tests.helpers_cli import fit, tiny_config
+from tests.helpers_parallel import ROOT
+
+pytestmark = pytest.mark.smoke
+
+
+@dataclass(frozen=True)
+class Row:
+    case: str
+    argv: str  # the command, with {names} of the files the `files` fixture makes
+    words: tuple[str, ...]  # what the error line (or, rc 0, the output) must contain
+    fresh_process: bool = False  # may hang if the check is missing: run apart, with a time limit
+    rc: int = 2
+
+
+ROWS = [
+    # checkpoints, through every reader: eval, sample, merge, play, init_from, disc_init_from, fit --ckpt_path
+    Row("eval: a checkpoint of another stage", "eval --ckpt {stage0_ckpt} --config {stage1}",
+        ("--ckpt=", "a BidirectionalPretraining checkpoint", "model.class_path is DiffusionAdaptation")),
+    Row("eval: a checkpoint of another backbone", "eval --ckpt {stage1_ckpt} --config {stage1_wide}",
+        ("--ckpt=", "dim: checkpoint 48 vs config 64")),
+    Row("eval: a truncated file", "eval --ckpt {truncated} --config {stage1}", ("--ckpt=", "truncated", "bytes")),
+    Row("eval: a directory", "eval --ckpt {folder} --config {stage1}",
+        ("--ckpt=", "folder without meta.pt", "not a sharded checkpoint")),
+    Row("eval: a text file", "eval --ckpt {text} --config {stage1}",
+        ("--ckpt=", "not a torch checkpoint", "'hello, I am not a checkpoint'")),
+    Row("eval: an empty file", "eval --ckpt {empty} --config {stage1}", ("--ckpt=", "empty file")),
+    Row("eval: a missing file", "eval --ckpt {missing} --config {stage1}", ("--ckpt=", "no such file")),
+    Row("eval: pickled Python objects", "eval --ckpt {pickled} --config {stage1}",
+        ("--ckpt=", "Python objects", "weights_only")),
+    Row("eval: a zip that is not a torch file", "eval --ckpt {plain_zip} --config {stage1}",
+        ("--ckpt=", "zip archive torch cannot read")),
+    Row("eval: a torch file that is not ours", "eval --ckpt {foreign} --config {stage1}",
+        ("--ckpt=", "not a lightning_aapt checkpoint", "['weights']")),
+    Row("eval: a drift horizon with no full window", "eval --ckpt {stage1_ckpt} --config {stage1} --horizon 1",
+        ("--horizon 1", "no full 6-frame window", "--horizon 2")),
+    Row("sample: a directory", "sample --ckpt {folder} --frames 4 --out {out}/x.gif",
+        ("--ckpt=", "folder without meta.pt")),
+    Row("merge: a truncated file", "merge --ckpt {truncated} --out {out}/m.ckpt", ("--ckpt=", "truncated")),
+    Row("play: a text file", "play --ckpt {text} --data {data}", ("--ckpt=", "not a torch checkpoint")),
+    Row("init_from: a missing file", "fit --config {stage1} --model.init_args.init_from={missing}",
+        ("init_from=", "no such file")),
+    Row("init_from: a truncated file", "fit --config {stage1} --model.init_args.init_from={truncated}",
+        ("init_from=", "truncated")),
+    Row("disc_init_from: a text file", "fit --config {stage3} --model.init_args.disc_init_from={text}",
+        ("disc_init_from=", "not a torch checkpoint")),
+    Row("fit --ckpt_path: truncated", "fit --config {stage1} --ckpt_path {truncated}",
+        ("--ckpt_path=", "truncated")),
+    Row("fit --ckpt_path: missing", "fit --config {stage1} --ckpt_path {missing}", ("--ckpt_path=", "no such file")),
+    # resume: the config must agree with the checkpoint it continues
+    Row("resume with a changed backbone", "fit --config {stage1} --ckpt_path {stage1_ckpt} "
+        "--model.init_args.backbone.dim=64",
+        ("--ckpt_path=", "model.init_args.backbone.dim: checkpoint 48, config 64")),
+    Row("resume with a changed learning rate", "fit --config {stage1} --ckpt_path {stage1_ckpt} "
+        "--model.init_args.optimizer.lr=0.5", ("model.init_args.optimizer.lr: checkpoint 0.001, config 0.5",)),
+    Row("resume a stage-1 checkpoint under stage 0", "fit --config {stage0} --ckpt_path {stage1_ckpt}",
+        ("--ckpt_path=", "a DiffusionAdaptation checkpoint", "model.class_path is BidirectionalPretraining")),
+    Row("resume with another data seed", "fit --config {stage1} --ckpt_path {stage1_ckpt} --data.init_args.seed=5",
+        ("data.init_args.seed=5", "data stream used seed 0")),
+    # trainer and data settings a stage cannot honour
+    Row("stage 3 with trainer.gradient_clip_val", "fit --config {stage3} --trainer.gradient_clip_val=1.0",
+        ("trainer.gradient_clip_val=1.0", "model.init_args.grad_clip")),
+    Row("num_frames 0", "fit --config {stage1} --data.init_args.num_frames=0", ("data.init_args.num_frames=0",)),
+    Row("num_frames 1 for a causal stage", "fit --config {stage1} --data.init_args.num_frames=1",
+        ("data.init_args.num_frames=1", "at least 2")),
+    Row("window_frames 0", "fit --config {stage1} --model.init_args.backbone.window_frames=0",
+        ("model.init_args.backbone.window_frames", "got 0")),
+    Row("a manifest without shapes", "fit --config {stage1} --data.init_args.data_dir={no_shapes}",
+        ("manifest.json", "no 'shapes'")),
+    Row("a misspelled data_dir", "fit --config {stage1} --data.init_args.data_dir={misspelled}",
+        ("data.init_args.data_dir=", "no manifest.json", "toy_world is not set")),
+    Row("a misspelled data_dir with toy_world set", "fit --config {stage1} --data.init_args.data_dir={misspelled} "
+        "--data.init_args.toy_world={tiny_world} --trainer.max_steps=1 --trainer.default_root_dir={out}/misspelled",
+        ("holds no dataset", "rendering data.toy_world there", "did you mean", "/data (a dataset)"), rc=0),
+    Row("toy_world over a folder of other files", "fit --config {stage1} --data.init_args.data_dir={out} "
+        "--data.init_args.toy_world={tiny_world}", ("data.init_args.data_dir=", "holds other files", "not rendering")),
+    Row("bad_sample_limit 0", "fit --config {stage1} --data.init_args.bad_sample_limit=0",
+        ("data.init_args.bad_sample_limit=0", ">= 1")),
+    # shards
+    Row("a truncated shard", "fit --config {stage1} --data.init_args.data_dir={truncated_shard}",
+        ("shard", "train-000000.tar", "unreadable or truncated")),
+    Row("every training sample bad, skipped", "fit --config {stage1} --data.init_args.data_dir={all_bad} "
+        "--data.init_args.bad_samples=skip --trainer.num_sanity_val_steps=0",
+        ("64 bad samples in a row", "data.bad_sample_limit=64", "is not a readable .npy array"), fresh_process=True),
+    Row("every validation sample bad, skipped", "fit --config {stage1} --data.init_args.data_dir={all_bad} "
+        "--data.init_args.bad_samples=skip", ("a pass over 2 shard(s) found no good sample", "val-000000.tar"),
+        fresh_process=True),
+]
+
+
+@pytest.fixture(scope="module")
+def files(toy_data, tmp_path_factory) -> dict[str, Path]:
+    """Stage-0 and stage-1 checkpoints of a tiny run, their configs, and every kind of bad file and dataset."""
+    tmp = tmp_path_factory.mktemp("bad")
+    for stage in ("stage0", "stage1", "stage3"):
+        (tmp / stage).mkdir()
+    data = tmp / "data"
+    shutil.copytree(toy_data, data)
+    stage0 = tiny_config("stage0", tmp / "stage0", data, steps=1)
+    fit(stage0)
+    stage0_ckpt = tmp / "stage0" / "stage0" / "checkpoints" / "last.ckpt"
+    stage1 = tiny_config("stage1", tmp / "stage1", data, steps=1, init_from=str(stage0_ckpt))
+    fit(stage1)
+    stage1_ckpt = tmp / "stage1" / "stage1" / "checkpoints" / "last.ckpt"
+    stage3 = tiny_config("stage3", tmp / "stage3", data, steps=1, init_from=str(stage1_ckpt),
+                         disc_init_from=str(stage1_ckpt))
+    wide = yaml.safe_load(stage1.read_text())
+    wide["model"]["init_args"]["backbone"]["dim"] = 64
+    (tmp / "stage1_wide.yaml").write_text(yaml.safe_dump(wide))
+    tiny_world = tmp / "tiny_world.yaml"
+    tiny_world.write_text(json.dumps(dataclasses.asdict(TINY_SPEC)))  # JSON is YAML
+
+    whole = stage1_ckpt.read_bytes()
+    (tmp / "truncated.ckpt").write_bytes(whole[: len(whole) // 2])
+    (tmp / "text.ckpt").write_text("hello, I am not a checkpoint\n")
+    (tmp / "empty.ckpt").write_bytes(b"")
+    (tmp / "folder").mkdir()
+    (tmp / "folder" / "notes.txt").write_text("x")
+    torch.save({"weights": torch.zeros(2)}, tmp / "foreign.ckpt")
+    torch.save({"state_dict": {}, "backbone_config": {}, "obj": Path("x")}, tmp / "pickled.ckpt")
+    with zipfile.ZipFile(tmp / "plain.zip", "w") as z:
+        z.writestr("a.txt", "just a zip")
+
+    no_shapes = tmp / "no_shapes"
+    shutil.copytree(toy_data, no_shapes)
+    manifest = json.loads((no_shapes / "manifest.json").read_text())
+    del manifest["shapes"]
+    (no_shapes / "manifest.json").write_text(json.dumps(manifest))
+
+    truncated_shard = tmp / "truncated_shard"
+    shutil.copytree(toy_data, truncated_shard)
+    shard = truncated_shard / "train-000000.tar"
+    shard.write_bytes(shard.read_bytes()[:3000])
+    for other in truncated_shard.glob("train-*.tar"):  # the run meets the truncated shard first
+        if other != shard:
+            other.unlink()
+    manifest = json.loads((truncated_shard / "manifest.json").read_text())
+    manifest["splits"]["train"]["shards"] = ["train-000000.tar"]
+    (truncated_shard / "manifest.json").write_text(json.dumps(manifest))
+
+    all_bad = tmp / "all_bad"
+    shutil.copytree(toy_data, all_bad)
+    for shard in all_bad.glob("*.tar"):
+        with tarfile.open(shard, "w") as t:
+            for i in range(8):
+                for member in ("latents.npy", "text.npy", "controls.npy", "json"):
+                    info = tarfile.TarInfo(f"{shard.stem}_{i:04d}.{member}")
+                    info.size = 10
+                    t.addfile(info, io.BytesIO(b"not an npy"))
+    out = tmp / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("someone's files")
+    return {"stage0": stage0, "stage1": stage1, "stage3": stage3, "stage0_ckpt": stage0_ckpt,
+            "stage1_ckpt": stage1_ckpt, "stage1_wide": tmp / "stage1_wide.yaml", "truncated": tmp / "truncated.ckpt",
+            "text": tmp / "text.ckpt", "empty": tmp / "empty.ckpt", "folder": tmp / "folder",
+            "missing": tmp / "missing.ckpt", "foreign": tmp / "foreign.ckpt", "pickled": tmp / "pickled.ckpt",
+            "plain_zip": tmp / "plain.zip", "no_shapes": no_shapes, "truncated_shard": truncated_shard,
+            "all_bad": all_bad, "misspelled": tmp / "dat", "tiny_world": tiny_world, "data": data, "out": out}
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r.case for r in ROWS])
+def test_bad_input_is_named(row, files, capsys):
+    argv = row.argv.format(**files).split()
+    if row.fresh_process:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+        done = subprocess.run([sys.executable, "-m", "lightning_aapt", *argv], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=240)
+        rc, out, err = done.returncode, done.stdout, done.stderr
+    else:
+        rc = run(argv)
+        out, err = capsys.readouterr()
+    assert rc == row.rc, f"{row.case}: exit {rc}\n{out[-2000:]}\n{err[-3000:]}"
+    if row.rc == 2:
+        assert "Traceback" not in err, err[-3000:]
+        message = [line for line in err.splitlines() if line.startswith("error: ")]
+        assert len(message) == 1, err[-3000:]
+        text = message[0]
+        assert len(text) < 900, text  # the reason, not a namespace dump
+    else:
+        text = out + err
+    for words in row.words:
+        assert words in text, f"{row.case}: {words!r} not in {text[-1500:]!r}"
