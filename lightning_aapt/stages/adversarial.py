@@ -42,7 +42,7 @@ from lightning_aapt.data import VideoBatch
 from lightning_aapt.diffusion import shift_time
 from lightning_aapt.errors import ConfigError
 from lightning_aapt.parallel import ParallelConfig
-from lightning_aapt.stages.base import StageModule
+from lightning_aapt.stages.base import StageModule, finite_on_every_rank
 from lightning_aapt.stages.checkpoints import load_backbone
 from lightning_aapt.stages.lora import LoraConfig
 from lightning_aapt.stages.optim import OptimizerConfig, adamw, warmup_factor
@@ -272,9 +272,9 @@ class AdversarialPostTraining(StageModule):
         return self.g_updates  # the generator's EMA warms up over its own updates, not D's as well
 
     def apply_update(self, optimizer, loss: Tensor, params, name: str) -> bool:
-        """Step `optimizer` on `loss` (already back-propagated) unless it is not finite; True if stepped.
-        Each network counts its own consecutive non-finite losses (`name`: "d" or "g")."""
-        if not torch.isfinite(loss):
+        """Step `optimizer` on `loss` (already back-propagated) unless it is not finite on some rank; True if
+        stepped. Each network counts its own consecutive non-finite losses (`name`: "d" or "g")."""
+        if not finite_on_every_rank(loss):
             optimizer.zero_grad(set_to_none=True)
             self.bad_steps[name] += 1
             self.log(f"train/skipped_{name}_steps", 1.0, reduce_fx="sum", batch_size=1)

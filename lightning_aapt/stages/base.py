@@ -29,6 +29,16 @@ from lightning_aapt.stages.sampling import sample_clips
 from lightning_aapt.stages.teacher_forcing import next_frame_errors
 
 
+def finite_on_every_rank(loss: Tensor) -> bool:
+    """Whether `loss` is finite on every rank: one all-reduce when there are several, and a host sync. Ranks must
+    agree to step or to stop (or skip): one that stops alone leaves the others waiting in a collective, one that
+    skips alone parts its weights from theirs."""
+    finite = torch.isfinite(loss.detach()).to(torch.float32).reshape(1)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+    return bool(finite.item())
+
+
 class StageModule(L.LightningModule):
     """Base of the stage modules: owns `model` (the trained backbone) and `ema` (its moving average).
 
@@ -171,7 +181,7 @@ class StageModule(L.LightningModule):
         noise = self.sample_randn((B, trained, *batch.latents.shape[2:]), RandomStream.NOISE, batch.latents.dtype)
         losses = self.per_frame_losses(batch, t, noise)
         loss = self.log_losses("train", losses, t, B)
-        if not torch.isfinite(loss):  # one host sync per step; a non-finite step would poison weights and EMA alike
+        if not finite_on_every_rank(loss):  # a non-finite step would poison the weights and the EMA alike
             raise FloatingPointError(f"step {self.global_step}: the training loss is {loss.item()}; stopped before "
                                      "its optimizer step, so the weights and checkpoints are those before it: lower "
                                      "model.init_args.optimizer.lr (or check the data for extreme values)")

@@ -21,6 +21,7 @@ import yaml
 
 from datamodules.web_video import WebVideoDataModule
 from lightning_aapt.errors import ConfigError
+from lightning_aapt.stages.base import finite_on_every_rank
 from lightning_aapt.stages.checkpoints import read_checkpoint
 from tests.conftest import TINY_SPEC
 from tests.helpers_cli import checkpointing_only, fit, tiny_config
@@ -193,3 +194,19 @@ def test_a_non_finite_loss_stops_stages_0_to_2_before_its_step(toy_data, tmp_pat
     with pytest.raises(FloatingPointError, match=r"step \d+: the training loss is (nan|inf).*optimizer\.lr"):
         fit(config)
     assert_finite_checkpoints(tmp_path / "stage1" / "stage1")
+
+
+def _judge(rank: int, world: int, init: str, out: dict) -> None:
+    torch.distributed.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    out[rank] = (finite_on_every_rank(torch.tensor(float("nan") if rank == 0 else 1.0)),
+                 finite_on_every_rank(torch.tensor(2.0)))
+    torch.distributed.destroy_process_group()
+
+
+def test_ranks_agree_when_one_loss_is_not_finite(tmp_path):
+    """Under DDP a rank that alone stopped would leave the others in a collective; one that alone skipped a step
+    would part its weights from theirs."""
+    with torch.multiprocessing.Manager() as manager:
+        out = manager.dict()
+        torch.multiprocessing.spawn(_judge, args=(2, f"file://{tmp_path}/pg", out), nprocs=2, join=True)
+        assert dict(out) == {0: (False, True), 1: (False, True)}
