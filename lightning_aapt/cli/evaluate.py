@@ -24,7 +24,14 @@ from lightning_aapt.metrics.extractors import make_extractor
 def load_stage(ckpt: Path, config: Path) -> tuple[L.LightningModule, L.LightningDataModule, int | None]:
     """The stage module and data module the YAML describes, with the checkpoint's weights (EMA included; a plain
     backbone checkpoint from `merge` fills both), and the checkpoint's global step."""
-    from lightning_aapt.stages.checkpoints import check_backbone, check_stage, read_checkpoint, stage_of
+    from lightning_aapt.stages.checkpoints import (
+        brief,
+        check_backbone,
+        check_stage,
+        read_checkpoint,
+        settings_differences,
+        stage_of,
+    )
 
     if not config.is_file():
         raise ConfigError(f"--config {config}: no such experiment YAML")
@@ -44,8 +51,11 @@ def load_stage(ckpt: Path, config: Path) -> tuple[L.LightningModule, L.Lightning
                  for k, v in weights.items()}
     try:
         module.load_state_dict(state)
-    except RuntimeError as err:
-        raise CheckpointError(f"{where} does not fit the {type(module).__name__} of --config {config}: {err}") from err
+    except RuntimeError as err:  # same stage and backbone: a setting that shapes the stage's other networks
+        recorded = dict(checkpoint.get("hyper_parameters") or {})
+        differ = settings_differences(recorded, dict(module.hparams), ignore=("init_from", "disc_init_from"))
+        why = f"settings that differ: {'; '.join(differ)}" if differ else brief(err)
+        raise CheckpointError(f"{where} does not fit the {type(module).__name__} of --config {config} ({why})") from err
     module.eval()
     return module, cli.datamodule, checkpoint.get("global_step")
 

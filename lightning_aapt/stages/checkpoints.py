@@ -184,13 +184,14 @@ def check_backbone(checkpoint: dict, ours: BackboneConfig, where: str) -> None:
 RUN_SETTINGS = ("attention_backend", "parallel")
 
 
-def settings_differences(recorded: dict, configured: dict, key: str = "model.init_args") -> list[str]:
+def settings_differences(recorded: dict, configured: dict, key: str = "model.init_args",
+                         ignore: tuple[str, ...] = ()) -> list[str]:
     """The stage settings where a checkpoint's `hyper_parameters` and a config's `model.init_args` disagree, as
-    "model.init_args.backbone.dim: checkpoint 48, config 64" (run settings, the data-linked `model_dims` and
-    Lightning's own entries aside; a setting only one side knows is not compared)."""
+    "model.init_args.backbone.dim: checkpoint 48, config 64" (run settings, the data-linked `model_dims`, Lightning's
+    own entries and `ignore` aside; a setting only one side knows is not compared)."""
     differ = []
     for name in sorted(set(recorded) & set(configured)):
-        if name.startswith("_") or name in (*RUN_SETTINGS, "model_dims"):
+        if name.startswith("_") or name in (*RUN_SETTINGS, "model_dims", *ignore):
             continue
         a, b = plain(recorded[name]), plain(configured[name])
         if isinstance(a, dict) and isinstance(b, dict):

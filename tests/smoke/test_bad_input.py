@@ -45,6 +45,9 @@ ROWS = [
         ("--ckpt=", "a BidirectionalPretraining checkpoint", "model.class_path is DiffusionAdaptation")),
     Row("eval: a checkpoint of another backbone", "eval --ckpt {stage1_ckpt} --config {stage1_wide}",
         ("--ckpt=", "dim: checkpoint 48 vs config 64")),
+    Row("eval: a stage-3 checkpoint under other discriminator heads",
+        "eval --ckpt {stage3_ckpt} --config {stage3_heads}",
+        ("--ckpt=", "does not fit the AdversarialPostTraining", "disc_head_layers: checkpoint None, config [0, 1]")),
     Row("eval: a truncated file", "eval --ckpt {truncated} --config {stage1}", ("--ckpt=", "truncated", "bytes")),
     Row("eval: a directory", "eval --ckpt {folder} --config {stage1}",
         ("--ckpt=", "folder without meta.pt", "not a sharded checkpoint")),
@@ -108,6 +111,7 @@ ROWS = [
     Row("every training sample bad, skipped", "fit --config {stage1} --data.init_args.data_dir={all_bad} "
         "--data.init_args.bad_samples=skip --trainer.num_sanity_val_steps=0",
         ("64 bad samples in a row", "data.bad_sample_limit=64", "is not a readable .npy array"), fresh_process=True),
+    # (SIGTERM while a run waits for data, and the faults: `test_faults.py`)
     Row("every validation sample bad, skipped", "fit --config {stage1} --data.init_args.data_dir={all_bad} "
         "--data.init_args.bad_samples=skip", ("a pass over 2 shard(s) found no good sample", "val-000000.tar"),
         fresh_process=True),
@@ -130,6 +134,10 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
     stage1_ckpt = tmp / "stage1" / "stage1" / "checkpoints" / "last.ckpt"
     stage3 = tiny_config("stage3", tmp / "stage3", data, steps=1, init_from=str(stage1_ckpt),
                          disc_init_from=str(stage1_ckpt))
+    fit(stage3)
+    heads = yaml.safe_load(stage3.read_text())
+    heads["model"]["init_args"]["disc_head_layers"] = [0, 1]  # two heads; the tiny default is one (block 1)
+    (tmp / "stage3_heads.yaml").write_text(yaml.safe_dump(heads))
     wide = yaml.safe_load(stage1.read_text())
     wide["model"]["init_args"]["backbone"]["dim"] = 64
     (tmp / "stage1_wide.yaml").write_text(yaml.safe_dump(wide))
@@ -177,7 +185,9 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
     out.mkdir()
     (out / "notes.txt").write_text("someone's files")
     return {"stage0": stage0, "stage1": stage1, "stage3": stage3, "stage0_ckpt": stage0_ckpt,
-            "stage1_ckpt": stage1_ckpt, "stage1_wide": tmp / "stage1_wide.yaml", "truncated": tmp / "truncated.ckpt",
+            "stage1_ckpt": stage1_ckpt, "stage3_ckpt": tmp / "stage3" / "stage3" / "checkpoints" / "last.ckpt",
+            "stage3_heads": tmp / "stage3_heads.yaml", "stage1_wide": tmp / "stage1_wide.yaml",
+            "truncated": tmp / "truncated.ckpt",
             "text": tmp / "text.ckpt", "empty": tmp / "empty.ckpt", "folder": tmp / "folder",
             "missing": tmp / "missing.ckpt", "foreign": tmp / "foreign.ckpt", "pickled": tmp / "pickled.ckpt",
             "plain_zip": tmp / "plain.zip", "no_shapes": no_shapes, "truncated_shard": truncated_shard,
