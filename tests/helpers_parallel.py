@@ -41,12 +41,18 @@ class Batches(IterableDataset):
         return iter(self.batches)
 
 
-def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """`python -m lightning_aapt ARGS` in a fresh process (Lightning's launcher re-runs this command per rank)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "lightning_aapt", *args], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=timeout)
-    if result.returncode != 0:
+def cli_command(*args: str) -> dict:
+    """`python -m lightning_aapt ARGS` for a fresh process, as subprocess keywords: this checkout importable, one
+    thread per op, output captured as text."""
+    return {"args": [sys.executable, "-m", "lightning_aapt", *args], "cwd": ROOT, "text": True,
+            "env": {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}}
+
+
+def run_cli(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
+    """`python -m lightning_aapt ARGS` in a fresh process (Lightning's launcher re-runs this command per rank);
+    `check`: a non-zero exit fails with the command's output."""
+    result = subprocess.run(**cli_command(*args), capture_output=True, timeout=timeout)
+    if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n"
                              f"{result.stderr[-6000:]}")
     return result

@@ -298,15 +298,19 @@ class AdversarialPostTraining(StageModule):
         if self.d_updates > self.disc_warmup_steps and self.d_updates % self.d_updates_per_g == 0:
             self.generator_step(step)
 
+    def rollout_frames(self, F: int) -> tuple[int, int, int]:
+        """(S, R, K) for clips of F frames: frames per judged segment, frames of the rollout (first real frame
+        included), real context frames it continues from."""
+        S = self.segment_frames or F
+        return S, max(self.num_rollout_frames or F, S), self.rollout_context_frames
+
     def check_clip_frames(self, num_frames: int) -> None:
         super().check_clip_frames(num_frames)
         F = num_frames
-        S = self.segment_frames or F
+        S, R, K = self.rollout_frames(F)
         if S > F:
             raise ConfigError(f"model.init_args.segment_frames={S} is longer than the real clips (data.num_frames={F})"
                               ": the discriminator needs real frames for a whole segment")
-        R = max(self.num_rollout_frames or F, S)
-        K = self.rollout_context_frames
         if not K < R or K > F:
             raise ConfigError(f"model.init_args.rollout_context_frames={K} must be below the rollout's {R} frames and "
                               f"at most the clips' {F} (data.num_frames)")
@@ -316,9 +320,7 @@ class AdversarialPostTraining(StageModule):
         real, text = batch.latents, batch.text  # (B, F, C, H, W)
         B, F = real.shape[:2]
         self.check_clip_frames(F)
-        S = self.segment_frames or F
-        R = max(self.num_rollout_frames or F, S)
-        K = self.rollout_context_frames  # video frames 0..K-1 are the clip's, the rest the generator's
+        S, R, K = self.rollout_frames(F)  # video frames 0..K-1 are the clip's, the rest the generator's
         controls = extend_controls(batch.controls, R)  # (B, R, A)
         spans = segments(R, S, self.segment_overlap)
         noises = self.sample_randn((B, R - 1, *real.shape[2:]), RandomStream.ROLLOUT, real.dtype)

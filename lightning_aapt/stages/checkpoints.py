@@ -114,8 +114,8 @@ def describe_bytes(head: bytes) -> str:
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError:
-        text = "\0"
-    if all(c.isprintable() or c in "\n\r\t" for c in text):
+        text = None
+    if text is not None and all(c.isprintable() or c in "\n\r\t" for c in text):
         return f"the text {text.splitlines()[0][:30]!r}" if text.strip() else "blank text"
     return f"the bytes {head[:8].hex(' ')}"
 

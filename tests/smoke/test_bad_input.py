@@ -9,10 +9,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
 import shutil
-import subprocess
-import sys
 import tarfile
 import zipfile
 from dataclasses import dataclass
@@ -25,7 +22,7 @@ import yaml
 from lightning_aapt.cli import run
 from tests.conftest import TINY_SPEC
 from tests.helpers_cli import fit, tiny_config
-from tests.helpers_parallel import ROOT
+from tests.helpers_parallel import run_cli
 
 pytestmark = pytest.mark.smoke
 
@@ -198,9 +195,7 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
 def test_bad_input_is_named(row, files, capsys):
     argv = row.argv.format(**files).split()
     if row.fresh_process:
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-        done = subprocess.run([sys.executable, "-m", "lightning_aapt", *argv], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=240)
+        done = run_cli(*argv, timeout=240, check=False)
         rc, out, err = done.returncode, done.stdout, done.stderr
     else:
         rc = run(argv)

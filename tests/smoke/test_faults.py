@@ -11,7 +11,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,15 +25,13 @@ from lightning_aapt.stages.checkpoints import read_checkpoint
 from tests.conftest import TINY_SPEC
 from tests.helpers_cli import checkpointing_only, fit, tiny_config
 from tests.helpers_faults import resumable_config
-from tests.helpers_parallel import ROOT, run_cli, scalars
+from tests.helpers_parallel import cli_command, run_cli, scalars
 
 pytestmark = pytest.mark.smoke
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
 def start(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "lightning_aapt", *args], cwd=ROOT, env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(**cli_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def checkpoints_load(run_dir: Path) -> dict[str, int]:
