@@ -1,6 +1,6 @@
 """`python -m lightning_aapt eval`: the FVDCallback and LongHorizonDriftCallback metrics of one checkpoint, outside
-training (`lightning_aapt.evaluation`), written as `report.json`, `report.md`, `drift_plot.png` and
-`drift_stream.gif` (generated | truth).
+training (`lightning_aapt.evaluation`; on the toy world also the objects' lifetimes and amplitude transfer), written
+as `report.json`, `report.md`, `drift_plot.png` and `drift_stream.gif` (generated | truth).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from lightning_aapt.errors import CheckpointError, ConfigError
 from lightning_aapt.evaluation.drift import stream_drift
 from lightning_aapt.evaluation.generated_vs_real import generated_vs_real
 from lightning_aapt.evaluation.report import write_report
+from lightning_aapt.evaluation.transfer import validation_transfer
 from lightning_aapt.metrics.extractors import make_extractor
 
 
@@ -97,11 +98,14 @@ def evaluate(ckpt: Path, config: Path, out: Path | None = None, extractor: Liter
                                          data.codec, features, num_clips, data.data_dir, cache_dir)
     drift = stream_drift(module.sampling_model, data.data_dir, batches[0], horizon, window_frames, features,
                          drift_clips, steps, module.timestep_cfg.shift, module.context_frames, seed)
+    transfer = validation_transfer(module.sampling_model, data.data_dir, drift_clips, F, steps,
+                                   module.timestep_cfg.shift, seed)  # toy world: why objects fade (else None)
     result = {"checkpoint": str(ckpt), "config": str(config), "model": type(module).__name__,
               "global_step": global_step, "steps_per_frame": steps,
               "fd": {"values": values, "protocol": {**protocol, **module.sampling_protocol()}},
               "horizon": horizon, "drift_clips": drift_clips, "drift_frames": drift.generated.shape[1],
-              "drift": drift.report.to_dict(), "drift_floor": drift.floor.to_dict() if drift.floor else None}
+              "drift": drift.report.to_dict(), "drift_floor": drift.floor.to_dict() if drift.floor else None,
+              "transfer": transfer}
     print(write_report(out, result, drift))
     print(f"wrote {out / 'report.md'} and {out / 'report.json'}")
     return 0

@@ -93,6 +93,7 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
         teacher_forced_toy_clips,
         true_videos,
     )
+    from lightning_aapt.evaluation.transfer import amplitude_transfer
     from lightning_aapt.metrics.extractors import make_extractor
     from lightning_aapt.provenance import versions, versions_line
     from lightning_aapt.stages.checkpoints import load_backbone
@@ -132,10 +133,12 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
         curves = score_toy_video(stream.generated, stream, window, extractor, reference)
         timed = forcing == "student"  # the teacher-forced pass is a diagnostic, not a way to generate: not timed
         name += "" if timed else ", teacher-forced"
-        results[name] = {"steps": steps, "forcing": forcing, **curves.to_dict(),
+        transfer = amplitude_transfer(model, codec, toy.text_encoder(), toy.world, scenes, actions[:, :clip_frames],
+                                      steps=steps)  # one step from frames with the bodies' contrast scaled
+        results[name] = {"steps": steps, "forcing": forcing, **curves.to_dict(), "transfer": transfer,
                          **({"ms_per_frame": 1e3 * stream.seconds_per_frame, "cache_bytes": list(stream.cache_bytes)}
                             if timed else {})}
-        rows.append((name, str(steps), curves, f"{1e3 * stream.seconds_per_frame:.1f}" if timed else "–"))
+        rows.append((name, str(steps), curves, f"{1e3 * stream.seconds_per_frame:.1f}" if timed else "–", transfer))
         if entry.get("video"):
             write_video(exp / entry["video"], to_uint8(stream.side_by_side()), fps=8, scale=4)
             pairs = [to_uint8(v) for c in range(min(4, clips)) for v in (stream.generated[c], stream.truth[c])]
@@ -146,10 +149,10 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
         for name, video in floor_videos(stream, scenes, actions, toy.world).items():
             curves = score_toy_video(video, stream, window, extractor, reference)
             results[name] = curves.to_dict()
-            rows.append((f"*{name.replace('_', ' ')}* (floor)", "–", curves, "–"))
+            rows.append((f"*{name.replace('_', ' ')}* (floor)", "–", curves, "–", None))
         curves = score_toy_video(stream.truth, stream, window, extractor, reference)
         results["truth"] = curves.to_dict()
-        rows.append(("*the truth itself*", "–", curves, "–"))
+        rows.append(("*the truth itself*", "–", curves, "–", None))
     fd = next((k for k in (rows[0][2].curves if rows else {}) if k.startswith("fd")), "fd")
     lines = [f"## Long streams: {frames} frames ({frames // clip_frames}x the {clip_frames}-frame training clips) "
              f"after {context} real context frames, {clips} validation scenes, truth re-rendered by the toy world",
@@ -163,17 +166,19 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
         values = curves.curves.get(key)
         return "–" if not values else f"{values[0]:.{digits}f} → {values[-1]:.{digits}f}"
 
-    for name, steps, curves, ms in rows:
+    for name, steps, curves, ms, _ in rows:
         agent = curves.curves["agent_error_px"]
         lines.append(f"| {name} | {steps} | {cell(curves, 'agent_error_px', 2)} ({sum(agent) / len(agent):.2f}) | "
                      f"{cell(curves, 'agent_lost', 2)} | {cell(curves, 'action_following_px', 2)} | "
                      f"{cell(curves, 'sharpness', 2)} | "
                      f"{cell(curves, 'pixel_mse_truth', 4)} | {cell(curves, fd, 3)} | {ms} |")
+    lines += object_table(rows, frames - context, window)
     starts = rows[0][2].starts if rows else []
-    lines += ["", f"Drift curves: agent error px per {window}-frame window (first frame of each window).", "",
-              "| model | " + " | ".join(str(f) for f in starts) + " |", "|---|" + "---|" * len(starts)]
-    lines += [f"| {name} | " + " | ".join(f"{v:.2f}" for v in curves.curves["agent_error_px"]) + " |"
-              for name, _, curves, _ in rows]
+    for key, title, digits in (("agent_error_px", "agent error px", 2), ("objects_kept", "objects kept", 2)):
+        lines += ["", f"Drift curves: {title} per {window}-frame window (first frame of each window).", "",
+                  "| model | " + " | ".join(str(f) for f in starts) + " |", "|---|" + "---|" * len(starts)]
+        lines += [f"| {name} | " + " | ".join(f"{v:.{digits}f}" for v in curves.curves[key]) + " |"
+                  for name, _, curves, _, _ in rows if key in curves.curves]
     lines += media
     lines += ["", f"stage times: {stages}; ms/frame is the network time for all {clips} scenes together, "
               f"decode excluded", "", f"made with {versions_line()}"]
@@ -182,3 +187,43 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     text = "\n".join(lines)
     write_atomic(exp / "summary.md", (text + "\n").encode())
     return text
+
+
+def object_table(rows: list, generated: int, window: int) -> list[str]:
+    """The report's object rows (`lightning_aapt.metrics.objects`, `lightning_aapt.evaluation.transfer`): per
+    model, the objects kept and their mass, lifetimes, position error, the truth's edges kept and spurious detail,
+    and the one-step amplitude transfer of objects and agent."""
+
+    def cell(curves, key: str, digits: int = 2) -> str:
+        values = curves.curves.get(key)
+        return "–" if not values else f"{values[0]:.{digits}f} → {values[-1]:.{digits}f}"
+
+    lines = ["", f"Objects: the sprites, read from each generated frame by colour against the re-rendered truth. Kept: "
+             f"at least half the object's colour mass within its radius + 3 px of its true place; mass: the colour "
+             f"mass anywhere in the frame / the truth's; lifetime: generated frames until the object stays below "
+             f"half its mass (near its place / anywhere) for 3 frames, {generated} if never; alive: the share of "
+             f"objects still alive after 10 / 20 / {generated} frames; position: between the generated and the "
+             f"true object (a lost one counts as the frame size); detail kept / spurious: the truth's edges held, "
+             f"and detail where the truth has none. a_out(1): one step's output contrast of a body given every "
+             f"input frame at full contrast (teacher-forced; half-life ln 0.5 / ln a_out(1) frames); error vs "
+             f"copy: teacher-forced pixel error on the body against copying the previous true frame. First "
+             f"window → last ({window} frames each).", "",
+             "| model | objects kept | object mass | median lifetime near / anywhere | alive after 10 / 20 / end "
+             "| object position px | detail kept | spurious detail | a_out(1) objects / agent | error vs copy "
+             "objects / agent |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, _, curves, _, transfer in rows:
+        s = curves.summary
+        if not s:
+            continue
+        alive = " / ".join(f"{s[k]:.2f}" for k in (f"alive_after_{n}" for n in (10, 20, generated)) if k in s)
+        if transfer:
+            at_one = {k: v["a_out"][v["amplitudes"].index(1.0)] for k, v in transfer.items()}
+            dynamics = (f"{at_one['objects']:.3f} / {at_one['agent']:.3f} | {transfer['objects']['error_vs_copy']:.2f}"
+                        f" / {transfer['agent']['error_vs_copy']:.2f}")
+        else:
+            dynamics = "– | –"
+        lines.append(f"| {name} | {cell(curves, 'objects_kept')} | {cell(curves, 'object_mass')} | "
+                     f"{s['median_lifetime']:.0f} / {s['median_lifetime_anywhere']:.0f} | {alive} | "
+                     f"{cell(curves, 'object_position_px')} | {cell(curves, 'detail_kept')} | "
+                     f"{cell(curves, 'spurious_detail', 3)} | {dynamics} |")
+    return lines

@@ -54,10 +54,11 @@ def stream_drift(model: CausalVideoDiT, data_dir: str | Path, batch: VideoBatch,
     if "toy_world" in manifest:  # the truth re-rendered for the streamed actions; other scenes as the reference
         scenes = validation_scenes(ToyWorldSpec.from_manifest(manifest), codec, num_clips, frames, K)
         context, text, truth, agent_pos = scenes.context, scenes.text, scenes.truth, scenes.agent_pos
-        controls, reference = scenes.actions, scenes.reference
+        controls, reference, objects = scenes.actions, scenes.reference, scenes.objects
         reference_latents = codec.encode(reference)
     else:  # the clips' actions played forward and back; the real clips as the reference
-        context, text, truth, agent_pos = batch.latents[:num_clips, :K], batch.text[:num_clips], None, None
+        context, text = batch.latents[:num_clips, :K], batch.text[:num_clips]
+        truth = agent_pos = objects = None
         controls = extend_controls(batch.controls[:num_clips], frames) if batch.controls is not None else None
         reference_latents = batch.latents[:num_clips].float().cpu()
         reference = codec.decode(reference_latents)
@@ -71,5 +72,5 @@ def stream_drift(model: CausalVideoDiT, data_dir: str | Path, batch: VideoBatch,
     if truth is not None:
         scored["truth"] = (truth, codec.encode(truth))
     reports = drift_reports(scored, reference, window, extractor, metric_name(extractor) if extractor else "fd",
-                            reference_latents, truth, agent_pos, manifest.get("fps"), K)
+                            reference_latents, truth, agent_pos, manifest.get("fps"), K, objects)
     return Drift(reports["generated"], generated, truth, reports.get("truth"))

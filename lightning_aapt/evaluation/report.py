@@ -38,6 +38,15 @@ def markdown(result: dict) -> str:
                      + " |")
         lines.append("| truth itself: last window | | " + " | ".join(f"{floor['curves'][n][-1]:.4g}" for n in curves)
                      + " |")
+    summary = drift.get("summary") or {}
+    if summary:
+        lines += ["", "Objects over the whole stream (`lightning_aapt.metrics.objects`): "
+                  + ", ".join(f"{k} {v:.3g}" for k, v in summary.items()) + "."]
+    for bodies, values in (result.get("transfer") or {}).items():
+        pairs = ", ".join(f"{a:g} → {b:.3f}" for a, b in zip(values["amplitudes"], values["a_out"], strict=True))
+        lines += ["", f"One-step amplitude transfer of the {bodies} (`lightning_aapt.evaluation.transfer`; a → "
+                  f"a_out(a), teacher-forced): {pairs}; half-life {values['half_life']:.3g} frames; pixel error on "
+                  f"the {bodies} {values['error_vs_copy']:.3f}x copying the previous frame."]
     lines += ["", "\"Truth itself\" streams the toy world's re-rendered truth through the same metrics: what a "
               "perfect generator would score. `drift_plot.png`: every curve divided by its first window; "
               "`drift_stream.gif`: the first stream, generated left, truth right (toy world)."]

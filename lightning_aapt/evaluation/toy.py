@@ -21,6 +21,7 @@ from lightning_aapt.codecs.base import video_frames
 from lightning_aapt.inference.streaming import StreamingGenerator
 from lightning_aapt.metrics.drift import DriftReport, long_horizon_drift
 from lightning_aapt.metrics.extractors import metric_name
+from lightning_aapt.metrics.objects import ObjectTruth
 from lightning_aapt.text import TextEncoder
 from lightning_aapt.world import WorldConfig, scripted_actions, simulate
 from lightning_aapt.world.dataset import ToyWorldSpec, clip_seeds
@@ -37,6 +38,7 @@ class ToyStream:
     seconds_per_frame: float  # network time per generated frame (all clips together), decode excluded
     cache_bytes: tuple[int, int]  # KV-cache storage once the window is full, and at the end of the stream
     context_frames: int = 1  # K real frames the stream started from
+    objects: ObjectTruth | None = None  # the sprites' truth in every frame
 
     def side_by_side(self, clip: int = 0) -> torch.Tensor:
         """(T, 3, S, 2S): the generated video left, the truth right."""
@@ -64,14 +66,42 @@ def policy_actions(action_seeds: list[int], frames: int, persistence: float = 0.
 
 
 def rendered_episodes(scene_seeds: list[int], actions: torch.Tensor, world: WorldConfig, context_frames: int):
-    """The world's episodes of each scene under its actions (B, T, 2), their frames (B, T, 3, S, S) and true agent
-    positions (B, T, 2), after checking that K context frames leave frames to generate."""
+    """The world's episodes of each scene under its actions (B, T, 2) (with their layers), their frames
+    (B, T, 3, S, S) and true agent positions (B, T, 2), after checking that K context frames leave frames to
+    generate."""
     frames, K = actions.shape[1], context_frames
     if not 1 <= K < frames:
         raise ValueError(f"context_frames={K} must be at least 1 and fewer than the stream's {frames} frames")
-    episodes = [simulate(s, a.numpy(), world) for s, a in zip(scene_seeds, actions, strict=True)]
+    episodes = [simulate(s, a.numpy(), world, layers=True) for s, a in zip(scene_seeds, actions, strict=True)]
     agent_pos = torch.from_numpy(np.stack([e.agent_pos for e in episodes])).float()
     return episodes, as_video([e.frames for e in episodes]), agent_pos
+
+
+def object_truth(episodes: list, frames: torch.Tensor) -> ObjectTruth:
+    """The sprites' truth (`ObjectTruth`) of episodes simulated with their layers, whose frames are (B, T, 3, S, S):
+    what each pixel shows, the frames with the sprites painted out, colours, centres and radii."""
+    B, T, _, S, _ = frames.shape
+    N = max(len(e.sprite_radius) for e in episodes)
+    beneath = torch.zeros_like(frames)
+    visible, area = torch.zeros(B, T, N, S, S), torch.zeros(B, T, N)
+    colour, radius, centre = torch.zeros(B, N, 3), torch.zeros(B, N), torch.zeros(B, T, N, 2)
+    agent = torch.zeros(B, T, S, S)
+    for b, episode in enumerate(episodes):
+        n = len(episode.sprite_radius)
+        radius[b, :n] = torch.from_numpy(episode.sprite_radius)
+        centre[b, :, :n] = torch.from_numpy(episode.sprite_pos)
+        for t, layers in enumerate(episode.layers):
+            sprites = tuple(range(1, n + 1))
+            beneath[b, t] = torch.from_numpy(layers.compose(without=sprites).round()).permute(2, 0, 1) / 255
+            shown = torch.from_numpy(layers.visible()).float()  # (L, S, S)
+            for k, body in enumerate(layers.body.tolist()):
+                if body == 0:
+                    agent[b, t] += shown[k]
+                else:
+                    visible[b, t, body - 1] = shown[k]
+                    area[b, t, body - 1] = float(layers.coverage[k].sum())
+                    colour[b, body - 1] = torch.from_numpy(layers.colour[k]).float() / 255
+    return ObjectTruth(frames, beneath, visible, area, colour, centre, radius, agent)
 
 
 @dataclass
@@ -85,6 +115,7 @@ class ToyScenes:
     truth: torch.Tensor  # (B, T, 3, S, S) the world re-rendered for those actions
     agent_pos: torch.Tensor  # (B, T, 2) true agent positions
     reference: torch.Tensor  # (B, T, 3, S, S) B other scenes' truth under their own actions (independent real video)
+    objects: ObjectTruth  # the sprites' truth of the B scenes
 
 
 def validation_scenes(spec: ToyWorldSpec, codec: LatentCodec, clips: int, frames: int,
@@ -96,7 +127,7 @@ def validation_scenes(spec: ToyWorldSpec, codec: LatentCodec, clips: int, frames
     episodes, videos, agent_pos = rendered_episodes([s for s, _ in seeds], actions, spec.world, context_frames)
     text = spec.text_encoder().encode([e.caption for e in episodes[:clips]])
     return ToyScenes(codec.encode(videos[:clips, :context_frames]), text, actions[:clips], videos[:clips],
-                     agent_pos[:clips], videos[clips:])
+                     agent_pos[:clips], videos[clips:], object_truth(episodes[:clips], videos[:clips]))
 
 
 def stream_toy_clips(model: CausalVideoDiT, codec: LatentCodec, encoder: TextEncoder, world: WorldConfig,
@@ -131,7 +162,8 @@ def stream_toy_clips(model: CausalVideoDiT, codec: LatentCodec, encoder: TextEnc
         raise FloatingPointError("the generator produced non-finite latents")
     latents = torch.cat([context, latents], dim=1).float().cpu()  # (B, T, C, H, W)
     generated = after_context(truth, codec, latents, K)
-    return ToyStream(generated, truth, latents, agent_pos, seconds, (filled, gen.memory_bytes()), K)
+    return ToyStream(generated, truth, latents, agent_pos, seconds, (filled, gen.memory_bytes()), K,
+                     object_truth(episodes, truth))
 
 
 def after_context(truth: torch.Tensor, codec: LatentCodec, latents: torch.Tensor, context_frames: int) -> torch.Tensor:
@@ -169,7 +201,7 @@ def teacher_forced_toy_clips(model: CausalVideoDiT, codec: LatentCodec, encoder:
         raise FloatingPointError("the generator produced non-finite latents")
     latents = torch.cat([true_latents[:, :K].float().cpu(), latents], dim=1)  # (B, T, C, H, W)
     generated = after_context(truth, codec, latents, K)
-    return ToyStream(generated, truth, latents, agent_pos, float("nan"), (0, 0), K)
+    return ToyStream(generated, truth, latents, agent_pos, float("nan"), (0, 0), K, object_truth(episodes, truth))
 
 
 def floor_videos(stream: ToyStream, scene_seeds: list[int], actions: torch.Tensor, world: WorldConfig,
@@ -194,8 +226,9 @@ def score_toy_video(video: torch.Tensor, stream: ToyStream, window: int, extract
                     real_latents: torch.Tensor | None = None, fps: float | None = None) -> DriftReport:
     """Per-window metrics (`long_horizon_drift`) of a video (B, T, 3, S, S) of the stream's scenes against their
     re-rendered truth, windows from the first generated frame: agent error, action following, sharpness, pixel
-    error, and the Fréchet distance to `reference` videos (other scenes' truth) when an extractor is given."""
+    error, the objects, and the Fréchet distance to `reference` videos (other scenes' truth) when an extractor is
+    given."""
     name = metric_name(extractor) if extractor is not None else "fd"
     ref = reference if reference is not None else stream.truth
     return long_horizon_drift(video, ref, window, extractor, name, latents, real_latents, stream.truth,
-                              stream.agent_pos, fps=fps, first=stream.context_frames)
+                              stream.agent_pos, fps=fps, first=stream.context_frames, objects=stream.objects)

@@ -10,10 +10,13 @@ metric is computed per window, and its ratio last window / first window says whe
 - `latent_std_ratio`: mean over channels of std_gen / std_real (collapse < 1 < explosion);
 - `saturation`: fraction of decoded pixel values outside [0, 1] before clamping;
 - on the toy world, `pixel_mse_truth` against the re-rendered truth for the same actions; `sharpness`, the
-  high-frequency (neighbouring-pixel difference) energy relative to the truth's (blur < 1 < noise);
+  high-frequency (neighbouring-pixel difference) energy relative to the truth's (blur < 1 < noise), and its two
+  parts `detail_kept` (the truth's edges held) and `spurious_detail` (detail where the truth has none);
   `agent_error_px`, the distance between the agent found in the generated frame and its true position (the
   actions make it deterministic); `action_following_px`, the error of the agent's frame-to-frame displacement
-  against the commanded one.
+  against the commanded one; with the objects' truth, the object metrics of `lightning_aapt.metrics.objects`
+  per window (`objects_kept`, `object_mass_near`, `object_mass`, `object_position_px`) and over the whole stream
+  (`median_lifetime`, `alive_after_<k>` in `DriftReport.summary`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import torch
 from torch import Tensor
 
 from lightning_aapt.metrics.frechet import FrechetDistance
+from lightning_aapt.metrics.objects import ObjectTruth, lifetime_summary, lifetimes, score_objects
 
 
 def window_starts(frames: int, window: int, first: int = 1) -> list[int]:
@@ -41,6 +45,30 @@ def high_frequency_energy(frames: Tensor) -> Tensor:
     dx = frames[..., :, 1:] - frames[..., :, :-1]
     dy = frames[..., 1:, :] - frames[..., :-1, :]
     return (dx.pow(2).mean() + dy.pow(2).mean()) / 2
+
+
+EDGE = 0.05  # a neighbouring-pixel colour difference above this is an edge (the backgrounds' gradients stay below)
+
+
+def detail_scores(frames: Tensor, truth: Tensor, edge: float = EDGE) -> tuple[float, float]:
+    """Where sharpness cannot tell detail from noise, split it by the truth's edges, for frames and truth
+    (B, T, 3, S, S): `detail_kept`, the share of the truth's edges (neighbouring-pixel differences above `edge`)
+    that the frames hold with the right sign and size (the projection of their differences onto the truth's: 1
+    for the truth, lower for missing objects or blur); and `spurious_detail`, the frames' differences away from the
+    truth's, where the truth has no edge, relative to the truth's whole edge energy (0 for the truth; block texture
+    and noise raise it)."""
+    made, real = neighbour_differences(frames), neighbour_differences(truth)  # (..., 3, P) each
+    edges = real.norm(dim=-2, keepdim=True) > edge  # (..., 1, P)
+    kept = (made * real * edges).sum() / (real.pow(2) * edges).sum().clamp_min(1e-12)
+    spurious = ((made - real).pow(2) * ~edges).sum() / real.pow(2).sum().clamp_min(1e-12)
+    return float(kept), float(spurious)
+
+
+def neighbour_differences(frames: Tensor) -> Tensor:
+    """(..., 3, P) the horizontal then the vertical differences of neighbouring pixels of frames (..., 3, S, S)."""
+    dx = frames[..., :, 1:] - frames[..., :, :-1]
+    dy = frames[..., 1:, :] - frames[..., :-1, :]
+    return torch.cat([dx.flatten(-2), dy.flatten(-2)], dim=-1)
 
 
 def locate_agent(frames: Tensor, white: float = 0.5) -> Tensor:
@@ -75,11 +103,12 @@ def agent_error(frames: Tensor, true_pos: Tensor) -> Tensor:
 
 def drift_reports(videos: dict[str, tuple[Tensor, Tensor | None]], reference: Tensor, window: int, extractor=None,
                   metric: str = "fd", real_latents: Tensor | None = None, truth: Tensor | None = None,
-                  agent_pos: Tensor | None = None, fps: float | None = None, first: int = 1) -> dict[str, DriftReport]:
+                  agent_pos: Tensor | None = None, fps: float | None = None, first: int = 1,
+                  objects: ObjectTruth | None = None) -> dict[str, DriftReport]:
     """`long_horizon_drift` of several videos of the same clips against the same reference and truth:
     {name: (video (B, T, 3, S, S), its latents or None)} -> {name: report}."""
     return {name: long_horizon_drift(video, reference, window, extractor, metric, latents, real_latents, truth,
-                                     agent_pos, fps, first) for name, (video, latents) in videos.items()}
+                                     agent_pos, fps, first, objects) for name, (video, latents) in videos.items()}
 
 
 @dataclass
@@ -90,6 +119,7 @@ class DriftReport:
     starts: list[int]
     curves: dict[str, list[float]] = field(default_factory=dict)
     fps: float | None = None  # frames per second, to put seconds on the plot
+    summary: dict[str, float] = field(default_factory=dict)  # numbers of the whole stream (object lifetimes)
 
     def ratio(self, name: str) -> float:
         """Last window / first window of one curve."""
@@ -101,13 +131,13 @@ class DriftReport:
 
     def to_dict(self) -> dict:
         return {"window_frames": self.window_frames, "starts": self.starts, "fps": self.fps, "curves": self.curves,
-                "ratios": self.ratios()}
+                "ratios": self.ratios(), "summary": self.summary}
 
 
 def long_horizon_drift(generated: Tensor, reference: Tensor, window: int, extractor=None, metric: str = "fd",
                        latents: Tensor | None = None, real_latents: Tensor | None = None,
                        truth: Tensor | None = None, agent_pos: Tensor | None = None,
-                       fps: float | None = None, first: int = 1) -> DriftReport:
+                       fps: float | None = None, first: int = 1, objects: ObjectTruth | None = None) -> DriftReport:
     """Per-window drift metrics of streams `generated` (B, T, 3, S, S), decoded and not clamped.
 
     Args:
@@ -118,6 +148,7 @@ def long_horizon_drift(generated: Tensor, reference: Tensor, window: int, extrac
         latents, real_latents: (B, T, C, h, w) generated and (B', T', C, h, w) real latents for the latent curves.
         truth: (B, T, 3, S, S) the re-rendered truth of the same clips and actions (toy world).
         agent_pos: (B, T, 2) the true agent positions (toy world).
+        objects: the objects' truth of the same clips and frames (toy world).
         first: frames 0 .. first-1 are the given context (not scored; the first window starts at `first`).
     """
     T = generated.shape[1]
@@ -149,6 +180,12 @@ def long_horizon_drift(generated: Tensor, reference: Tensor, window: int, extrac
             add("pixel_mse_truth", (clamped[:, frames] - truth[:, frames]).pow(2).mean().item())
             add("sharpness", (high_frequency_energy(clamped[:, frames]) / high_frequency_energy(truth[:, frames])
                               .clamp_min(1e-12)).item())
+            kept, spurious = detail_scores(clamped[:, frames], truth[:, frames])
+            add("detail_kept", kept)
+            add("spurious_detail", spurious)
+        if objects is not None:
+            for name, value in score_objects(clamped[:, frames], objects[frames]).summary().items():
+                add(name, value)
         if agent_pos is not None:
             error = agent_error(clamped[:, frames], agent_pos[:, frames])  # (B, window)
             add("agent_error_px", error.mean().item())
@@ -158,4 +195,8 @@ def long_horizon_drift(generated: Tensor, reference: Tensor, window: int, extrac
             moves = slice(s - 1, s + window)  # displacements into each frame of the window
             add("action_following_px", action_following_error(clamped[:, moves], agent_pos[:, moves]).mean().item())
     report.curves = curves
+    if objects is not None:  # lifetimes over every generated frame, windowed or not
+        scores = score_objects(clamped[:, first:], objects[first:])
+        report.summary = {**lifetime_summary(lifetimes(scores.near, scores.scored), T - first),
+                          **lifetime_summary(lifetimes(scores.anywhere, scores.scored), T - first, "_anywhere")}
     return report

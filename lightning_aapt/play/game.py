@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lightning_aapt.evaluation.toy import object_truth
 from lightning_aapt.files import atomic_path
 from lightning_aapt.inference.session import InteractiveSession
 from lightning_aapt.metrics.drift import agent_error, locate_agent
+from lightning_aapt.metrics.objects import score_objects
 from lightning_aapt.video import write_video
 from lightning_aapt.world.live import LiveWorld
 
@@ -33,6 +35,7 @@ class Tick:
     agent_error: float  # pixels between the agent found in the generated frame and the true one (lost: S)
     agent: tuple[float, float] | None  # the agent found in the generated frame (x, y) in pixels; None: lost
     true_agent: tuple[float, float]  # where the world has it
+    objects_kept: float | None  # share of the objects the truth shows that the generated frame keeps in place
     model_ms: float
     decode_ms: float
 
@@ -77,12 +80,19 @@ class Game:
         self.log: PlayLog | None = None
         self.recorded: list[tuple[np.ndarray, np.ndarray]] | None = None  # (generated, truth) while recording
         self.error_sum = 0.0
+        self.kept_sum, self.kept_frames = 0.0, 0
         self.new_scene(scene)
 
     @property
     def mean_agent_error(self) -> float:
         """The mean agent error (pixels) since the scene started."""
         return self.error_sum / max(self.session.frames_generated, 1)
+
+    @property
+    def mean_objects_kept(self) -> float | None:
+        """The share of objects kept (`lightning_aapt.metrics.objects`) over the frames since the scene started
+        that showed any (None before the first)."""
+        return self.kept_sum / self.kept_frames if self.kept_frames else None
 
     def new_scene(self, scene: int) -> None:
         """Start scene `scene` (its caption as the prompt) from `context_frames` true frames."""
@@ -92,6 +102,7 @@ class Game:
         self.log = PlayLog(s.steps, s.shift, s.seed, self.context_frames, scene)
         self.recorded = None
         self.error_sum = 0.0
+        self.kept_sum, self.kept_frames = 0.0, 0
 
     def set_prompt(self, text: str) -> None:
         self.session.set_prompt(text)
@@ -107,11 +118,22 @@ class Game:
         found = locate_agent(last)[0, 0]
         agent = None if bool(found.isnan().any()) else (float(found[0]), float(found[1]))
         self.error_sum += error
+        kept = self.objects_kept(last)
+        if kept is not None:
+            self.kept_sum, self.kept_frames = self.kept_sum + kept, self.kept_frames + 1
         self.log.events.append(["act", action])
         if self.recorded is not None:
             self.recorded.append((frame.images, truth))
-        return Tick(frame.index, frame.images, truth, error, agent, (float(position[0]), float(position[1])),
+        return Tick(frame.index, frame.images, truth, error, agent, (float(position[0]), float(position[1])), kept,
                     1e3 * frame.model_seconds, 1e3 * frame.decode_seconds)
+
+    def objects_kept(self, frame: torch.Tensor) -> float | None:
+        """The share of the objects the world shows now that a generated frame (1, 1, 3, S, S) keeps near their
+        true place; None when the truth shows none."""
+        episode = self.world.frame()
+        truth = torch.from_numpy(episode.frames).permute(0, 3, 1, 2).float()[None] / 255  # (1, 1, 3, S, S)
+        scores = score_objects(frame, object_truth([episode], truth))
+        return None if not scores.scored.any() else scores.mean(scores.near >= 0.5)
 
     @property
     def recording(self) -> bool:

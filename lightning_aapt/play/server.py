@@ -166,6 +166,7 @@ def create_app(hub: Hub) -> Starlette:
             header = {"index": tick.index, "seq": seq, "action": list(action), "generated": len(tick.generated),
                       "model_ms": tick.model_ms, "decode_ms": tick.decode_ms, "agent_error": tick.agent_error,
                       "mean_agent_error": game.mean_agent_error, "agent": tick.agent, "true_agent": tick.true_agent,
+                      "objects_kept": tick.objects_kept, "mean_objects_kept": game.mean_objects_kept,
                       "late": pacer.late, "recording": game.recording}
             await send(await asyncio.to_thread(pack_frame, header, [*tick.generated, tick.truth]))
         if (error := reader.exception()) is not None and not isinstance(error, WebSocketDisconnect):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lightning_aapt.world.scene import WorldConfig, caption, initial_state, render, step
+from lightning_aapt.world.scene import Episode, WorldConfig, caption, initial_state, render_layers, step
 
 
 class LiveWorld:
@@ -19,6 +19,7 @@ class LiveWorld:
     def __init__(self, world: WorldConfig) -> None:
         self.world = world
         self.state = None
+        self.layers = None  # the last frame's `Layers`
 
     def reset(self, scene: int, context_frames: int) -> tuple[torch.Tensor, np.ndarray, str]:
         """Start scene `scene` and play `context_frames` frames with the agent at rest: their video (K, 3, S, S)
@@ -34,4 +35,13 @@ class LiveWorld:
         if self.state is None:
             raise RuntimeError("call LiveWorld.reset(scene, context_frames) first")
         step(self.state, np.asarray(action, dtype=np.float64), self.world)
-        return render(self.state, self.world), self.state.pos[0].copy()
+        self.layers = render_layers(self.state, self.world)
+        return self.layers.compose().round().astype(np.uint8), self.state.pos[0].copy()
+
+    def frame(self) -> Episode:
+        """The last frame as a one-frame `Episode` with its layers: what the object metrics score it against."""
+        if self.layers is None:
+            raise RuntimeError("call LiveWorld.reset(scene, context_frames) first")
+        s = self.state
+        return Episode(self.layers.compose().round().astype(np.uint8)[None], s.pos[None, 0].copy(),
+                       s.pos[None, 1:].copy(), caption(s), s.radius[1:].copy(), [self.layers])

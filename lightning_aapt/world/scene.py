@@ -93,6 +93,41 @@ class State:
 
 
 @dataclass
+class Layers:
+    """A frame as the renderer paints it: the background gradient, then each body's layer in paint order (the
+    sprites, then the agent and its dark centre on top), blended by the fraction of each pixel inside it. What the
+    object metrics need: which pixels show which body, and the frame with any bodies painted out.
+
+    Notation: L layers (one per sprite, two for the agent: its disc and its dark centre), S pixel size."""
+
+    background: np.ndarray  # (S, S, 3) float64: the gradient alone
+    coverage: np.ndarray  # (L, S, S) fraction of each pixel inside the layer's shape, ignoring what is painted later
+    colour: np.ndarray  # (L, 3) float64 RGB of each layer
+    body: np.ndarray  # (L,) the body each layer belongs to (0 the agent, 1.. the sprites)
+
+    def visible(self) -> np.ndarray:
+        """(L, S, S) the share of each pixel that each layer contributes to the frame: its coverage times what the
+        layers painted after it leave uncovered (an occluded body counts only where it shows)."""
+        seen = np.empty_like(self.coverage)
+        left = np.ones(self.coverage.shape[1:])  # (S, S) what later layers leave uncovered
+        for k in range(len(self.coverage) - 1, -1, -1):
+            seen[k] = self.coverage[k] * left
+            left = left * (1 - self.coverage[k])
+        return seen
+
+    def compose(self, without: tuple[int, ...] = ()) -> np.ndarray:
+        """The frame (S, S, 3) float64, before rounding: the layers blended over the background in paint order, the
+        bodies in `without` painted out (what lies beneath them shows). `compose()` is exactly what `render`
+        rounds."""
+        img = self.background.copy()
+        for k in range(len(self.coverage)):
+            if self.body[k] not in without:
+                alpha = self.coverage[k][..., None]  # (S, S, 1)
+                img = img * (1 - alpha) + self.colour[k] * alpha
+        return img
+
+
+@dataclass
 class Episode:
     """A rendered clip and the states behind it."""
 
@@ -100,6 +135,8 @@ class Episode:
     agent_pos: np.ndarray  # (F, 2) float64, pixels
     sprite_pos: np.ndarray  # (F, K-1, 2)
     caption: str
+    sprite_radius: np.ndarray | None = None  # (K-1,) pixels
+    layers: list[Layers] | None = None  # each frame's layers (`simulate(..., layers=True)`): the objects' truth
 
 
 def initial_state(seed: int, cfg: WorldConfig) -> State:
@@ -155,34 +192,42 @@ def inside(shape: str, dx: np.ndarray, dy: np.ndarray, r: float) -> np.ndarray:
     return (dy <= 0.8 * r) & (dy >= -r) & (np.abs(dx) <= (dy + r) / 1.8 * 0.9)  # triangle, apex up
 
 
-def render(state: State, cfg: WorldConfig) -> np.ndarray:
-    """The scene as a (S, S, 3) uint8 frame. Each pixel is the mean of `antialias`^2 samples on a regular grid
+def render_layers(state: State, cfg: WorldConfig) -> Layers:
+    """The scene's layers (`Layers`). Each pixel of a layer is the mean of `antialias`^2 samples on a regular grid
     inside it (1: one sample at the pixel centre i + 0.5, hard edges), so a body moving by a fraction of a pixel
     changes its edge pixels by that fraction: motion is continuous in the pixels, as in a camera image."""
     s, n = cfg.size, cfg.antialias
     t = (np.arange(s) + 0.5)[:, None, None] / s  # (S, 1, 1) vertical ramp
     top, bottom = (np.array(BACKGROUNDS[name], dtype=np.float64) for name in state.background)
-    img = np.broadcast_to((1 - t) * top + t * bottom, (s, s, 3)).copy()
+    background = np.broadcast_to((1 - t) * top + t * bottom, (s, s, 3)).copy()
     offsets = (np.arange(n) + 0.5) / n  # sample positions inside a pixel
+    coverage, colours, bodies = [], [], []
 
-    def paint(shape: str, k: int, r: float, colour) -> None:  # blend by the fraction of each pixel inside
+    def paint(shape: str, k: int, r: float, colour) -> None:  # the fraction of each pixel inside the shape
+        layer = np.zeros((s, s))
         x, y = state.pos[k]
         x0, x1 = max(int(np.floor(x - r)) - 1, 0), min(int(np.ceil(x + r)) + 1, s)  # the body's pixel box
         y0, y1 = max(int(np.floor(y - r)) - 1, 0), min(int(np.ceil(y + r)) + 1, s)
-        if x0 >= x1 or y0 >= y1:
-            return
-        gx = (np.arange(x0, x1)[:, None] + offsets).reshape(-1)  # (w*n,) sample coordinates
-        gy = (np.arange(y0, y1)[:, None] + offsets).reshape(-1)
-        hit = inside(shape, gx[None, :] - x, gy[:, None] - y, r)  # (h*n, w*n)
-        alpha = hit.reshape(y1 - y0, n, x1 - x0, n).mean(axis=(1, 3))[..., None]  # (h, w, 1)
-        img[y0:y1, x0:x1] = img[y0:y1, x0:x1] * (1 - alpha) + np.asarray(colour, dtype=np.float64) * alpha
+        if x0 < x1 and y0 < y1:
+            gx = (np.arange(x0, x1)[:, None] + offsets).reshape(-1)  # (w*n,) sample coordinates
+            gy = (np.arange(y0, y1)[:, None] + offsets).reshape(-1)
+            hit = inside(shape, gx[None, :] - x, gy[:, None] - y, r)  # (h*n, w*n)
+            layer[y0:y1, x0:x1] = hit.reshape(y1 - y0, n, x1 - x0, n).mean(axis=(1, 3))  # (h, w)
+        coverage.append(layer)
+        colours.append(colour)
+        bodies.append(k)
 
     for k in [*range(1, len(state.radius)), 0]:  # the agent on top
         shape = state.shape[k]
         paint(shape, k, state.radius[k], AGENT_COLOUR if shape == "agent" else COLOURS[state.colour[k]])
         if shape == "agent":  # a dark centre marks the agent's position
             paint("circle", k, 0.4 * state.radius[k], (20, 20, 20))
-    return img.round().astype(np.uint8)
+    return Layers(background, np.stack(coverage), np.asarray(colours, dtype=np.float64), np.asarray(bodies))
+
+
+def render(state: State, cfg: WorldConfig) -> np.ndarray:
+    """The scene as a (S, S, 3) uint8 frame: its layers (`render_layers`) blended and rounded."""
+    return render_layers(state, cfg).compose().round().astype(np.uint8)
 
 
 def caption(state: State) -> str:
@@ -202,28 +247,30 @@ def sprite_velocities(rng: np.random.Generator, n: int, cfg: WorldConfig) -> np.
 
 
 def simulate(seed: int, actions: np.ndarray, cfg: WorldConfig | None = None, redraw_after: int | None = None,
-             redraw_seed: int = 0) -> Episode:
+             redraw_seed: int = 0, layers: bool = False) -> Episode:
     """Render the clip of scene `seed` under actions (F, 2): frame f shows the state after action f.
 
     `redraw_after=K` redraws the sprites' velocities from the prior (seeded by `redraw_seed`) once frame K-1 is
     rendered: the future of a scene whose first K frames are known but whose motion is not read from them (the
     perfect-physics sampler that evaluation compares generators with). The agent keeps its true state: its
-    actions are given.
+    actions are given. `layers=True` keeps each frame's `Layers` (which pixels show which body).
     """
     cfg = cfg or WorldConfig()
     actions = np.asarray(actions)
     if actions.ndim != 2 or actions.shape[1] != cfg.action_dim:
         raise ValueError(f"actions must be (F, {cfg.action_dim}); got {actions.shape}")
     state = initial_state(seed, cfg)
-    frames, agent, sprites = [], [], []
+    frames, agent, sprites, painted = [], [], [], []
     for f, a in enumerate(actions):
         if f == redraw_after:
             state.vel[1:] = sprite_velocities(np.random.default_rng(redraw_seed), len(state.radius) - 1, cfg)
         step(state, a, cfg)
-        frames.append(render(state, cfg))
+        painted.append(render_layers(state, cfg))
+        frames.append(painted[-1].compose().round().astype(np.uint8))
         agent.append(state.pos[0].copy())
         sprites.append(state.pos[1:].copy())
-    return Episode(np.stack(frames), np.stack(agent), np.stack(sprites), caption(state))
+    return Episode(np.stack(frames), np.stack(agent), np.stack(sprites), caption(state), state.radius[1:].copy(),
+                   painted if layers else None)
 
 
 def scripted_actions(seed: int, num_frames: int, persistence: float = 0.85, idle: float = 0.2) -> np.ndarray:

@@ -80,6 +80,8 @@ function show(header) {
   const last = stats.latencies.slice(-100);
   $("latency").textContent = last.length ? `${quantile(last, 0.5).toFixed(0)} / ${quantile(last, 0.95).toFixed(0)} ms` : "–";
   $("error").textContent = `${header.agent_error.toFixed(2)} / ${header.mean_agent_error.toFixed(2)} px`;
+  const share = (v) => (v === null || v === undefined ? "–" : `${Math.round(100 * v)}%`);
+  $("objects").textContent = `${share(header.objects_kept)} / ${share(header.mean_objects_kept)}`;
   $("frame").textContent = `${header.index} · ${header.late}`;
 }
 
