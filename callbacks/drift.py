@@ -64,8 +64,9 @@ class LongHorizonDriftCallback(EveryNValidations):
             module.log(f"val/drift/{name}_last", report.curves[name][-1], rank_zero_only=True)
         for name, value in report.summary.items():
             module.log(f"val/drift/{name}", value, rank_zero_only=True)
-        transfer = validation_transfer(module.sampling_model, data_dir, self.num_clips, batch.latents.shape[1], steps,
-                                       shift) if self.transfer else None
+        frames = batch.latents.shape[1]
+        transfer = validation_transfer(module.sampling_model, data_dir, self.num_clips, frames, steps, shift,
+                                       context_frames=min(module.context_frames, frames - 1)) if self.transfer else None
         for name, value in transfer_metrics(transfer or {}).items():
             module.log(f"val/transfer/{name}", value, rank_zero_only=True)
         main = next((n for n in report.curves if n.startswith(("fd", "fvd"))), "pixel_mse_truth")

@@ -99,7 +99,7 @@ def evaluate(ckpt: Path, config: Path, out: Path | None = None, extractor: Liter
     drift = stream_drift(module.sampling_model, data.data_dir, batches[0], horizon, window_frames, features,
                          drift_clips, steps, module.timestep_cfg.shift, module.context_frames, seed)
     transfer = validation_transfer(module.sampling_model, data.data_dir, drift_clips, F, steps,
-                                   module.timestep_cfg.shift, seed)  # toy world: why objects fade (else None)
+                                   module.timestep_cfg.shift, seed, min(K, F - 1))  # toy world: why objects fade
     result = {"checkpoint": str(ckpt), "config": str(config), "model": type(module).__name__,
               "global_step": global_step, "steps_per_frame": steps,
               "fd": {"values": values, "protocol": {**protocol, **module.sampling_protocol()}},

@@ -134,7 +134,7 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
         timed = forcing == "student"  # the teacher-forced pass is a diagnostic, not a way to generate: not timed
         name += "" if timed else ", teacher-forced"
         transfer = amplitude_transfer(model, codec, toy.text_encoder(), toy.world, scenes, actions[:, :clip_frames],
-                                      steps=steps)  # one step from frames with the bodies' contrast scaled
+                                      steps=steps, context_frames=context)  # one step at each body contrast
         results[name] = {"steps": steps, "forcing": forcing, **curves.to_dict(), "transfer": transfer,
                          **({"ms_per_frame": 1e3 * stream.seconds_per_frame, "cache_bytes": list(stream.cache_bytes)}
                             if timed else {})}

@@ -11,8 +11,10 @@ feeds its own output back in, so a_out(a) < a at every a makes "no object" the o
 geometrically, with a half-life of ln 0.5 / ln a_out(1) frames. An object that stays needs a_out(a) - a to change
 sign from + to - near a = 1 (a stable fixed point), as it does for the agent, whose motion the actions give.
 
-The same teacher-forced pass at a = 1 gives the model's error on the body's pixels (where it is in the frame or
-the one before) relative to copying the previous true frame: below 1 means the model has learned how it moves.
+The same teacher-forced pass at a = 1 gives the model's error on the pixels the body covers in the true next frame
+(for the objects, less those the agent covers in that frame or the one before: the agent passing over an object is
+the agent's motion), relative to copying the previous true frame there: below 1 means the model has learned how
+the body moves.
 """
 
 from __future__ import annotations
@@ -52,24 +54,27 @@ def scaled_videos(episodes: list, bodies: str, amplitude: float) -> tuple[Tensor
     return painted + amplitude * (whole - painted), painted
 
 
-def body_mask(episodes: list, bodies: str) -> Tensor:
-    """(B, T, 1, S, S) bool: pixels any of `bodies` covers in the frame, dilated by one pixel."""
+def body_mask(episodes: list, bodies: str, dilate: int = 1) -> Tensor:
+    """(B, T, 1, S, S) bool: pixels any of `bodies` covers in the frame, dilated by `dilate` pixels."""
     masks = []
     for episode in episodes:
         chosen = set(range(1, len(episode.sprite_radius) + 1)) if bodies == "objects" else {0}
         masks.append(np.stack([lay.coverage[[b in chosen for b in lay.body]].sum(0) > 0 for lay in episode.layers]))
     mask = torch.from_numpy(np.stack(masks)).float()  # (B, T, S, S)
-    return torch.nn.functional.max_pool2d(mask.flatten(0, 1)[:, None], 3, 1, 1).view(*mask.shape[:2], 1,
-                                                                                    *mask.shape[2:]) > 0
+    size = 2 * dilate + 1
+    grown = torch.nn.functional.max_pool2d(mask.flatten(0, 1)[:, None], size, 1, dilate)  # (B*T, 1, S, S)
+    return grown.view(*mask.shape[:2], 1, *mask.shape[2:]) > 0
 
 
 @torch.no_grad()
 def amplitude_transfer(model: torch.nn.Module, codec: LatentCodec, encoder: TextEncoder, world: WorldConfig,
                        scene_seeds: list[int], actions: Tensor, steps: int = 1, shift: float = 1.0, seed: int = 0,
-                       amplitudes: tuple[float, ...] = AMPLITUDES, batch_size: int = 32) -> dict:
+                       amplitudes: tuple[float, ...] = AMPLITUDES, context_frames: int = 2,
+                       batch_size: int = 32) -> dict:
     """a_out(a) for the objects and for the agent of clips of scenes `scene_seeds` under `actions` (B, T, 2), each
     next frame made in `steps` Euler steps on the grid shifted by `shift` from the same noise at every a; and the
-    teacher-forced pixel error on each kind of body relative to copying the previous true frame.
+    teacher-forced pixel error on each kind of body relative to copying the previous true frame. Frames are scored
+    from `context_frames` on (K: streams start after K true frames; one frame cannot show how things move).
 
     Returns {"objects" | "agent": {"amplitudes", "a_out", "half_life", "error_vs_copy"}}."""
     from lightning_aapt.stages.teacher_forcing import teacher_forced_frames
@@ -79,11 +84,19 @@ def amplitude_transfer(model: torch.nn.Module, codec: LatentCodec, encoder: Text
     text = encoder.encode([e.caption for e in episodes])  # (B, L, Dt)
     controls = actions if model.cfg.control_dim else None  # (B, T, 2)
     B, T = actions.shape[:2]
-    first = video_frames(codec, 1)  # video frames of the first latent (not made: it is the context)
+    if not 1 <= context_frames < actions.shape[1]:
+        raise ValueError(f"context_frames={context_frames} must be at least 1 and fewer than the clips' "
+                         f"{actions.shape[1]} frames")
+    first = video_frames(codec, context_frames)  # scored from here: every frame made after K true ones
     noise = None
     result = {}
     for bodies in ("objects", "agent"):
         mask = body_mask(episodes, bodies)[:, first:]  # (B, T', 1, S, S): the made frames' body pixels
+        covered = body_mask(episodes, bodies, dilate=0)  # (B, T, 1, S, S) undilated
+        if bodies == "objects":  # less where the agent is, in the frame or the one before
+            agent = body_mask(episodes, "agent", dilate=0)
+            covered = covered & ~agent & ~torch.cat([agent[:, :1], agent[:, :-1]], dim=1)
+        covered = covered[:, first:]
         whole, painted = scaled_videos(episodes, bodies, 1.0)
         target = (whole - painted)[:, first:]  # the true next frames' body signal
         a_out, error = [], float("nan")
@@ -103,11 +116,10 @@ def amplitude_transfer(model: torch.nn.Module, codec: LatentCodec, encoder: Text
             out = codec.decode(torch.cat([latents[:, :1], torch.cat(made)], dim=1))[:, first:]  # (B, T', 3, S, S)
             signal = (out - painted[:, first:]) * target * mask
             a_out.append(float(signal.sum() / (target.pow(2) * mask).sum().clamp_min(1e-12)))
-            if a == 1.0:  # the model's error on the body's pixels (now or a frame ago), against copying
-                near = mask | torch.cat([mask[:, :1], mask[:, :-1]], dim=1)
+            if a == 1.0:  # the model's error where the body is, against copying the previous true frame
                 copy = truth[:, first - 1 : -1]  # each frame's previous true frame
-                wrong = ((out.clamp(0, 1) - truth[:, first:]).pow(2) * near).sum()
-                error = float(wrong / ((copy - truth[:, first:]).pow(2) * near).sum().clamp_min(1e-12))
+                wrong = ((out.clamp(0, 1) - truth[:, first:]).pow(2) * covered).sum()
+                error = float(wrong / ((copy - truth[:, first:]).pow(2) * covered).sum().clamp_min(1e-12))
         at_one = a_out[amplitudes.index(1.0)] if 1.0 in amplitudes else float("nan")
         result[bodies] = {"amplitudes": list(amplitudes), "a_out": a_out, "half_life": half_life(at_one),
                           "error_vs_copy": error}
@@ -115,7 +127,7 @@ def amplitude_transfer(model: torch.nn.Module, codec: LatentCodec, encoder: Text
 
 
 def validation_transfer(model: torch.nn.Module, data_dir: str | Path, clips: int, frames: int, steps: int = 1,
-                        shift: float = 1.0, seed: int = 0) -> dict | None:
+                        shift: float = 1.0, seed: int = 0, context_frames: int = 2) -> dict | None:
     """`amplitude_transfer` on the first `clips` validation scenes of a toy-world dataset, `frames` long, under the
     scripted policy that made them; None for a dataset the world cannot re-render."""
     manifest = read_manifest(data_dir)
@@ -125,7 +137,7 @@ def validation_transfer(model: torch.nn.Module, data_dir: str | Path, clips: int
     seeds = [clip_seeds(spec, "val", i) for i in range(clips)]
     actions = policy_actions([a for _, a in seeds], frames, spec.persistence)
     return amplitude_transfer(model, codec_from_manifest(manifest), spec.text_encoder(), spec.world,
-                              [s for s, _ in seeds], actions, steps, shift, seed)
+                              [s for s, _ in seeds], actions, steps, shift, seed, context_frames=context_frames)
 
 
 def transfer_metrics(transfer: dict) -> dict[str, float]:

@@ -28,7 +28,8 @@ def test_fd_and_drift_are_logged_with_their_protocol(toy_data, tmp_path):
     events = EventAccumulator(str(run), size_guidance={"images": 0, "scalars": 0}).Reload()
     scalars = set(events.Tags()["scalars"])
     assert {"val/fd_rand3d", "val/kd_rand3d", "val/drift_ratio", "val/drift/pixel_mse_truth_ratio",
-            "val/drift/agent_error_px_ratio", "val/drift/latent_std_ratio_ratio"} <= scalars
+            "val/drift/agent_error_px_ratio", "val/drift/latent_std_ratio_ratio", "val/drift/objects_kept_last",
+            "val/drift/median_lifetime", "val/transfer/objects_a_out_1", "val/transfer/agent_error_vs_copy"} <= scalars
     assert "val/fvd" not in scalars  # the toy extractor is not I3D
     assert len(events.Scalars("val/fd_rand3d")) == 2  # two validations after the sanity check
     assert all(s.value > 0 for s in events.Scalars("val/fd_rand3d"))
@@ -42,7 +43,8 @@ def test_fd_and_drift_are_logged_with_their_protocol(toy_data, tmp_path):
 
     drift = json.loads(sorted((run / "drift").glob("step*.json"))[-1].read_text())
     assert drift["starts"] == [2, 6, 10, 14] and len(drift["curves"]["pixel_mse_truth"]) == 4  # after 2 context frames
-    assert {"sharpness", "action_following_px", "agent_error_px"} <= set(drift["curves"])
+    assert {"sharpness", "action_following_px", "agent_error_px", "objects_kept", "detail_kept"} <= set(drift["curves"])
+    assert "median_lifetime" in drift["summary"]
 
 
 def test_eval_command_writes_its_report(toy_data, tmp_path):
@@ -60,6 +62,7 @@ def test_eval_command_writes_its_report(toy_data, tmp_path):
     assert set(result["fd"]["values"]) == {"fd_rand3d", "kd_rand3d"}  # 4 clips: no subsets, no spread
     assert result["drift"]["starts"] == [2, 6, 10, 14]
     assert "| last / first |" in (out / "report.md").read_text()
+    assert set(result["transfer"]) == {"objects", "agent"} and "amplitude transfer" in (out / "report.md").read_text()
     assert (out / "drift_plot.png").stat().st_size > 0 and (out / "drift_stream.gif").stat().st_size > 0
 
     # A plain backbone checkpoint (`merge`, EMA weights) evaluates to the stage checkpoint's numbers.

@@ -40,9 +40,14 @@ def test_pipeline_runs_all_stages_then_skips_them(toy_data, tmp_path, capsys):
     curves = summary["streams"]["stage3"]["curves"]
     assert summary["streams"]["stage3"]["starts"] == [2]  # scored from the first frame after 2 context frames
     assert {"agent_error_px", "agent_lost", "action_following_px", "sharpness", "pixel_mse_truth",
-            "fd_rand3d"} <= set(curves)
+            "fd_rand3d", "objects_kept", "object_mass", "object_position_px", "detail_kept",
+            "spurious_detail"} <= set(curves)
     truth = summary["streams"]["truth"]["curves"]
-    assert truth["pixel_mse_truth"] == [0.0] and truth["sharpness"] == [1.0]
+    assert truth["pixel_mse_truth"] == [0.0] and truth["sharpness"] == [1.0] and truth["objects_kept"] == [1.0]
+    assert summary["streams"]["truth"]["summary"]["median_lifetime"] == 10  # never dies in 10 generated frames
+    transfer = summary["streams"]["stage3"]["transfer"]  # why objects fade: one step at each contrast a
+    assert set(transfer) == {"objects", "agent"} and len(transfer["objects"]["a_out"]) == 6
+    assert "| stage3 | " in (exp / "summary.md").read_text().split("Objects:")[1]
     assert summary["streams"]["repeat"]["curves"]["pixel_mse_truth"][0] > 0
     filled, end = summary["streams"]["stage3"]["cache_bytes"]
     assert filled == end > 0  # constant KV-cache memory once the window is full
