@@ -38,6 +38,8 @@ def tiny_config(stage: str, tmp_path: Path, data_dir: Path, steps: int = 3, val_
             callback["init_args"].update(num_clips=4, cache_dir=str(tmp_path / "fd_cache"))
         if callback["class_path"] == "callbacks.LongHorizonDriftCallback":
             callback["init_args"].update(horizon=2, window_frames=4, num_clips=2)
+        if callback["class_path"] == "callbacks.DiscriminatorProbeCallback":
+            callback["init_args"].update(num_clips=2)
     init = config["model"]["init_args"]
     init["backbone"].update(TINY_BACKBONE)
     if "segment_frames" in init:  # stage 3 judges segments as long as its (6-frame) clips unless a test says otherwise

@@ -223,6 +223,28 @@ def load_backbone(path: str | Path, prefer_ema: bool = True, attention_backend: 
     return backbone_from_checkpoint(read_checkpoint(path, flag), f"{flag}={path}", prefer_ema, attention_backend)
 
 
+def load_discriminator(path: str | Path, attention_backend: AttentionBackend = "auto", flag: str = "--ckpt"):
+    """The discriminator (`CausalDiscriminator`) a stage-3 checkpoint stores, with its recorded backbone and heads;
+    errors name `flag`."""
+    from lightning_aapt.adversarial import CausalDiscriminator
+
+    checkpoint = read_checkpoint(path, flag)
+    where = f"{flag}={path}"
+    if "discriminator_config" not in checkpoint:
+        raise CheckpointError(f"{where}: not a stage-3 checkpoint (it records no discriminator); give the "
+                              "AdversarialPostTraining checkpoint")
+    heads = (checkpoint.get("hyper_parameters") or {}).get("disc_head_layers")
+    model = CausalDiscriminator(CausalVideoDiT(recorded_backbone(checkpoint["discriminator_config"]),
+                                               attention_backend), tuple(heads) if heads else None)
+    state = {k.removeprefix("discriminator."): v for k, v in checkpoint["state_dict"].items()
+             if k.startswith("discriminator.")}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"{where}: the discriminator's weights do not match its recorded config: {err}") from err
+    return model
+
+
 def recorded_settings(path: str | Path, flag: str = "--ckpt") -> dict:
     """The stage settings (`hyper_parameters`) a checkpoint file or sharded folder records; {} for a Wan path or a
     plain backbone checkpoint (`merge`)."""

@@ -54,7 +54,8 @@ def test_stage3_trains_generator_and_discriminator(chain, toy_data, tmp_path, ro
     events = EventAccumulator(str(tmp_path / "stage3")).Reload()
     tags = set(events.Tags()["scalars"])
     assert {"train/loss_d", "train/loss_g", "train/r1", "train/r2", "train/d_accuracy", "val/stream_mse_1step",
-            "val/next_frame_mse", "val/copy_mse"} <= tags
+            "val/next_frame_mse", "val/copy_mse", "val/critic/objects_painted_out_margin",
+            "val/critic/block_texture_p_real_higher"} <= tags
     assert all(torch.isfinite(torch.tensor(e.value)) for e in events.Scalars("train/loss_g"))
 
 
