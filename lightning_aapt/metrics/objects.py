@@ -6,8 +6,9 @@ Notation: B clips, T frames, N objects per clip (padded), S pixel size.
 The world re-renders its truth for the streamed actions and knows, per frame, which pixels show which object and
 what lies beneath it (`ObjectTruth`). A generated frame is then read per object and pixel as its *colour alpha*:
 the least-squares share of (object colour - what lies beneath) in (pixel - what lies beneath), counted where it is
-at least `MIN_ALPHA` and the pixel's colour is that blend to within half the object's contrast (so another
-object's colour, texture or noise does not count). Summed and divided by the same sum on the true frame:
+at least `MIN_ALPHA`, the pixel's colour is that blend to within half the object's contrast, and no other object's
+blend explains the pixel better (texture, noise and a similar colour such as cyan for green do not count). Summed
+and divided by the same sum on the true frame:
 - **mass near**: within the object's radius + `NEAR_PX` of its true centre (a 3-px drift or a blur still count);
 - **kept**: mass near >= 0.5;
 - **mass anywhere**: over the whole frame (is the object there at all, wherever it went);
