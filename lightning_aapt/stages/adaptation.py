@@ -10,15 +10,40 @@ by `StreamingGenerator`.
 
 from __future__ import annotations
 
-from lightning_aapt.backbone import BackboneConfig
+from lightning_aapt.backbone import AttentionBackend, BackboneConfig
 from lightning_aapt.data import VideoBatch
 from lightning_aapt.diffusion import add_noise, flow_matching_loss
+from lightning_aapt.parallel import ParallelConfig
 from lightning_aapt.stages.base import StageModule
+from lightning_aapt.stages.lora import LoraConfig
+from lightning_aapt.stages.optim import OptimizerConfig
+from lightning_aapt.stages.randomness import RandomStream, TimestepConfig
 from lightning_aapt.stages.teacher_forcing import teacher_forcing
 
 
 class DiffusionAdaptation(StageModule):
-    """Teacher-forced flow matching of the causal backbone (per-frame timesteps, block-causal mask)."""
+    """Teacher-forced flow matching of the causal backbone (per-frame timesteps, block-causal mask).
+
+    Args (beyond `StageModule`):
+        context_noise: in training, noise each clip's recycled (context) frames to a level drawn from U(0, this),
+            so the model learns to repair an imperfect context, as a stream's own frames are (GameNGen's noise
+            augmentation, DIAMOND's `noise_previous_obs`; 0: clean context, as AAPT). The frame it learns to make
+            stays the clean one; validation stays clean.
+    """
+
+    def __init__(self, backbone: BackboneConfig, optimizer: OptimizerConfig | None = None,
+                 timesteps: TimestepConfig | None = None, ema_decay: float = 0.999, init_from: str | None = None,
+                 model_dims: dict[str, int] | None = None, loss_buckets: int = 4, sample_steps: int = 8,
+                 parallel: ParallelConfig | None = None, context_frames: int = 2,
+                 attention_backend: AttentionBackend = "auto", lora: LoraConfig | None = None,
+                 context_noise: float = 0.0) -> None:
+        super().__init__(backbone=backbone, optimizer=optimizer, timesteps=timesteps, ema_decay=ema_decay,
+                         init_from=init_from, model_dims=model_dims, loss_buckets=loss_buckets,
+                         sample_steps=sample_steps, parallel=parallel, context_frames=context_frames,
+                         attention_backend=attention_backend, lora=lora)
+        if not 0 <= context_noise <= 1:
+            raise ValueError(f"model.init_args.context_noise must be in [0, 1], got {context_noise}")
+        self.context_noise = context_noise
 
     def check_backbone(self, cfg: BackboneConfig) -> None:
         if cfg.bidirectional or not cfg.recycled_input:
@@ -27,5 +52,10 @@ class DiffusionAdaptation(StageModule):
 
     def per_frame_losses(self, batch: VideoBatch, t, noise, model=None):
         x0, recycled, controls = teacher_forcing(batch.latents, batch.controls)  # (B, F-1, C, H, W)
+        if self.context_noise and self.training:  # the context at a level drawn per clip, the target clean
+            B, F = recycled.shape[:2]
+            level = self.sample_rand(B, RandomStream.CONTEXT_LEVEL) * self.context_noise  # (B,)
+            eps = self.sample_randn(tuple(recycled.shape), RandomStream.CONTEXT_NOISE, recycled.dtype)
+            recycled = add_noise(recycled, eps, level[:, None].expand(B, F))  # (B, F-1, C, H, W)
         v = (model or self.model)(add_noise(x0, noise, t), t, recycled, batch.text, controls)
         return flow_matching_loss(v, x0, noise)  # (B, F-1)

@@ -24,6 +24,8 @@ class RandomStream(enum.IntEnum):
     G_NOISE = 6
     R1 = 7
     R2 = 8
+    CONTEXT_LEVEL = 9
+    CONTEXT_NOISE = 10
 
 
 def sample_generators(seed: int, step: int, stream: int, first: int, batch: int,
