@@ -9,6 +9,7 @@ generated agent goes where the keys send it. LIGHTNING_AAPT_PLAY_SHOT=FILE.png s
 
 import json
 import os
+import re
 import shutil
 import statistics
 import time
@@ -84,18 +85,24 @@ def test_held_keys_steer_at_the_worlds_pace(browser, served):
     print(f"\nplay over {played:.1f} s: {len(arrivals)} frames at {fps:.2f} fps (world: {s['hello']['fps']}), "
           f"{header['late']} late ticks; input-to-frame latency over {len(latencies)} inputs: p50 {p50:.0f} ms, "
           f"p95 {p95:.0f} ms, max {latencies[-1]:.0f} ms; model {header['model_ms']:.1f} ms, decode "
-          f"{header['decode_ms']:.2f} ms per frame; mean agent error {header['mean_agent_error']:.2f} px")
+          f"{header['decode_ms']:.2f} ms per frame; mean agent error {header['mean_agent_error']:.2f} px; objects kept "
+          f"(mean) {header['mean_objects_kept']}")
     if out := os.environ.get("LIGHTNING_AAPT_PLAY_MEASURED"):
         Path(out).write_text(json.dumps({"seconds": played, "frames": len(arrivals), "fps": fps,
                                          "late": header["late"], "inputs": len(latencies), "p50_ms": p50,
                                          "p95_ms": p95, "max_ms": latencies[-1],
-                                         "mean_agent_error_px": header["mean_agent_error"]}, indent=1))
+                                         "mean_agent_error_px": header["mean_agent_error"],
+                                         "mean_objects_kept": header["mean_objects_kept"]}, indent=1))
     if shot := os.environ.get("LIGHTNING_AAPT_PLAY_SHOT"):
         page.screenshot(path=shot)
     # the world's pace held: no frame dropped from the rate; a tick more than a quarter period late (a busy machine)
     # is counted, and must stay rare
     assert played >= 10 and fps >= 0.97 * s["hello"]["fps"] and header["late"] <= 0.02 * len(arrivals)
     assert p95 <= 150
+    # the page shows the objects kept beside the agent error: a share of the objects the world shows now
+    kept = header["mean_objects_kept"]
+    assert kept is None or 0 <= kept <= 1
+    assert re.fullmatch(r"(\d+%|–) / (\d+%|–)", page.inner_text("#objects"))
     if trained:  # the generated agent goes where the keys send it, and stays with the truth
         # per steered frame, the generated agent's step against the true one (the action as the world applies it,
         # walls included)
