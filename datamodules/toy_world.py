@@ -1,4 +1,4 @@
-"""The toy-world dataset: render clips, encode them with the toy codec, write shards and a manifest (what to render:
+"""The toy-world dataset: render clips, encode them with the spec's codec, write shards and a manifest (what to render:
 `lightning_aapt.world.dataset.ToyWorldSpec`)."""
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import torch
 from tqdm.auto import tqdm
 
 from datamodules.shards import ShardWriter, write_manifest
-from lightning_aapt.codecs import LatentStats, ToyCodec
+from lightning_aapt.codecs import LatentCodec, LatentStats
 from lightning_aapt.world.dataset import FPS, ToyWorldSpec, render_clip
 
 
-def encode_frames(codec: ToyCodec, frames: np.ndarray) -> np.ndarray:
+def encode_frames(codec: LatentCodec, frames: np.ndarray) -> np.ndarray:
     """(F, S, S, 3) uint8 -> latents (F, C, h, w) float16, as stored."""
     video = torch.from_numpy(frames).permute(0, 3, 1, 2)[None].float() / 255  # (1, F, 3, S, S)
     return codec.encode(video)[0].numpy().astype(np.float16)
@@ -61,7 +61,9 @@ def prepare_toy_world(out: Path, spec: ToyWorldSpec, progress: bool = True, over
     manifest = {
         "format": "lightning_aapt/clips-v1", "source": "toy-world", "splits": splits, "shapes": spec.shapes(),
         "fps": FPS, "codec": {"name": codec.name, "latent_channels": codec.latent_channels,
-                              "spatial_factor": codec.spatial_factor, "temporal_factor": codec.temporal_factor},
+                              "spatial_factor": codec.spatial_factor, "temporal_factor": codec.temporal_factor,
+                              **({"path": str(Path(spec.codec_path).resolve()), "sha256": codec.sha256}
+                                 if spec.codec_path is not None else {})},
         "latent_stats": {**stats.to_dict(), "measured_on": "train split, every stored element"},
         "text_encoder": {"name": encoder.name, "dim": encoder.dim, "max_tokens": encoder.max_tokens},
         "toy_world": asdict(spec),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lightning_aapt.cli.signature import run_function
+from lightning_aapt.codecs.learned import AutoencoderConfig, CodecTraining
 from lightning_aapt.world.dataset import ToyWorldSpec
 
 
@@ -97,12 +98,67 @@ def videos(out: Path, videos: Path, vae: Path, text_encoder: Path, captions: Pat
     return 0
 
 
-SOURCES = {"toy-world": toy_world, "videos": videos}
+def codec(out: Path, spec: ToyWorldSpec | None = None, model: AutoencoderConfig | None = None,
+          training: CodecTraining | None = None, every: int = 2, overwrite: bool = False) -> int:
+    """Train the learned latent codec (`lightning_aapt.codecs.learned`) on the toy world's training clips and save
+    it; a dataset encodes with it when its spec names it (`--spec.codec_path`, or `codec_path` in a world YAML).
+
+    Args:
+        out: the codec file to write (e.g. codecs/toy32.pt).
+        spec: the world whose training clips it learns from (the same block as `prepare toy-world`'s --spec).
+        model: the autoencoder's shape (spatial factor, latent channels, widths).
+        training: steps, batch size, learning rate, body weight, latent noise, seed.
+        every: keep one frame in `every` of each clip (neighbouring frames are nearly alike).
+        overwrite: replace an existing file (--overwrite true).
+    """
+    import time
+    from dataclasses import asdict
+
+    import numpy as np
+    import torch
+
+    from lightning_aapt.codecs.learned import LearnedCodec, save_codec, train_codec
+    from lightning_aapt.errors import ConfigError
+    from lightning_aapt.world import scripted_actions, simulate
+    from lightning_aapt.world.dataset import clip_seeds
+
+    spec, model, training = spec or ToyWorldSpec(), model or AutoencoderConfig(), training or CodecTraining()
+    if out.exists() and not overwrite:
+        raise ConfigError(f"--out {out} already exists; pass --overwrite true to replace it")
+    if spec.world.size % model.spatial_factor:
+        raise ConfigError(f"--model.spatial_factor {model.spatial_factor} must divide the world's "
+                          f"{spec.world.size}-px frames")
+    if every < 1:
+        raise ConfigError(f"--every must be >= 1, got {every}")
+    start = time.perf_counter()
+    frames, bodies = [], []
+    for i in range(spec.train_clips):
+        scene, action = clip_seeds(spec, "train", i)
+        episode = simulate(scene, scripted_actions(action, spec.clip_frames, spec.persistence), spec.world,
+                           layers=True)
+        frames.append(episode.frames[::every])
+        bodies.append(np.stack([lay.coverage.sum(0).clip(0, 1) for lay in episode.layers[::every]]))
+    video = torch.from_numpy(np.concatenate(frames)).permute(0, 3, 1, 2).float() / 255  # (N, 3, S, S)
+    cover = torch.from_numpy(np.concatenate(bodies)).float()[:, None]  # (N, 1, S, S)
+    print(f"training the codec on {len(video)} frames of {spec.train_clips} clips ({model})")
+    trained = train_codec(video, cover, model, training, log=lambda step, loss: print(f"step {step}: loss {loss:.5f}"))
+    with torch.no_grad():
+        error = (trained.decode(trained.encode(video[:2048])).clamp(0, 1) - video[:2048]).pow(2).mean().item()
+    psnr = 10 * float(np.log10(1 / max(error, 1e-12)))
+    record = {"frames": len(video), "seconds": round(time.perf_counter() - start, 1), "psnr_db_train": psnr,
+              "training": asdict(training), "world": spec.world.to_dict()}
+    save_codec(trained, out, record)
+    print(f"wrote {out} (PSNR {psnr:.1f} dB on training frames, SHA-256 {LearnedCodec(out).sha256[:12]}...)")
+    return 0
+
+
+SOURCES = {"toy-world": toy_world, "videos": videos, "codec": codec}
 
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in SOURCES:
         print(f"usage: python -m lightning_aapt prepare {{{','.join(SOURCES)}}} [--help]: write shards of "
-              "the built-in toy world, or of your videos (Wan's VAE and umT5)")
+              "the built-in toy world, or of your videos (Wan's VAE and umT5), or train the toy world's learned "
+              "codec")
         return 0 if argv[:1] in ([], ["-h"], ["--help"]) else 2
     return run_function(SOURCES[argv[0]], argv[1:], f"prepare {argv[0]}")

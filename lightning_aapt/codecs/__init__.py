@@ -7,20 +7,27 @@ from lightning_aapt.codecs.normalized import LatentStats, NormalizedCodec
 from lightning_aapt.codecs.toy import ToyCodec
 
 
-def codec_from_name(name: str, path: str | None = None) -> LatentCodec:
-    """The codec a dataset's manifest names (`codec.name`, `codec.path`): `toy-dct<b>` is built in; `wan2.1-vae` /
-    `wan2.2-vae` load Wan's VAE from `path` (the `[wan]` extra)."""
+def codec_from_name(name: str, path: str | None = None, sha256: str | None = None) -> LatentCodec:
+    """The codec a dataset's manifest names (`codec.name`, `codec.path`, `codec.sha256`): `toy-dct<b>` is built in;
+    `learned-ae` loads a trained autoencoder from `path` (refused when its SHA-256 differs from the recorded one);
+    `wan2.1-vae` / `wan2.2-vae` load Wan's VAE from `path` (the `[wan]` extra)."""
     match = re.fullmatch(r"toy-dct(\d+)", name)
     if match:
         return ToyCodec(int(match.group(1)))
+    if name == "learned-ae":
+        if not path:
+            raise ValueError("codec learned-ae needs its file's path (the manifest's codec.path)")
+        from lightning_aapt.codecs.learned import LearnedCodec
+
+        return LearnedCodec(path, sha256)
     if name in ("wan2.1-vae", "wan2.2-vae"):
         if not path:
             raise ValueError(f"codec {name} needs the VAE's path (the manifest's codec.path)")
         from lightning_aapt.codecs.wan import WanVAECodec
 
         return WanVAECodec(path, name=name)
-    raise ValueError(f"no decoder for codec {name!r}: toy-dct<block> is built in, wan2.1-vae / wan2.2-vae load "
-                     "Wan's VAE; another VAE needs its LatentCodec adapter")
+    raise ValueError(f"no decoder for codec {name!r}: toy-dct<block> is built in, learned-ae loads a trained "
+                     "autoencoder, wan2.1-vae / wan2.2-vae load Wan's VAE; another VAE needs its LatentCodec adapter")
 
 
 def latent_stats_from_manifest(manifest: dict) -> LatentStats:
@@ -37,7 +44,8 @@ def latent_stats_from_manifest(manifest: dict) -> LatentStats:
 def codec_from_manifest(manifest: dict) -> NormalizedCodec:
     """The codec that maps pixels to the latents the data module serves (normalised per `latent_stats`) and back."""
     record = manifest["codec"]
-    return NormalizedCodec(codec_from_name(record["name"], record.get("path")), latent_stats_from_manifest(manifest))
+    codec = codec_from_name(record["name"], record.get("path"), record.get("sha256"))
+    return NormalizedCodec(codec, latent_stats_from_manifest(manifest))
 
 
 __all__ = ["LatentCodec", "LatentStats", "NormalizedCodec", "ToyCodec", "codec_from_manifest", "codec_from_name",

@@ -17,7 +17,6 @@ latent, as a generator makes, to a clean frame rather than to texture.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 from dataclasses import asdict, dataclass
@@ -27,7 +26,8 @@ import torch
 from torch import Tensor, nn
 
 from lightning_aapt.codecs.base import FrameDecoder
-from lightning_aapt.files import atomic_path
+from lightning_aapt.errors import DataError
+from lightning_aapt.files import atomic_path, file_sha256
 
 
 @dataclass(frozen=True)
@@ -107,12 +107,12 @@ class LearnedCodec:
     def __init__(self, path: str | Path, sha256: str | None = None) -> None:
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"codec file {path} does not exist: train it with `python -m lightning_aapt "
-                                    "prepare codec` (or render the world, which trains it when missing)")
+            raise DataError(f"codec file {path} does not exist: train it with `python -m lightning_aapt prepare "
+                            "codec --out PATH` (the same world as the dataset's)")
         digest = file_sha256(path)
         if sha256 is not None and digest != sha256:
-            raise ValueError(f"codec file {path} has SHA-256 {digest[:12]}..., but the dataset was encoded with "
-                             f"{sha256[:12]}...: a different codec; re-render the dataset or restore the file")
+            raise DataError(f"codec file {path} has SHA-256 {digest[:12]}..., but the dataset was encoded with "
+                            f"{sha256[:12]}...: a different codec; re-render the dataset or restore the file")
         saved = torch.load(path, map_location="cpu", weights_only=True)
         self.model = Autoencoder(AutoencoderConfig(**saved["config"])).eval().requires_grad_(False)
         self.model.load_state_dict(saved["state_dict"])
@@ -142,14 +142,6 @@ class LearnedCodec:
 
     def stream_decoder(self) -> FrameDecoder:
         return FrameDecoder(self)
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def save_codec(model: Autoencoder, path: str | Path, training: dict) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lightning_aapt.codecs import ToyCodec
+from lightning_aapt.codecs import LatentCodec, ToyCodec
 from lightning_aapt.data import DataError, read_manifest
 from lightning_aapt.text import HashTextEncoder
 from lightning_aapt.world.scene import WorldConfig, scripted_actions, simulate
@@ -25,7 +25,9 @@ class ToyWorldSpec:
         train_clips, val_clips: number of clips per split (different seeds).
         clip_frames: frames per clip.
         world: the world's parameters.
-        codec_block: spatial factor of the toy codec (latent channels = 3 * block^2).
+        codec_block: spatial factor of the exact block-DCT codec (latent channels = 3 * block^2).
+        codec_path: a learned codec file (`prepare codec`, `lightning_aapt.codecs.learned`) to encode with instead
+            of the block DCT (relative paths from the working directory); the manifest records its SHA-256.
         text_dim, text_tokens: toy text encoder width and length.
         persistence: probability that the scripted policy keeps its action from one frame to the next.
         seed: base seed; clip i of a split uses scene and action seeds derived from it.
@@ -37,14 +39,24 @@ class ToyWorldSpec:
     clip_frames: int = 16
     world: WorldConfig = field(default_factory=WorldConfig)
     codec_block: int = 4
+    codec_path: str | None = None
     text_dim: int = 64
     text_tokens: int = 24
     persistence: float = 0.85
     seed: int = 0
     samples_per_shard: int = 100
 
-    def codec(self) -> ToyCodec:
+    def codec(self) -> LatentCodec:
+        """The codec that encodes the dataset (loads the learned codec's file)."""
+        if self.codec_path is not None:
+            from lightning_aapt.codecs.learned import LearnedCodec
+
+            return LearnedCodec(self.codec_path)
         return ToyCodec(self.codec_block)
+
+    @property
+    def codec_name(self) -> str:
+        return "learned-ae" if self.codec_path is not None else ToyCodec(self.codec_block).name
 
     def text_encoder(self) -> HashTextEncoder:
         return HashTextEncoder(self.text_dim, self.text_tokens)
@@ -59,8 +71,9 @@ class ToyWorldSpec:
 
     def shapes(self) -> dict:
         """Shapes of one sample, as the manifest records them."""
-        latent = self.world.size // self.codec_block
-        return {"latents": [self.clip_frames, self.codec().latent_channels, latent, latent],
+        codec = self.codec()
+        latent = self.world.size // codec.spatial_factor
+        return {"latents": [self.clip_frames, codec.latent_channels, latent, latent],
                 "text": [self.text_tokens, self.text_dim], "controls": [self.clip_frames, self.world.action_dim]}
 
 
@@ -75,7 +88,7 @@ def render_clip(spec: ToyWorldSpec, split: str, index: int) -> tuple[np.ndarray,
     scene_seed, action_seed = clip_seeds(spec, split, index)
     actions = scripted_actions(action_seed, spec.clip_frames, spec.persistence)
     episode = simulate(scene_seed, actions, spec.world)
-    meta = {"fps": FPS, "caption": episode.caption, "source": "toy-world", "codec": spec.codec().name,
+    meta = {"fps": FPS, "caption": episode.caption, "source": "toy-world", "codec": spec.codec_name,
             "world": {"scene_seed": scene_seed, "action_seed": action_seed, "config": spec.world.to_dict()}}
     return episode.frames, actions, meta
 

@@ -9,10 +9,11 @@ from lightning_aapt.codecs.learned import (
     AutoencoderConfig,
     CodecTraining,
     LearnedCodec,
-    file_sha256,
     save_codec,
     train_codec,
 )
+from lightning_aapt.errors import DataError
+from lightning_aapt.files import file_sha256
 
 pytestmark = pytest.mark.unit
 
@@ -42,11 +43,11 @@ def test_a_trained_codec_round_trips_better_than_untrained_and_streams_frame_by_
 
 
 def test_a_missing_or_different_codec_file_is_refused_by_name(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"codec file .*nope\.pt does not exist"):
+    with pytest.raises(DataError, match=r"codec file .*nope\.pt does not exist"):
         LearnedCodec(tmp_path / "nope.pt")
     save_codec(train_codec(torch.rand(4, 3, 8, 8), torch.zeros(4, 1, 8, 8), CFG, CodecTraining(steps=0)),
                tmp_path / "a.pt", {})
-    with pytest.raises(ValueError, match="a different codec"):
+    with pytest.raises(DataError, match="a different codec"):
         LearnedCodec(tmp_path / "a.pt", sha256="0" * 64)
     with pytest.raises(ValueError, match="power of 2"):
         AutoencoderConfig(spatial_factor=6)

@@ -1,0 +1,39 @@
+"""A toy-world dataset encoded with a learned codec: `prepare codec` trains and writes it, `prepare toy-world`
+encodes with it and records its path and SHA-256, and every reader of the dataset decodes through it; a changed
+codec file is refused."""
+
+import json
+
+import pytest
+import torch
+
+from lightning_aapt.cli import main
+from lightning_aapt.data import dataset_codec
+from lightning_aapt.errors import Refusal
+
+pytestmark = pytest.mark.smoke
+
+WORLD = ["--spec.world.size=16", "--spec.world.max_sprites=2", "--spec.world.min_radius=2.0",
+         "--spec.world.max_radius=3.0", "--spec.world.agent_radius=2.5", "--spec.clip_frames=4"]
+
+
+def test_a_dataset_encoded_with_a_learned_codec(tmp_path):
+    codec_file = tmp_path / "codec.pt"
+    assert main(["prepare", "codec", "--out", str(codec_file), *WORLD, "--spec.train_clips=8",
+                 "--model.spatial_factor=4", "--model.latent_channels=8", "--model.width=8", "--model.max_width=16",
+                 "--training.steps=30", "--training.batch_size=8"]) == 0
+    with pytest.raises(Refusal, match="already exists"):
+        main(["prepare", "codec", "--out", str(codec_file), *WORLD])
+    data = tmp_path / "data"
+    assert main(["prepare", "toy-world", "--out", str(data), *WORLD, "--spec.train_clips=4", "--spec.val_clips=2",
+                 f"--spec.codec_path={codec_file}"]) == 0
+    manifest = json.loads((data / "manifest.json").read_text())
+    assert manifest["codec"]["name"] == "learned-ae" and manifest["codec"]["path"] == str(codec_file.resolve())
+    assert manifest["shapes"]["latents"] == [4, 8, 4, 4]  # 16 px / 4, 8 channels
+    codec = dataset_codec(data)
+    video = codec.decode(torch.zeros(1, 2, 8, 4, 4))
+    assert video.shape == (1, 2, 3, 16, 16)
+    with open(codec_file, "ab") as f:  # the file changes after the dataset was encoded with it
+        f.write(b"\0")
+    with pytest.raises(Refusal, match="a different codec"):
+        dataset_codec(data)
