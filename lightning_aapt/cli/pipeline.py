@@ -162,10 +162,6 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
              f"| model | NFE/frame | agent error px (whole stream) | agent lost | action following px | sharpness "
              f"| pixel MSE | {fd} | ms/frame |", "|---|---|---|---|---|---|---|---|---|"]
 
-    def cell(curves, key: str, digits: int) -> str:
-        values = curves.curves.get(key)
-        return "–" if not values else f"{values[0]:.{digits}f} → {values[-1]:.{digits}f}"
-
     for name, steps, curves, ms, _ in rows:
         agent = curves.curves["agent_error_px"]
         lines.append(f"| {name} | {steps} | {cell(curves, 'agent_error_px', 2)} ({sum(agent) / len(agent):.2f}) | "
@@ -189,14 +185,16 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     return text
 
 
+def cell(curves, key: str, digits: int = 2) -> str:
+    """A report cell: a curve's first window → last window, or "–" when the stream has no such curve."""
+    values = curves.curves.get(key)
+    return "–" if not values else f"{values[0]:.{digits}f} → {values[-1]:.{digits}f}"
+
+
 def object_table(rows: list, generated: int, window: int) -> list[str]:
     """The report's object rows (`lightning_aapt.metrics.objects`, `lightning_aapt.evaluation.transfer`): per
     model, the objects kept and their mass, lifetimes, position error, the truth's edges kept and spurious detail,
     and the one-step amplitude transfer of objects and agent."""
-
-    def cell(curves, key: str, digits: int = 2) -> str:
-        values = curves.curves.get(key)
-        return "–" if not values else f"{values[0]:.{digits}f} → {values[-1]:.{digits}f}"
 
     lines = ["", f"Objects: the sprites, read from each generated frame by colour against the re-rendered truth. Kept: "
              f"at least half the object's colour mass within its radius + 3 px of its true place; mass: the colour "
