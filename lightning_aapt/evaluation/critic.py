@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -34,8 +35,8 @@ def probe_videos(truth: Tensor, episodes: list, context_frames: int, texture_std
     """The real videos (B, T, 3, S, S) changed from frame K on in each of `PROBES`' ways."""
     K = context_frames
     objects = object_truth(episodes, truth)
-    agentless = torch.stack([torch.stack([torch.from_numpy(lay.compose(without=(0,)).round()).permute(2, 0, 1)
-                                          for lay in e.layers]) for e in episodes]).float() / 255
+    agentless = torch.from_numpy(np.stack([np.stack([lay.image(without=(0,)) for lay in e.layers])
+                                           for e in episodes])).permute(0, 1, 4, 2, 3).float() / 255
     B, T, _, S, _ = truth.shape
     g = torch.Generator().manual_seed(seed)
     blocks = torch.randn(B, T, 3, S // block, S // block, generator=g) * texture_std  # (B, T, 3, S/b, S/b)

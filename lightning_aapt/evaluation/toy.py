@@ -92,7 +92,7 @@ def object_truth(episodes: list, frames: torch.Tensor) -> ObjectTruth:
         centre[b, :, :n] = torch.from_numpy(episode.sprite_pos)
         sprites = tuple(range(1, n + 1))
         for t, layers in enumerate(episode.layers):
-            beneath[b, t] = torch.from_numpy(layers.compose(without=sprites).round()).permute(2, 0, 1) / 255
+            beneath[b, t] = torch.from_numpy(layers.image(without=sprites)).permute(2, 0, 1) / 255
             shown = torch.from_numpy(layers.visible()).float()  # (L, S, S)
             for k, body in enumerate(layers.body.tolist()):
                 if body == 0:

@@ -36,12 +36,12 @@ class LiveWorld:
             raise RuntimeError("call LiveWorld.reset(scene, context_frames) first")
         step(self.state, np.asarray(action, dtype=np.float64), self.world)
         self.layers = render_layers(self.state, self.world)
-        return self.layers.compose().round().astype(np.uint8), self.state.pos[0].copy()
+        return self.layers.image(), self.state.pos[0].copy()
 
     def frame(self) -> Episode:
         """The last frame as a one-frame `Episode` with its layers: what the object metrics score it against."""
         if self.layers is None:
             raise RuntimeError("call LiveWorld.reset(scene, context_frames) first")
         s = self.state
-        return Episode(self.layers.compose().round().astype(np.uint8)[None], s.pos[None, 0].copy(),
+        return Episode(self.layers.image()[None], s.pos[None, 0].copy(),
                        s.pos[None, 1:].copy(), caption(s), s.radius[1:].copy(), [self.layers])

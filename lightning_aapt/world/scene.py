@@ -126,6 +126,10 @@ class Layers:
                 img = img * (1 - alpha) + self.colour[k] * alpha
         return img
 
+    def image(self, without: tuple[int, ...] = ()) -> np.ndarray:
+        """`compose(without)` rounded to the (S, S, 3) uint8 frame the world shows (`image()` is `render`'s)."""
+        return self.compose(without).round().astype(np.uint8)
+
 
 @dataclass
 class Episode:
@@ -227,7 +231,7 @@ def render_layers(state: State, cfg: WorldConfig) -> Layers:
 
 def render(state: State, cfg: WorldConfig) -> np.ndarray:
     """The scene as a (S, S, 3) uint8 frame: its layers (`render_layers`) blended and rounded."""
-    return render_layers(state, cfg).compose().round().astype(np.uint8)
+    return render_layers(state, cfg).image()
 
 
 def caption(state: State) -> str:
@@ -266,7 +270,7 @@ def simulate(seed: int, actions: np.ndarray, cfg: WorldConfig | None = None, red
             state.vel[1:] = sprite_velocities(np.random.default_rng(redraw_seed), len(state.radius) - 1, cfg)
         step(state, a, cfg)
         painted.append(render_layers(state, cfg))
-        frames.append(painted[-1].compose().round().astype(np.uint8))
+        frames.append(painted[-1].image())
         agent.append(state.pos[0].copy())
         sprites.append(state.pos[1:].copy())
     return Episode(np.stack(frames), np.stack(agent), np.stack(sprites), caption(state), state.radius[1:].copy(),
