@@ -41,17 +41,17 @@ def half_life(a_out_1: float) -> float:
     return float(np.log(0.5) / np.log(a_out_1)) if 0 < a_out_1 < 1 else (float("inf") if a_out_1 >= 1 else 0.0)
 
 
-def scaled_videos(episodes: list, bodies: str, amplitude: float) -> tuple[Tensor, Tensor]:
-    """Each episode's frames with the contrast of `bodies` ("objects": the sprites, or "agent") scaled to
-    `amplitude` (painted out + a x (frame - painted out)), and the frames with them painted out: two float videos
-    (B, T, 3, S, S) in [0, 1], not rounded."""
+def body_videos(episodes: list, bodies: str) -> tuple[Tensor, Tensor]:
+    """Each episode's frames, and the same frames with `bodies` ("objects": the sprites, or "agent") painted out:
+    two float videos (B, T, 3, S, S) in [0, 1], not rounded. The frames with the bodies' contrast scaled to a are
+    painted out + a x (frames - painted out)."""
     whole, painted = [], []
     for episode in episodes:
         chosen = tuple(range(1, len(episode.sprite_radius) + 1)) if bodies == "objects" else (0,)
         whole.append(np.stack([lay.compose() for lay in episode.layers]))
         painted.append(np.stack([lay.compose(without=chosen) for lay in episode.layers]))
     whole, painted = (torch.from_numpy(np.stack(v)).permute(0, 1, 4, 2, 3).float() / 255 for v in (whole, painted))
-    return painted + amplitude * (whole - painted), painted
+    return whole, painted
 
 
 def body_mask(episodes: list, bodies: str, dilate: int = 1) -> Tensor:
@@ -84,9 +84,8 @@ def amplitude_transfer(model: torch.nn.Module, codec: LatentCodec, encoder: Text
     text = encoder.encode([e.caption for e in episodes])  # (B, L, Dt)
     controls = actions if model.cfg.control_dim else None  # (B, T, 2)
     B, T = actions.shape[:2]
-    if not 1 <= context_frames < actions.shape[1]:
-        raise ValueError(f"context_frames={context_frames} must be at least 1 and fewer than the clips' "
-                         f"{actions.shape[1]} frames")
+    if not 1 <= context_frames < T:
+        raise ValueError(f"context_frames={context_frames} must be at least 1 and fewer than the clips' {T} frames")
     first = video_frames(codec, context_frames)  # scored from here: every frame made after K true ones
     noise = None
     result = {}
@@ -97,12 +96,12 @@ def amplitude_transfer(model: torch.nn.Module, codec: LatentCodec, encoder: Text
             agent = body_mask(episodes, "agent", dilate=0)
             covered = covered & ~agent & ~torch.cat([agent[:, :1], agent[:, :-1]], dim=1)
         covered = covered[:, first:]
-        whole, painted = scaled_videos(episodes, bodies, 1.0)
-        target = (whole - painted)[:, first:]  # the true next frames' body signal
+        whole, painted = body_videos(episodes, bodies)  # (B, T, 3, S, S) each
+        signal_in = whole - painted  # the bodies' contrast in every frame
+        target = signal_in[:, first:]  # the true next frames' body signal
         a_out, error = [], float("nan")
         for a in amplitudes:
-            scaled = scaled_videos(episodes, bodies, a)[0]
-            latents = codec.encode(scaled)  # (B, T, C, H, W)
+            latents = codec.encode(painted + a * signal_in)  # (B, T, C, H, W): the bodies at contrast a
             if noise is None:  # the same noise for every a and body
                 noise = torch.randn((B, latents.shape[1] - 1, *latents.shape[2:]),
                                     generator=torch.Generator().manual_seed(seed))
