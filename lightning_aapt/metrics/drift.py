@@ -159,6 +159,7 @@ def long_horizon_drift(generated: Tensor, reference: Tensor, window: int, extrac
         flat = real_latents.float().transpose(1, 2).flatten(2)  # (B', C, T' h w)
         real_mean, real_std = flat.mean(dim=(0, 2)), flat.std(dim=(0, 2)).clamp_min(1e-6)  # (C,)
     curves: dict[str, list[float]] = {}
+    scores = score_objects(clamped[:, first:], objects[first:]) if objects is not None else None  # frames first..
 
     def add(name: str, value: float) -> None:
         curves.setdefault(name, []).append(float(value))
@@ -183,8 +184,8 @@ def long_horizon_drift(generated: Tensor, reference: Tensor, window: int, extrac
             kept, spurious = detail_scores(clamped[:, frames], truth[:, frames])
             add("detail_kept", kept)
             add("spurious_detail", spurious)
-        if objects is not None:
-            for name, value in score_objects(clamped[:, frames], objects[frames]).summary().items():
+        if scores is not None:
+            for name, value in scores[s - first : s - first + window].summary().items():
                 add(name, value)
         if agent_pos is not None:
             error = agent_error(clamped[:, frames], agent_pos[:, frames])  # (B, window)
@@ -195,8 +196,7 @@ def long_horizon_drift(generated: Tensor, reference: Tensor, window: int, extrac
             moves = slice(s - 1, s + window)  # displacements into each frame of the window
             add("action_following_px", action_following_error(clamped[:, moves], agent_pos[:, moves]).mean().item())
     report.curves = curves
-    if objects is not None:  # lifetimes over every generated frame, windowed or not
-        scores = score_objects(clamped[:, first:], objects[first:])
+    if scores is not None:  # lifetimes over every generated frame, windowed or not
         report.summary = {**lifetime_summary(lifetimes(scores.near, scores.scored), T - first),
                           **lifetime_summary(lifetimes(scores.anywhere, scores.scored), T - first, "_anywhere")}
     return report

@@ -86,6 +86,11 @@ class ObjectScores:
     scored: Tensor  # bool: the object exists and shows in the truth
     true_mass: Tensor  # the truth's own colour-alpha mass near its place (the denominators)
 
+    def __getitem__(self, frames: slice) -> ObjectScores:
+        """The scores of frames `frames` only (each frame is scored on its own)."""
+        return ObjectScores(self.near[:, frames], self.anywhere[:, frames], self.position_px[:, frames],
+                            self.scored[:, frames], self.true_mass[:, frames])
+
     def mean(self, values: Tensor) -> float:
         """The mean of a (B, T, N) value over the scored objects and frames (nan if none)."""
         return float(values[self.scored].float().mean()) if self.scored.any() else float("nan")
