@@ -87,18 +87,18 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     from lightning_aapt.data import dataset_codec
     from lightning_aapt.evaluation.toy import (
         floor_videos,
-        policy_actions,
         score_toy_video,
         stream_toy_clips,
         teacher_forced_toy_clips,
         true_videos,
+        validation_clips,
     )
     from lightning_aapt.evaluation.transfer import amplitude_transfer
     from lightning_aapt.metrics.extractors import make_extractor
     from lightning_aapt.provenance import versions, versions_line
     from lightning_aapt.stages.checkpoints import load_backbone
     from lightning_aapt.video import contact_sheet, to_uint8, write_image, write_video
-    from lightning_aapt.world.dataset import clip_seeds, spec_from_manifest
+    from lightning_aapt.world.dataset import spec_from_manifest
 
     report = spec.get("report", {})
     stages = " · ".join(f"{n} {r['seconds']:.0f} s" for n, r in finished.items())
@@ -114,10 +114,9 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     frames = int(report.get("frames", 10 * clip_frames))
     context = int(report.get("context_frames", 2))
     clips = int(report.get("clips", 8))
-    seeds = [clip_seeds(toy, "val", i) for i in range(2 * clips)]  # the second half: the FD's real reference
-    actions = policy_actions([a for _, a in seeds], frames, toy.persistence)
-    reference = true_videos([s for s, _ in seeds[clips:]], actions[clips:], toy.world)  # (B, T, 3, S, S)
-    scenes, actions = [s for s, _ in seeds[:clips]], actions[:clips]
+    scenes, actions = validation_clips(toy, 2 * clips, frames)  # the second half: the FD's real reference
+    reference = true_videos(scenes[clips:], actions[clips:], toy.world)  # (B, T, 3, S, S)
+    scenes, actions = scenes[:clips], actions[:clips]
     extractor = make_extractor("rand3d", None, flag="report")
     window = clip_frames
     results, rows, media, stream = {}, [], [], None

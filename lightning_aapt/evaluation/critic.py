@@ -24,8 +24,8 @@ from torch import Tensor
 from lightning_aapt.codecs import codec_from_manifest
 from lightning_aapt.data import read_manifest
 from lightning_aapt.diffusion import shift_time
-from lightning_aapt.evaluation.toy import object_truth, policy_actions, rendered_episodes
-from lightning_aapt.world.dataset import ToyWorldSpec, clip_seeds
+from lightning_aapt.evaluation.toy import object_truth, rendered_episodes, validation_clips
+from lightning_aapt.world.dataset import ToyWorldSpec
 
 PROBES = ("objects_painted_out", "agent_painted_out", "block_texture")
 
@@ -63,9 +63,8 @@ def critic_margins(discriminator: torch.nn.Module, data_dir: str | Path, clips: 
         return None
     spec = ToyWorldSpec.from_manifest(manifest)
     codec = codec_from_manifest(manifest)
-    seeds = [clip_seeds(spec, "val", i) for i in range(clips)]
-    actions = policy_actions([a for _, a in seeds], frames, spec.persistence)  # (B, T, 2)
-    episodes, truth, _ = rendered_episodes([s for s, _ in seeds], actions, spec.world, context_frames)
+    scenes, actions = validation_clips(spec, clips, frames)  # actions (B, T, 2)
+    episodes, truth, _ = rendered_episodes(scenes, actions, spec.world, context_frames)
     param = next(discriminator.parameters())
     text = spec.text_encoder().encode([e.caption for e in episodes]).to(param)
     controls = actions.to(param) if discriminator.backbone.cfg.control_dim else None

@@ -118,13 +118,19 @@ class ToyScenes:
     objects: ObjectTruth  # the sprites' truth of the B scenes
 
 
+def validation_clips(spec: ToyWorldSpec, clips: int, frames: int) -> tuple[list[int], torch.Tensor]:
+    """The scene seeds of the first `clips` validation clips of a toy-world dataset made with `spec`, and the
+    scripted policy's actions (B, T, 2) that made them, continued to `frames`."""
+    seeds = [clip_seeds(spec, "val", i) for i in range(clips)]
+    return [s for s, _ in seeds], policy_actions([a for _, a in seeds], frames, spec.persistence)
+
+
 def validation_scenes(spec: ToyWorldSpec, codec: LatentCodec, clips: int, frames: int,
                       context_frames: int) -> ToyScenes:
     """The first `clips` validation scenes of a toy-world dataset made with `spec`, `frames` long, after
     `context_frames` true frames; the next `clips` scenes make the reference."""
-    seeds = [clip_seeds(spec, "val", i) for i in range(2 * clips)]
-    actions = policy_actions([a for _, a in seeds], frames, spec.persistence)  # (2B, T, 2)
-    episodes, videos, agent_pos = rendered_episodes([s for s, _ in seeds], actions, spec.world, context_frames)
+    scenes, actions = validation_clips(spec, 2 * clips, frames)  # actions (2B, T, 2)
+    episodes, videos, agent_pos = rendered_episodes(scenes, actions, spec.world, context_frames)
     text = spec.text_encoder().encode([e.caption for e in episodes[:clips]])
     return ToyScenes(codec.encode(videos[:clips, :context_frames]), text, actions[:clips], videos[:clips],
                      agent_pos[:clips], videos[clips:], object_truth(episodes[:clips], videos[:clips]))

@@ -28,10 +28,10 @@ from torch import Tensor
 from lightning_aapt.codecs import LatentCodec, codec_from_manifest
 from lightning_aapt.codecs.base import video_frames
 from lightning_aapt.data import read_manifest
-from lightning_aapt.evaluation.toy import policy_actions, rendered_episodes
+from lightning_aapt.evaluation.toy import rendered_episodes, validation_clips
 from lightning_aapt.text import TextEncoder
 from lightning_aapt.world import WorldConfig
-from lightning_aapt.world.dataset import ToyWorldSpec, clip_seeds
+from lightning_aapt.world.dataset import ToyWorldSpec
 
 AMPLITUDES = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25)
 
@@ -133,10 +133,9 @@ def validation_transfer(model: torch.nn.Module, data_dir: str | Path, clips: int
     if "toy_world" not in manifest:
         return None
     spec = ToyWorldSpec.from_manifest(manifest)
-    seeds = [clip_seeds(spec, "val", i) for i in range(clips)]
-    actions = policy_actions([a for _, a in seeds], frames, spec.persistence)
-    return amplitude_transfer(model, codec_from_manifest(manifest), spec.text_encoder(), spec.world,
-                              [s for s, _ in seeds], actions, steps, shift, seed, context_frames=context_frames)
+    scenes, actions = validation_clips(spec, clips, frames)
+    return amplitude_transfer(model, codec_from_manifest(manifest), spec.text_encoder(), spec.world, scenes,
+                              actions, steps, shift, seed, context_frames=context_frames)
 
 
 def transfer_metrics(transfer: dict) -> dict[str, float]:
