@@ -3,6 +3,7 @@
 import re
 
 from lightning_aapt.codecs.base import LatentCodec
+from lightning_aapt.codecs.learned import LearnedCodec
 from lightning_aapt.codecs.normalized import LatentStats, NormalizedCodec
 from lightning_aapt.codecs.toy import ToyCodec
 
@@ -14,11 +15,9 @@ def codec_from_name(name: str, path: str | None = None, sha256: str | None = Non
     match = re.fullmatch(r"toy-dct(\d+)", name)
     if match:
         return ToyCodec(int(match.group(1)))
-    if name == "learned-ae":
+    if name == LearnedCodec.name:
         if not path:
-            raise ValueError("codec learned-ae needs its file's path (the manifest's codec.path)")
-        from lightning_aapt.codecs.learned import LearnedCodec
-
+            raise ValueError(f"codec {name} needs its file's path (the manifest's codec.path)")
         return LearnedCodec(path, sha256)
     if name in ("wan2.1-vae", "wan2.2-vae"):
         if not path:
@@ -48,5 +47,5 @@ def codec_from_manifest(manifest: dict) -> NormalizedCodec:
     return NormalizedCodec(codec, latent_stats_from_manifest(manifest))
 
 
-__all__ = ["LatentCodec", "LatentStats", "NormalizedCodec", "ToyCodec", "codec_from_manifest", "codec_from_name",
-           "latent_stats_from_manifest"]
+__all__ = ["LatentCodec", "LatentStats", "LearnedCodec", "NormalizedCodec", "ToyCodec", "codec_from_manifest",
+           "codec_from_name", "latent_stats_from_manifest"]

@@ -101,6 +101,7 @@ class LearnedCodec:
         sha256: when given, the file must have this SHA-256 (the one a manifest recorded).
     """
 
+    name = "learned-ae"  # what a manifest records as codec.name
     temporal_factor = 1
     first_frame_alone = False
 
@@ -117,7 +118,6 @@ class LearnedCodec:
         self.model = Autoencoder(AutoencoderConfig(**saved["config"])).eval().requires_grad_(False)
         self.model.load_state_dict(saved["state_dict"])
         self.path, self.sha256, self.training = str(path), digest, saved.get("training", {})
-        self.name = "learned-ae"
         self.latent_channels = self.model.cfg.latent_channels
         self.spatial_factor = self.model.cfg.spatial_factor
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lightning_aapt.codecs import LatentCodec, ToyCodec
+from lightning_aapt.codecs import LatentCodec, LearnedCodec, ToyCodec
 from lightning_aapt.data import DataError, read_manifest
 from lightning_aapt.text import HashTextEncoder
 from lightning_aapt.world.scene import WorldConfig, scripted_actions, simulate
@@ -48,15 +48,12 @@ class ToyWorldSpec:
 
     def codec(self) -> LatentCodec:
         """The codec that encodes the dataset (loads the learned codec's file)."""
-        if self.codec_path is not None:
-            from lightning_aapt.codecs.learned import LearnedCodec
-
-            return LearnedCodec(self.codec_path)
-        return ToyCodec(self.codec_block)
+        return ToyCodec(self.codec_block) if self.codec_path is None else LearnedCodec(self.codec_path)
 
     @property
     def codec_name(self) -> str:
-        return "learned-ae" if self.codec_path is not None else ToyCodec(self.codec_block).name
+        """The codec's name, without loading a learned codec's file."""
+        return ToyCodec(self.codec_block).name if self.codec_path is None else LearnedCodec.name
 
     def text_encoder(self) -> HashTextEncoder:
         return HashTextEncoder(self.text_dim, self.text_tokens)
