@@ -1,10 +1,11 @@
 // The play page: held keys -> actions over a WebSocket; PNG frames back, drawn on two canvases; live numbers.
-// window.playStats holds what the browser tests read (frames, latencies, errors, every frame's header).
+// window.playStats holds what the browser tests read (frames, latencies, errors, every frame's header; superseded:
+// inputs replaced by a newer one before any frame was made with them, which therefore have no latency).
 "use strict";
 const $ = (id) => document.getElementById(id);
 const stats = window.playStats = {
-  connected: false, hello: null, frames: 0, arrivals: [], latencies: [], errors: [], messages: [], header: null,
-  headers: [],
+  connected: false, hello: null, frames: 0, arrivals: [], latencies: [], superseded: 0, errors: [], messages: [],
+  header: null, headers: [],
 };
 const DIRS = { up: [0, -1], down: [0, 1], left: [-1, 0], right: [1, 0] };
 const KEYS = { ArrowUp: "up", ArrowDown: "down", ArrowLeft: "left", ArrowRight: "right",
@@ -51,6 +52,7 @@ async function onFrame(buffer, arrived) {
   const now = performance.now();
   if (header.seq > measured && sentAt.has(header.seq)) {  // the first frame made with this input
     stats.latencies.push(now - sentAt.get(header.seq));
+    stats.superseded += header.seq - measured - 1;  // the latest action wins: these never reached a frame
     measured = header.seq;
   }
   stats.frames += 1;
