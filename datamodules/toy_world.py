@@ -1,4 +1,5 @@
-"""The toy-world dataset: render clips, encode them with the spec's codec, write shards and a manifest (what to render:
+"""The toy-world dataset: train the spec's learned codec when it names one that does not exist yet, render clips,
+encode them with the spec's codec, write shards and a manifest (what to render:
 `lightning_aapt.world.dataset.ToyWorldSpec`)."""
 
 from __future__ import annotations
@@ -15,7 +16,35 @@ from tqdm.auto import tqdm
 
 from datamodules.shards import ShardWriter, write_manifest
 from lightning_aapt.codecs import LatentCodec, LatentStats
-from lightning_aapt.world.dataset import FPS, ToyWorldSpec, render_clip
+from lightning_aapt.codecs.learned import LearnedCodec, save_codec, train_codec
+from lightning_aapt.errors import DataError
+from lightning_aapt.world.dataset import FPS, CodecRecipe, ToyWorldSpec, render_clip, render_episode
+
+
+def train_toy_codec(spec: ToyWorldSpec, recipe: CodecRecipe, out: Path, log=print) -> LearnedCodec:
+    """Train the learned codec of `recipe` on one frame in `recipe.every` of `spec`'s training clips (the loss
+    weighted towards the bodies the world's layers show) and save it to `out` (atomically); returns it loaded."""
+    start = time.perf_counter()
+    frames, bodies = [], []
+    for i in range(spec.train_clips):
+        episode, _ = render_episode(spec, "train", i, layers=True)
+        frames.append(episode.frames[::recipe.every])
+        bodies.append(np.stack([lay.coverage.sum(0).clip(0, 1) for lay in episode.layers[::recipe.every]]))
+    video = torch.from_numpy(np.concatenate(frames)).permute(0, 3, 1, 2).float() / 255  # (N, 3, S, S)
+    cover = torch.from_numpy(np.concatenate(bodies)).float()[:, None]  # (N, 1, S, S)
+    log(f"training the codec {out} on {len(video)} frames of {spec.train_clips} clips ({recipe.model}, "
+        f"{recipe.training.steps} steps)")
+    trained = train_codec(video, cover, recipe.model, recipe.training,
+                          log=lambda step, loss: log(f"codec step {step}/{recipe.training.steps}: loss {loss:.5f}"))
+    with torch.no_grad():
+        error = (trained.decode(trained.encode(video[:2048])).clamp(0, 1) - video[:2048]).pow(2).mean().item()
+    psnr = 10 * float(np.log10(1 / max(error, 1e-12)))
+    record = {"frames": len(video), "seconds": round(time.perf_counter() - start, 1), "psnr_db_train": psnr,
+              "training": asdict(recipe.training), "every": recipe.every, "world": spec.world.to_dict()}
+    save_codec(trained, out, record)
+    codec = LearnedCodec(out)
+    log(f"wrote {out} (PSNR {psnr:.1f} dB on training frames, {record['seconds']} s, SHA-256 {codec.sha256[:12]}...)")
+    return codec
 
 
 def encode_frames(codec: LatentCodec, frames: np.ndarray) -> np.ndarray:
@@ -35,6 +64,11 @@ def prepare_toy_world(out: Path, spec: ToyWorldSpec, progress: bool = True, over
     if out.exists() and overwrite:
         shutil.rmtree(out)
     start = time.perf_counter()
+    if spec.codec_path is not None and not Path(spec.codec_path).exists():
+        if spec.codec_recipe is None:
+            raise DataError(f"codec_path {spec.codec_path} does not exist: train it with `python -m lightning_aapt "
+                            "prepare codec --out ...`, or give the world a codec_recipe to train it here")
+        train_toy_codec(spec, spec.codec_recipe, Path(spec.codec_path), log=lambda line: print(line, file=sys.stderr))
     codec, encoder = spec.codec(), spec.text_encoder()
     splits = {}
     channels = codec.latent_channels

@@ -111,16 +111,9 @@ def codec(out: Path, spec: ToyWorldSpec | None = None, model: AutoencoderConfig 
         every: keep one frame in `every` of each clip (neighbouring frames are nearly alike).
         overwrite: replace an existing file (--overwrite true).
     """
-    import time
-    from dataclasses import asdict
-
-    import numpy as np
-    import torch
-
-    from lightning_aapt.codecs.learned import LearnedCodec, save_codec, train_codec
+    from datamodules.toy_world import train_toy_codec
     from lightning_aapt.errors import ConfigError
-    from lightning_aapt.world import scripted_actions, simulate
-    from lightning_aapt.world.dataset import clip_seeds
+    from lightning_aapt.world.dataset import CodecRecipe
 
     spec, model, training = spec or ToyWorldSpec(), model or AutoencoderConfig(), training or CodecTraining()
     if out.exists() and not overwrite:
@@ -130,25 +123,7 @@ def codec(out: Path, spec: ToyWorldSpec | None = None, model: AutoencoderConfig 
                           f"{spec.world.size}-px frames")
     if every < 1:
         raise ConfigError(f"--every must be >= 1, got {every}")
-    start = time.perf_counter()
-    frames, bodies = [], []
-    for i in range(spec.train_clips):
-        scene, action = clip_seeds(spec, "train", i)
-        episode = simulate(scene, scripted_actions(action, spec.clip_frames, spec.persistence), spec.world,
-                           layers=True)
-        frames.append(episode.frames[::every])
-        bodies.append(np.stack([lay.coverage.sum(0).clip(0, 1) for lay in episode.layers[::every]]))
-    video = torch.from_numpy(np.concatenate(frames)).permute(0, 3, 1, 2).float() / 255  # (N, 3, S, S)
-    cover = torch.from_numpy(np.concatenate(bodies)).float()[:, None]  # (N, 1, S, S)
-    print(f"training the codec on {len(video)} frames of {spec.train_clips} clips ({model})")
-    trained = train_codec(video, cover, model, training, log=lambda step, loss: print(f"step {step}: loss {loss:.5f}"))
-    with torch.no_grad():
-        error = (trained.decode(trained.encode(video[:2048])).clamp(0, 1) - video[:2048]).pow(2).mean().item()
-    psnr = 10 * float(np.log10(1 / max(error, 1e-12)))
-    record = {"frames": len(video), "seconds": round(time.perf_counter() - start, 1), "psnr_db_train": psnr,
-              "training": asdict(training), "world": spec.world.to_dict()}
-    save_codec(trained, out, record)
-    print(f"wrote {out} (PSNR {psnr:.1f} dB on training frames, SHA-256 {LearnedCodec(out).sha256[:12]}...)")
+    train_toy_codec(spec, CodecRecipe(model, training, every), out)
     return 0
 
 
