@@ -18,7 +18,7 @@ from datamodules.shards import ShardWriter, write_manifest
 from lightning_aapt.codecs import LatentCodec, LatentStats
 from lightning_aapt.codecs.learned import LearnedCodec, save_codec, train_codec
 from lightning_aapt.errors import DataError
-from lightning_aapt.world.dataset import FPS, CodecRecipe, ToyWorldSpec, render_clip, render_episode
+from lightning_aapt.world.dataset import CodecRecipe, ToyWorldSpec, render_clip, render_episode
 
 
 def train_toy_codec(spec: ToyWorldSpec, recipe: CodecRecipe, out: Path, log=print) -> LearnedCodec:
@@ -94,7 +94,7 @@ def prepare_toy_world(out: Path, spec: ToyWorldSpec, progress: bool = True, over
     stats = LatentStats(tuple(map(float, mean)), tuple(max(float(v), 1e-3) for v in std))
     manifest = {
         "format": "lightning_aapt/clips-v1", "source": "toy-world", "splits": splits, "shapes": spec.shapes(),
-        "fps": FPS, "codec": {"name": codec.name, "latent_channels": codec.latent_channels,
+        "fps": spec.fps, "codec": {"name": codec.name, "latent_channels": codec.latent_channels,
                               "spatial_factor": codec.spatial_factor, "temporal_factor": codec.temporal_factor,
                               **({"path": str(Path(spec.codec_path).resolve()), "sha256": codec.sha256}
                                  if spec.codec_path is not None else {})},

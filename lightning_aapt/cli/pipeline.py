@@ -139,7 +139,7 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
                             if timed else {})}
         rows.append((name, str(steps), curves, f"{1e3 * stream.seconds_per_frame:.1f}" if timed else "–", transfer))
         if entry.get("video"):
-            write_video(exp / entry["video"], to_uint8(stream.side_by_side()), fps=8, scale=4)
+            write_video(exp / entry["video"], to_uint8(stream.side_by_side()), fps=toy.fps, scale=4)
             pairs = [to_uint8(v) for c in range(min(4, clips)) for v in (stream.generated[c], stream.truth[c])]
             sheet = write_image((exp / entry["video"]).with_suffix(".png"), contact_sheet(pairs, every, 3))
             media.append(f"\nvideo: {exp / entry['video']} ({name}, generated left, truth right); contact sheet "

@@ -39,7 +39,7 @@ def play(ckpt: Path, data: Path = Path("data/toy16"), host: str = "127.0.0.1", p
     from lightning_aapt.play.game import Game, PlayLog, frames_hash
     from lightning_aapt.play.game import replay as replay_log
     from lightning_aapt.stages.checkpoints import load_backbone, recorded_settings
-    from lightning_aapt.world.dataset import FPS, spec_from_manifest
+    from lightning_aapt.world.dataset import spec_from_manifest
     from lightning_aapt.world.live import LiveWorld
 
     if "toy_world" not in read_manifest(data):
@@ -71,7 +71,7 @@ def play(ckpt: Path, data: Path = Path("data/toy16"), host: str = "127.0.0.1", p
 
             from lightning_aapt.video import write_video
 
-            write_video(out, np.concatenate(frames), fps=FPS, scale=8)
+            write_video(out, np.concatenate(frames), fps=spec.fps, scale=8)
         print(f"replayed {replay}: {len(frames)} frames, {'identical to' if same else 'DIFFERENT from'} the recording"
               + (f"; wrote {out}" if out is not None else ""))
         return 0 if same else 1
@@ -82,7 +82,7 @@ def play(ckpt: Path, data: Path = Path("data/toy16"), host: str = "127.0.0.1", p
     def make_game(first: int) -> Game:
         return Game(session(steps, shift, seed), LiveWorld(spec.world), context, first)
 
-    settings = PlaySettings(fps=FPS, max_sessions=max_sessions, record_dir=record_dir, first_scene=scene,
+    settings = PlaySettings(fps=spec.fps, max_sessions=max_sessions, record_dir=record_dir, first_scene=scene,
                             title=f"{ckpt} · {steps} step{'s' if steps > 1 else ''} per frame")
     torch.set_grad_enabled(False)
     serve(create_app(Hub(make_game, settings)), listener, f"http://{host}:{port}/")

@@ -52,7 +52,7 @@ def sample(ckpt: Path, out: Path, frames: int = 80, steps: int = 1, data: Path =
         played = policy_actions([action_seed], frames, toy.persistence)
     stream = stream_toy_clips(model, dataset_codec(data), toy.text_encoder(), toy.world, [scene], played,
                               steps=steps, seed=seed, progress=True, context_frames=context)
-    write_video(out, to_uint8(stream.side_by_side()), fps=8, scale=scale)
+    write_video(out, to_uint8(stream.side_by_side()), fps=toy.fps, scale=scale)
     error = stream.frame_error()[context:]
     print(f"wrote {out}: {frames} frames (generated left, truth right, {context} real context frames); pixel MSE vs "
           f"truth {error[:8].mean():.4f} (first 8 generated) -> {error[-8:].mean():.4f} (last 8); "

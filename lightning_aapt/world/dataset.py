@@ -15,8 +15,6 @@ from lightning_aapt.data import DataError, read_manifest
 from lightning_aapt.text import HashTextEncoder
 from lightning_aapt.world.scene import Episode, WorldConfig, scripted_actions, simulate
 
-FPS = 8  # toy clips play at 8 frames per second (one latent frame per frame)
-
 
 @dataclass(frozen=True)
 class CodecRecipe:
@@ -50,6 +48,9 @@ class ToyWorldSpec:
     Args:
         train_clips, val_clips: number of clips per split (different seeds).
         clip_frames: frames per clip.
+        fps: the world's frame rate: the pace at which its clips play and `play` streams it (one latent frame per
+            frame); the world's speeds are per frame, so a faster world with the same speeds per second moves less
+            between frames.
         world: the world's parameters.
         codec_block: spatial factor of the exact block-DCT codec (latent channels = 3 * block^2).
         codec_path: a learned codec file (`prepare codec`, `lightning_aapt.codecs.learned`) to encode with instead
@@ -66,6 +67,7 @@ class ToyWorldSpec:
     train_clips: int = 1000
     val_clips: int = 64
     clip_frames: int = 16
+    fps: float = 8.0
     world: WorldConfig = field(default_factory=WorldConfig)
     codec_block: int = 4
     codec_path: str | None = None
@@ -77,6 +79,8 @@ class ToyWorldSpec:
     samples_per_shard: int = 100
 
     def __post_init__(self) -> None:
+        if not self.fps > 0:
+            raise ValueError(f"a toy world's fps must be > 0, got {self.fps}")
         if self.codec_recipe is not None and self.codec_path is None:
             raise ValueError("a toy world's codec_recipe needs a codec_path: the file its codec is trained into")
         if self.codec_recipe is not None and self.world.size % self.codec_recipe.model.spatial_factor:
@@ -149,7 +153,7 @@ def render_clip(spec: ToyWorldSpec, split: str, index: int) -> tuple[np.ndarray,
     """Frames (F, S, S, 3) uint8, actions (F, 2) float32 and metadata of one clip."""
     scene_seed, action_seed = clip_seeds(spec, split, index)
     episode, actions = render_episode(spec, split, index)
-    meta = {"fps": FPS, "caption": episode.caption, "source": "toy-world", "codec": spec.codec_name,
+    meta = {"fps": spec.fps, "caption": episode.caption, "source": "toy-world", "codec": spec.codec_name,
             "world": {"scene_seed": scene_seed, "action_seed": action_seed, "config": spec.world.to_dict()}}
     return episode.frames, actions, meta
 

@@ -48,11 +48,12 @@ RECIPE = ["--spec.codec_recipe.model.spatial_factor=4", "--spec.codec_recipe.mod
 def test_a_world_with_a_codec_recipe_trains_its_codec_before_it_renders(tmp_path):
     codec_file, data = tmp_path / "codecs" / "toy.pt", tmp_path / "data"
     assert main(["prepare", "toy-world", "--out", str(data), *WORLD, "--spec.train_clips=4", "--spec.val_clips=2",
-                 f"--spec.codec_path={codec_file}", *RECIPE]) == 0
+                 f"--spec.codec_path={codec_file}", *RECIPE, "--spec.fps=16"]) == 0
     assert codec_file.exists()  # trained first, on the world's own training clips
     manifest = json.loads((data / "manifest.json").read_text())
     assert manifest["shapes"]["latents"] == [4, 8, 4, 4] and manifest["codec"]["path"] == str(codec_file.resolve())
     assert manifest["toy_world"]["codec_recipe"]["model"]["latent_channels"] == 8
+    assert manifest["fps"] == 16 and spec_from_manifest(data).fps == 16  # the world's pace, read by play and videos
     assert spec_from_manifest(data).codec_recipe.training.steps == 20  # the recipe is read back
     sha = manifest["codec"]["sha256"]
     assert main(["prepare", "toy-world", "--out", str(data), *WORLD, "--spec.train_clips=4", "--spec.val_clips=2",
