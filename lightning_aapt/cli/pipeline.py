@@ -157,14 +157,16 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
              f"after {context} real context frames, {clips} validation scenes, truth re-rendered by the toy world",
              "", f"Each cell: first window → last window ({window} frames each); agent error also over the whole "
              f"stream. Agent lost: the share of scenes whose agent is off by a quarter of the frame somewhere in the "
-             f"window. {fd}: {clips} streams against {clips} other scenes' truth.", "",
-             f"| model | NFE/frame | agent error px (whole stream) | agent lost | action following px | sharpness "
-             f"| pixel MSE | {fd} | ms/frame |", "|---|---|---|---|---|---|---|---|---|"]
+             f"window. Agent mass: the agent's white mass against the truth's (faded < 1; a second agent about 2). "
+             f"{fd}: {clips} streams against {clips} other scenes' truth.", "",
+             f"| model | NFE/frame | agent error px (whole stream) | agent lost | agent mass | action following px "
+             f"| sharpness | pixel MSE | {fd} | ms/frame |", "|---|---|---|---|---|---|---|---|---|---|"]
 
     for name, steps, curves, ms, _ in rows:
         agent = curves.curves["agent_error_px"]
         lines.append(f"| {name} | {steps} | {cell(curves, 'agent_error_px', 2)} ({sum(agent) / len(agent):.2f}) | "
-                     f"{cell(curves, 'agent_lost', 2)} | {cell(curves, 'action_following_px', 2)} | "
+                     f"{cell(curves, 'agent_lost', 2)} | {cell(curves, 'agent_mass', 2)} | "
+                     f"{cell(curves, 'action_following_px', 2)} | "
                      f"{cell(curves, 'sharpness', 2)} | "
                      f"{cell(curves, 'pixel_mse_truth', 4)} | {cell(curves, fd, 3)} | {ms} |")
     lines += object_table(rows, frames - context, window)

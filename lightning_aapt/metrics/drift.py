@@ -14,9 +14,11 @@ metric is computed per window, and its ratio last window / first window says whe
   parts `detail_kept` (the truth's edges held) and `spurious_detail` (detail where the truth has none);
   `agent_error_px`, the distance between the agent found in the generated frame and its true position (the
   actions make it deterministic); `action_following_px`, the error of the agent's frame-to-frame displacement
-  against the commanded one; with the objects' truth, the object metrics of `lightning_aapt.metrics.objects`
-  per window (`objects_kept`, `object_mass_near`, `object_mass`, `object_position_px`) and over the whole stream
-  (`median_lifetime`, `alive_after_<k>` in `DriftReport.summary`).
+  against the commanded one; `agent_mass`, the agent's white mass against the truth's (a faded agent < 1; a
+  sprite turned into a second agent, which the position error sees only as a pull between the two, about 2);
+  with the objects' truth, the object metrics of `lightning_aapt.metrics.objects` per window (`objects_kept`,
+  `object_mass_near`, `object_mass`, `object_position_px`) and over the whole stream (`median_lifetime`,
+  `alive_after_<k>` in `DriftReport.summary`).
 """
 
 from __future__ import annotations
@@ -71,12 +73,17 @@ def neighbour_differences(frames: Tensor) -> Tensor:
     return torch.cat([dx.flatten(-2), dy.flatten(-2)], dim=-1)
 
 
+def white_weight(frames: Tensor, white: float = 0.5) -> Tensor:
+    """Toy world: how much each pixel of frames (B, T, 3, S, S) in [0, 1] shows the white agent (B, T, S, S): how far
+    its darkest channel rises above `white` (anti-aliased edges count in proportion; no sprite colour or background
+    has every channel above 0.5)."""
+    return ((frames.min(dim=2).values - white) / (1 - white)).clamp(0, 1)
+
+
 def locate_agent(frames: Tensor, white: float = 0.5) -> Tensor:
     """Toy world: the agent's (x, y) position in pixels (B, T, 2) as the centroid of the white pixels of frames
-    (B, T, 3, S, S) in [0, 1], each weighted by how far its darkest channel rises above `white` (anti-aliased
-    edges count in proportion; no sprite colour or background has every channel above 0.5); NaN where no pixel
-    does (the agent is lost)."""
-    weight = ((frames.min(dim=2).values - white) / (1 - white)).clamp(0, 1)  # (B, T, S, S)
+    (B, T, 3, S, S) in [0, 1] (`white_weight`); NaN where no pixel shows white (the agent is lost)."""
+    weight = white_weight(frames, white)  # (B, T, S, S)
     size = frames.shape[-1]
     coords = torch.arange(size, dtype=frames.dtype) + 0.5  # pixel centres, as the renderer
     mass = weight.sum(dim=(-2, -1))  # (B, T)
@@ -195,6 +202,9 @@ def long_horizon_drift(generated: Tensor, reference: Tensor, window: int, extrac
             add("agent_lost", (error > generated.shape[-1] / 4).any(dim=1).float().mean().item())
             moves = slice(s - 1, s + window)  # displacements into each frame of the window
             add("action_following_px", action_following_error(clamped[:, moves], agent_pos[:, moves]).mean().item())
+            if truth is not None:  # white mass against the truth's, per frame
+                made, true = (white_weight(v[:, frames]).sum(dim=(-2, -1)) for v in (clamped, truth))  # (B, window)
+                add("agent_mass", (made / true.clamp_min(1.0)).mean().item())
     report.curves = curves
     if scores is not None:  # lifetimes over every generated frame, windowed or not
         report.summary = {**lifetime_summary(lifetimes(scores.near, scores.scored), T - first),

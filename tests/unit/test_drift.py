@@ -79,3 +79,14 @@ def test_windows_start_after_the_context():
     assert window_starts(18, 8, first=2) == [2, 10]
     with pytest.raises(ValueError, match="2 given"):
         window_starts(9, 8, first=2)
+
+
+def test_agent_mass_reads_a_faded_agent_below_one_and_a_second_agent_near_two():
+    truth, agent_pos = episodes(0)
+    reference = episodes(50)[0]
+    assert report_for(truth, truth, agent_pos, reference).curves["agent_mass"] == pytest.approx([1.0] * 7)
+    assert max(report_for(torch.zeros_like(truth), truth, agent_pos, reference).curves["agent_mass"]) == 0
+    faded = truth * 0.8 + 0.2 * truth.mean(dim=(-2, -1), keepdim=True)  # every pixel a fifth towards the mean
+    assert max(report_for(faded, truth, agent_pos, reference).curves["agent_mass"]) < 0.8
+    doubled = torch.maximum(truth, truth.roll(shifts=(8, 8), dims=(-2, -1)))  # the agent's copy, half a frame away
+    assert min(report_for(doubled, truth, agent_pos, reference).curves["agent_mass"]) > 1.7
