@@ -10,7 +10,7 @@ from pathlib import Path
 from lightning_aapt.cli.signature import run_function
 
 
-def play(ckpt: Path, data: Path = Path("data/toy16"), host: str = "127.0.0.1", port: int = 8765,
+def play(ckpt: Path, data: Path = Path("data/toy32"), host: str = "127.0.0.1", port: int = 8765,
          steps: int | None = None, context: int | None = None, seed: int = 0, scene: int = 0, max_sessions: int = 4,
          record_dir: Path = Path("runs/play"), device: str = "cpu", replay: Path | None = None,
          out: Path | None = None) -> int:

@@ -3,7 +3,7 @@ the world's pace, the input-to-frame latency is measured end to end, the prompt 
 play at once, garbage over the socket is answered and ignored.
 
 By default the checkpoint is a random tiny backbone (the page's mechanics). With LIGHTNING_AAPT_PLAY_CKPT (and
-LIGHTNING_AAPT_PLAY_DATA, default data/toy16) set to a trained causal checkpoint, the test also checks that the
+LIGHTNING_AAPT_PLAY_DATA, default data/toy32) set to a trained causal checkpoint, the test also checks that the
 generated agent goes where the keys send it. LIGHTNING_AAPT_PLAY_SHOT=FILE.png saves a screenshot of the page.
 """
 
@@ -44,7 +44,7 @@ def browser():
 def served(toy_data, tmp_path_factory):
     trained = os.environ.get("LIGHTNING_AAPT_PLAY_CKPT")
     if trained:
-        ckpt, data = Path(trained), Path(os.environ.get("LIGHTNING_AAPT_PLAY_DATA", "data/toy16"))
+        ckpt, data = Path(trained), Path(os.environ.get("LIGHTNING_AAPT_PLAY_DATA", "data/toy32"))
     else:
         ckpt, data = playable_checkpoint(tmp_path_factory.mktemp("play") / "tiny.ckpt"), toy_data
     with PlayServer(ckpt, data) as server:
@@ -137,7 +137,9 @@ def steer_and_measure(page, server, trained):
         following = sum(d > 0 for d in along) / len(along)
         print(f"the generated agent moved the commanded way in {following:.0%} of {len(along)} steered frames "
               f"(mean {statistics.mean(along):.2f} px per frame along the true step)")
-        assert following >= 0.8 and header["mean_agent_error"] <= 2.0
+        # within 2 px per 16 px of frame width on average (the quick start's 32-px stage 3 read 4.16 of 4 over 21 s
+        # of held keys: it does not pass; the 16-px reference experiment's read 0.54 of 2)
+        assert following >= 0.8 and header["mean_agent_error"] <= 2.0 * s["hello"]["size"] / 16
 
 
 def test_prompt_scene_two_tabs_and_garbage(browser, served):

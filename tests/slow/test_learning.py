@@ -1,11 +1,13 @@
 """Does training learn? The quick start's own four stages, chained as README line 1 chains them (opt in:
-`python -m pytest -m slow`; about 20 minutes on 2 CPU cores).
+`python -m pytest -m slow`; about 30 minutes on 2 CPU cores).
 
-experiments/stage0.yaml ... stage3.yaml as shipped (the 16-px toy world, a 1.2M-parameter causal model, the quick
-start's step counts), with only the evaluation callbacks dropped and paths in a temporary directory. What is
-asserted are margins over floors the data itself defines (copying the previous frame; chance; the stage-2 generator
-stage 3 starts from), not recorded values of an earlier run.
+experiments/stage0.yaml ... stage3.yaml as shipped (the 32-px toy world and its learned codec, a 1.2M-parameter causal
+model, the quick start's step counts), with only the evaluation callbacks dropped and paths (the codec's too) in a
+temporary directory. What is asserted are margins over floors the data itself defines (copying the previous frame;
+chance; the stage-2 generator stage 3 starts from), not recorded values of an earlier run.
 """
+
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,8 +20,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    """Where the quick start's toy world is rendered (by the first stage that runs, from its config)."""
-    return tmp_path_factory.mktemp("toy16") / "data"
+    """Where the quick start's toy world is rendered (by the first stage that runs, from its config, after training
+    its codec beside it)."""
+    return tmp_path_factory.mktemp("toy32") / "data"
 
 
 def stage_config(stage: str, tmp_path, data_dir, steps: int | None = None, **model_args):
@@ -35,7 +38,10 @@ def stage_config(stage: str, tmp_path, data_dir, steps: int | None = None, **mod
     trainer.update(default_root_dir=str(tmp_path / stage), enable_progress_bar=False, enable_model_summary=False)
     trainer["logger"]["init_args"]["save_dir"] = str(tmp_path)
     config["model"]["init_args"].update(model_args)
-    config["data"]["init_args"]["data_dir"] = str(data_dir)
+    world = yaml.safe_load(Path(config["data"]["init_args"]["toy_world"]).read_text())
+    if "codec_path" in world:
+        world["codec_path"] = str(data_dir.parent / "codec.pt")
+    config["data"]["init_args"].update(data_dir=str(data_dir), toy_world=world)
     path = tmp_path / f"{stage}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -70,6 +76,19 @@ def test_stage1_beats_copying_the_previous_frame(chain):
     assert error < 0.8 * copy, (error, copy)
 
 
+def test_stage1_passes_sprites_on_and_learns_their_motion(chain, data_dir):
+    """Issue 32's first stage-1 gate, at the quick start's budget: fed 2 real frames of 64 validation scenes, one
+    step (1 NFE, teacher-forced) passes a sprite on at nearly full contrast (object a_out(1) >= 0.95: a stream that
+    loses 5% a frame halves a sprite in 14 frames) and predicts the sprites' pixels better than copying the previous
+    frame does (measured once: a_out(1) 0.991, error 0.68x copying; the gate's 0.5x is not met at this budget:
+    copying is a strong floor in a world whose sprites move at most 0.6 px a frame)."""
+    from lightning_aapt.evaluation.transfer import transfer_metrics, validation_transfer
+    from lightning_aapt.stages.checkpoints import load_backbone
+
+    transfer = transfer_metrics(validation_transfer(load_backbone(last(chain, "stage1")).eval(), data_dir, 64, 8))
+    assert transfer["objects_a_out_1"] >= 0.95 and transfer["objects_error_vs_copy"] <= 0.85, transfer
+
+
 def test_stage3_discriminator_learns_to_separate_real_from_generated(chain, data_dir, tmp_path):
     """Stage 3's discriminator, from the stage-1 weights with fresh heads, learns to tell real from generated frames
     in a warm-up against the stage-2 generator: over its last 20 of 60 updates it ranks the real frame of a pair
@@ -84,6 +103,27 @@ def test_stage3_discriminator_learns_to_separate_real_from_generated(chain, data
     assert len(accuracy) >= 30
     early, late = sum(accuracy[:10]) / 10, sum(accuracy[-20:]) / 20
     assert late > max(early, 0.5) + 0.05, (early, late)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 32's discriminator gate is not met on the 32-px world: after its "
+                   "100-update warm-up the discriminator rates real clips with their sprites painted out as MORE real "
+                   "(measured at its training noise levels: margin -0.70 logit, P(real higher) 0.11), see "
+                   "docs/objects.md")
+def test_stage3_discriminator_sees_objects_before_the_generator_trains(chain, data_dir, tmp_path):
+    """Issue 32's discriminator gate: after the shipped warm-up (D only, against the stage-2 generator) it tells
+    real clips from the same clips with their sprites painted out: P(real higher) > 0.9 and a margin of at least
+    0.5 logit, clean (t = 0) and at its training noise levels (`evaluation/critic.py`, 64 validation scenes)."""
+    from lightning_aapt.evaluation.critic import critic_margins
+    from lightning_aapt.stages.checkpoints import load_discriminator
+
+    shipped = shipped_config("stage3")["model"]["init_args"]
+    warmup = shipped["disc_warmup_steps"]
+    fit(stage_config("stage3", tmp_path, data_dir, steps=warmup, init_from=last(chain, "stage2"),
+                     disc_init_from=last(chain, "stage1")))
+    objects = critic_margins(load_discriminator(last(tmp_path, "stage3")).eval(), data_dir, 64, 8, times=(0.0,),
+                             disc_timestep_shift=shipped["disc_timestep_shift"])["objects_painted_out"]
+    for at in ("t=0", "t~train"):
+        assert objects[f"margin@{at}"] >= 0.5 and objects[f"p_real_higher@{at}"] > 0.9, objects
 
 
 def agent_error(checkpoint, data_dir, scenes: int = 64, frames: int = 80) -> float:

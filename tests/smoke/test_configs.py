@@ -22,14 +22,16 @@ def test_there_are_configs_for_each_stage_and_for_scale():
 
 
 def test_toy_world_specs_are_shared_files():
-    """The 16-px world is written once (worlds/toy16.yaml), and every config that names a world names a file."""
+    """Each world is written once (experiments/worlds/), every config that names a world names one of those files,
+    and the quick start's four stages name the same one: the 32-px world."""
     named = {}
     for config in CONFIGS:
         toy = yaml.safe_load(config.read_text()).get("data", {}).get("init_args", {}).get("toy_world")
         if toy is not None:
             assert isinstance(toy, str), f"{config}: data.init_args.toy_world should name a file in experiments/worlds"
-            named[config.name] = (config.parent / toy).resolve()
-    assert len(named) >= 4 and set(named.values()) == {(WORLDS / "toy16.yaml").resolve()}
+            named[config.relative_to(EXPERIMENTS).as_posix()] = (config.parent / toy).resolve()
+    assert set(named.values()) <= {p.resolve() for p in WORLDS.glob("*.yaml")}
+    assert {named[f"stage{n}.yaml"] for n in range(4)} == {(WORLDS / "toy32.yaml").resolve()}
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.relative_to(EXPERIMENTS).as_posix())
