@@ -32,7 +32,9 @@ def main(argv: list[str]) -> int:
     for stage in spec["stages"]:
         name = stage["name"]
         done = exp / name / "DONE.json"
+        extra = [*stage.get("args", []), *spec.get("args", []), *args.overrides]
         if done.exists():
+            check_same_data(exp / name, stage_data_dir(stage["config"], extra))
             finished[name] = json.loads(done.read_text())
             print(f"[pipeline] {name}: finished earlier ({done}), skipped")
             continue
@@ -45,7 +47,7 @@ def main(argv: list[str]) -> int:
         if last.exists():
             run += ["--ckpt_path", str(last)]
             print(f"[pipeline] {name}: resuming from {last}")
-        run += [*stage.get("args", []), *spec.get("args", []), *args.overrides]
+        run += extra
         print(f"[pipeline] {name}: python -m lightning_aapt {' '.join(run)}")
         start = time.perf_counter()
         cli = run_lightning(run)
@@ -57,6 +59,33 @@ def main(argv: list[str]) -> int:
     summary = long_stream_summary(exp, spec, finished)
     print(summary)
     return 0
+
+
+def stage_data_dir(config: str | Path, args: list[str]) -> str | None:
+    """The data folder a stage trains on: its config's `data.init_args.data_dir`, or the last command-line override."""
+    import yaml
+
+    data_dir = ((yaml.safe_load(Path(config).read_text()) or {}).get("data") or {}).get("init_args", {}).get("data_dir")
+    for arg in args:
+        if arg.startswith("--data.init_args.data_dir="):
+            data_dir = arg.split("=", 1)[1]
+    return data_dir
+
+
+def check_same_data(run: Path, data_dir: str | None) -> None:
+    """A finished stage is skipped only if it was trained on the data folder its config names now (after an update
+    that moved the quick start to another world, an earlier run's checkpoints would be reported on the new one)."""
+    import yaml
+
+    from lightning_aapt.errors import ConfigError
+
+    saved = run / "config.yaml"  # what LightningCLI recorded when the stage ran
+    if data_dir is None or not saved.exists():
+        return
+    trained = ((yaml.safe_load(saved.read_text()) or {}).get("data") or {}).get("init_args", {}).get("data_dir")
+    if trained is not None and Path(trained) != Path(data_dir):
+        raise ConfigError(f"experiment_dir: {run} finished on data_dir={trained}, but its config now trains on "
+                          f"{data_dir}; move {run.parent} away (or pass --experiment-dir) to train it again")
 
 
 def check_report(spec: dict, path: Path) -> None:

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from lightning_aapt.cli import main
+from lightning_aapt.errors import Refusal
 from tests.helpers_cli import EXPERIMENTS, TINY_BACKBONE
 
 pytestmark = pytest.mark.smoke
@@ -64,6 +65,11 @@ def test_pipeline_runs_all_stages_then_skips_them(toy_data, tmp_path, capsys):
     assert main(["pipeline", "--config", str(config)]) == 0  # everything finished: all skipped
     out = capsys.readouterr().out
     assert out.count("finished earlier") == 4
+    # a finished stage trained on another data folder (an earlier version's world) is not reported on this one
+    saved = exp / "stage1" / "config.yaml"
+    saved.write_text(saved.read_text().replace(f"data_dir: {toy_data}", "data_dir: data/toy16"))
+    with pytest.raises(Refusal, match=r"stage1 finished on data_dir=data/toy16, but its config now trains on"):
+        main(["pipeline", "--config", str(config)])
 
 
 def test_sample_writes_a_video_next_to_the_truth(toy_data, tmp_path, capsys):
