@@ -65,16 +65,16 @@ def wait_for_sessions(server, sessions: int, timeout: float = 10) -> None:
         time.sleep(0.2)
 
 
-def test_held_keys_steer_at_the_worlds_pace(browser, served):
+@pytest.fixture
+def page(browser):
+    """A tab, closed after the test even when it fails (an open tab would hold a session for the next test)."""
+    tab = browser.new_page()
+    yield tab
+    tab.close()
+
+
+def test_held_keys_steer_at_the_worlds_pace(page, served):
     server, trained = served
-    page = browser.new_page()
-    try:
-        steer_and_measure(page, server, trained)
-    finally:  # a failure here must not leave a session open for the next test
-        page.close()
-
-
-def steer_and_measure(page, server, trained):
     page.goto(server.url)
     wait_for(page, "() => window.playStats.frames >= 8")
     start = stats(page)["frames"]
@@ -142,44 +142,40 @@ def steer_and_measure(page, server, trained):
         assert following >= 0.8 and header["mean_agent_error"] <= 2.0 * s["hello"]["size"] / 16
 
 
-def test_prompt_scene_two_tabs_and_garbage(browser, served):
+def test_prompt_scene_two_tabs_and_garbage(browser, page, served):
     server, _ = served
     wait_for_sessions(server, 0)  # the tabs of earlier tests are closed and freed
-    page = browser.new_page()
-    try:
-        page.goto(server.url)
-        wait_for(page, "() => window.playStats.frames >= 3")
-        page.fill("#prompt", "a red circle bounces over a navy to plum background while a white agent moves")
-        page.click("#send-prompt")
-        wait_for(page, "() => window.playStats.messages.some(m => m.type === 'prompt')")
-        page.click("#scene")
-        wait_for(page, "() => window.playStats.messages.some(m => m.type === 'scene')")
-        frames = stats(page)["frames"]
-        wait_for(page, f"() => window.playStats.frames >= {frames + 4}")  # the new scene streams
+    page.goto(server.url)
+    wait_for(page, "() => window.playStats.frames >= 3")
+    page.fill("#prompt", "a red circle bounces over a navy to plum background while a white agent moves")
+    page.click("#send-prompt")
+    wait_for(page, "() => window.playStats.messages.some(m => m.type === 'prompt')")
+    page.click("#scene")
+    wait_for(page, "() => window.playStats.messages.some(m => m.type === 'scene')")
+    frames = stats(page)["frames"]
+    wait_for(page, f"() => window.playStats.frames >= {frames + 4}")  # the new scene streams
 
-        other = browser.new_page()
-        other.goto(server.url)
-        wait_for(other, "() => window.playStats.frames >= 3")
-        assert server.stats()["sessions"] == 2
-        assert stats(other)["hello"]["scene"] != stats(page)["hello"]["scene"]  # each tab its own stream
-        other.close()
-        wait_for_sessions(server, 1)
-        assert server.stats()["sessions"] == server.stats()["alive_sessions"] == 1
+    other = browser.new_page()
+    other.goto(server.url)
+    wait_for(other, "() => window.playStats.frames >= 3")
+    assert server.stats()["sessions"] == 2
+    assert stats(other)["hello"]["scene"] != stats(page)["hello"]["scene"]  # each tab its own stream
+    other.close()
+    wait_for_sessions(server, 1)
+    assert server.stats()["sessions"] == server.stats()["alive_sessions"] == 1
 
-        reply = page.evaluate("""() => new Promise((resolve) => {
-            const ws = new WebSocket(`ws://${location.host}/ws`);
-            const errors = [];
-            ws.onmessage = (e) => {
-                if (typeof e.data !== "string") return;
-                const m = JSON.parse(e.data);
-                if (m.type === "hello") { ws.send("{{{ garbage"); ws.send(JSON.stringify({type: "warp", to: 9})); }
-                if (m.type !== "error") return;
-                errors.push(m.message);
-                if (errors.length === 2) { ws.close(); resolve(errors); }
-            };
-        })""")
-        assert "not JSON" in reply[0] and "unknown message type 'warp'" in reply[1]
-        frames = stats(page)["frames"]
-        wait_for(page, f"() => window.playStats.frames >= {frames + 4}")  # the first tab never noticed
-    finally:
-        page.close()
+    reply = page.evaluate("""() => new Promise((resolve) => {
+        const ws = new WebSocket(`ws://${location.host}/ws`);
+        const errors = [];
+        ws.onmessage = (e) => {
+            if (typeof e.data !== "string") return;
+            const m = JSON.parse(e.data);
+            if (m.type === "hello") { ws.send("{{{ garbage"); ws.send(JSON.stringify({type: "warp", to: 9})); }
+            if (m.type !== "error") return;
+            errors.push(m.message);
+            if (errors.length === 2) { ws.close(); resolve(errors); }
+        };
+    })""")
+    assert "not JSON" in reply[0] and "unknown message type 'warp'" in reply[1]
+    frames = stats(page)["frames"]
+    wait_for(page, f"() => window.playStats.frames >= {frames + 4}")  # the first tab never noticed
