@@ -61,11 +61,16 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def stage_data_dir(config: str | Path, args: list[str]) -> str | None:
-    """The data folder a stage trains on: its config's `data.init_args.data_dir`, or the last command-line override."""
+def config_data_dir(config: Path) -> str | None:
+    """`data.init_args.data_dir` of a stage's YAML (None where it names none)."""
     import yaml
 
-    data_dir = ((yaml.safe_load(Path(config).read_text()) or {}).get("data") or {}).get("init_args", {}).get("data_dir")
+    return ((yaml.safe_load(config.read_text()) or {}).get("data") or {}).get("init_args", {}).get("data_dir")
+
+
+def stage_data_dir(config: str | Path, args: list[str]) -> str | None:
+    """The data folder a stage trains on: its config's `data.init_args.data_dir`, or the last command-line override."""
+    data_dir = config_data_dir(Path(config))
     for arg in args:
         if arg.startswith("--data.init_args.data_dir="):
             data_dir = arg.split("=", 1)[1]
@@ -75,14 +80,12 @@ def stage_data_dir(config: str | Path, args: list[str]) -> str | None:
 def check_same_data(run: Path, data_dir: str | None) -> None:
     """A finished stage is skipped only if it was trained on the data folder its config names now (after an update
     that moved the quick start to another world, an earlier run's checkpoints would be reported on the new one)."""
-    import yaml
-
     from lightning_aapt.errors import ConfigError
 
     saved = run / "config.yaml"  # what LightningCLI recorded when the stage ran
     if data_dir is None or not saved.exists():
         return
-    trained = ((yaml.safe_load(saved.read_text()) or {}).get("data") or {}).get("init_args", {}).get("data_dir")
+    trained = config_data_dir(saved)
     if trained is not None and Path(trained) != Path(data_dir):
         raise ConfigError(f"experiment_dir: {run} finished on data_dir={trained}, but its config now trains on "
                           f"{data_dir}; move {run.parent} away (or pass --experiment-dir) to train it again")
