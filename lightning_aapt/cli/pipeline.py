@@ -237,8 +237,8 @@ def object_table(rows: list, generated: int, window: int) -> list[str]:
              f"true object (a lost one counts as the frame size); detail kept / spurious: the truth's edges held, "
              f"and detail where the truth has none. a_out(1): one step's output contrast of a body given every "
              f"input frame at full contrast (teacher-forced; half-life ln 0.5 / ln a_out(1) frames); error vs "
-             f"copy: teacher-forced pixel error on the body against copying the previous true frame. First "
-             f"window → last ({window} frames each).", "",
+             f"copy: teacher-forced pixel error on the body where it moves, against copying the previous true "
+             f"frame. First window → last ({window} frames each).", "",
              "| model | objects kept | object mass | median lifetime near / anywhere | alive after 10 / 20 / end "
              "| object position px | detail kept | spurious detail | a_out(1) objects / agent | error vs copy "
              "objects / agent |", "|---|---|---|---|---|---|---|---|---|---|"]

@@ -12,9 +12,11 @@ geometrically, with a half-life of ln 0.5 / ln a_out(1) frames. An object that s
 sign from + to - near a = 1 (a stable fixed point), as it does for the agent, whose motion the actions give.
 
 The same teacher-forced pass at a = 1 gives the model's error on the pixels the body covers in the true next frame
-(for the objects, less those the agent covers in that frame or the one before: the agent passing over an object is
-the agent's motion), relative to copying the previous true frame there: below 1 means the model has learned how
-the body moves.
+and that differ from the previous true frame (for the objects, less those the agent covers in that frame or the
+one before: the agent passing over an object is the agent's motion), relative to copying the previous true frame
+there: below 1 means the model has learned how the body moves. Only pixels that change count: where a body rests,
+copying is exact and the ratio would weigh the model's noise on still bodies against nothing (NaN when no body
+pixel changes).
 """
 
 from __future__ import annotations
@@ -115,10 +117,12 @@ def amplitude_transfer(model: torch.nn.Module, codec: LatentCodec, encoder: Text
             out = codec.decode(torch.cat([latents[:, :1], torch.cat(made)], dim=1))[:, first:]  # (B, T', 3, S, S)
             signal = (out - painted[:, first:]) * target * mask
             a_out.append(float(signal.sum() / (target.pow(2) * mask).sum().clamp_min(1e-12)))
-            if a == 1.0:  # the model's error where the body is, against copying the previous true frame
+            if a == 1.0:  # the model's error where the body is and moves, against copying the previous true frame
                 copy = truth[:, first - 1 : -1]  # each frame's previous true frame
-                wrong = ((out.clamp(0, 1) - truth[:, first:]).pow(2) * covered).sum()
-                error = float(wrong / ((copy - truth[:, first:]).pow(2) * covered).sum().clamp_min(1e-12))
+                moves = covered & ((copy - truth[:, first:]).abs().amax(dim=2, keepdim=True) > 0)  # (B, T', 1, S, S)
+                wrong = ((out.clamp(0, 1) - truth[:, first:]).pow(2) * moves).sum()
+                copied = ((copy - truth[:, first:]).pow(2) * moves).sum()
+                error = float(wrong / copied) if copied > 0 else float("nan")
         at_one = a_out[amplitudes.index(1.0)] if 1.0 in amplitudes else float("nan")
         result[bodies] = {"amplitudes": list(amplitudes), "a_out": a_out, "half_life": half_life(at_one),
                           "error_vs_copy": error}

@@ -28,7 +28,7 @@ class LiveWorld:
         actions = np.zeros((context_frames, self.world.action_dim), dtype=np.float32)
         frames = np.stack([self.step(a)[0] for a in actions])  # (K, S, S, 3)
         video = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
-        return video, actions, caption(self.state)
+        return video, actions, caption(self.state, self.world)
 
     def step(self, action) -> tuple[np.ndarray, np.ndarray]:
         """Apply `action` (2,): the new frame (S, S, 3) uint8 and the agent's true position (x, y) in pixels."""
@@ -44,4 +44,4 @@ class LiveWorld:
             raise RuntimeError("call LiveWorld.reset(scene, context_frames) first")
         s = self.state
         return Episode(self.layers.image()[None], s.pos[None, 0].copy(),
-                       s.pos[None, 1:].copy(), caption(s), s.radius[1:].copy(), [self.layers])
+                       s.pos[None, 1:].copy(), caption(s, self.world), s.radius[1:].copy(), [self.layers])

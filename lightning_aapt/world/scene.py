@@ -33,7 +33,9 @@ class WorldConfig:
         size: frame edge in pixels (frames are size x size RGB).
         min_sprites, max_sprites: passive sprites per scene.
         min_radius, max_radius: sprite radius in pixels.
-        max_speed: initial sprite speed bound, pixels per frame.
+        max_speed: initial sprite speed bound, pixels per frame (0: the sprites start at rest).
+        sprite_damping: velocity kept per frame by a sprite (1, the default: none lost, sprites bounce forever;
+            below 1 a sprite slides to rest, so where it stops follows from where it was pushed).
         agent_radius: radius of the agent in pixels.
         agent_accel: acceleration per unit action, pixels per frame^2.
         agent_damping: velocity kept per frame by the agent (friction); 0 = direct control: the velocity is
@@ -42,6 +44,12 @@ class WorldConfig:
         agent_collides: the agent bounces off sprites (True) or passes over them (False, the default): then its
             path is a function of the actions alone, so the agent error of a generated stream measures action
             following, not guesses about sprites whose motion the generator has to infer.
+        agent_pushes: the agent pushes sprites aside (True): a sprite it runs into is moved out to touch it and
+            takes on the agent's speed along the line between their centres, as a box pushed by a player, while
+            the agent goes on as steered (its path stays a function of the actions alone); False, the default:
+            sprites ignore the agent. Exclusive with `agent_collides`.
+        separated: place the bodies of a scene so that none overlaps another at the start (True; drawn again until
+            they do not, up to 100 tries); False, the default, places them independently.
         antialias: samples per pixel edge (`render`): 4 = 16 samples per pixel, so sub-pixel motion shows in
             the pixels; 1 = one sample at the pixel centre (hard edges).
     """
@@ -57,6 +65,9 @@ class WorldConfig:
     agent_damping: float = 0.85
     agent_max_speed: float = 2.0
     agent_collides: bool = False
+    agent_pushes: bool = False
+    sprite_damping: float = 1.0
+    separated: bool = False
     antialias: int = 4
 
     def __post_init__(self) -> None:
@@ -67,6 +78,14 @@ class WorldConfig:
                              f"{self.max_sprites}")
         if self.antialias < 1:
             raise ValueError(f"WorldConfig.antialias must be >= 1 samples per pixel edge, got {self.antialias}")
+        if self.agent_collides and self.agent_pushes:
+            raise ValueError("WorldConfig.agent_collides and agent_pushes exclude each other: the agent either "
+                             "bounces off sprites or pushes them aside")
+        if not 0 <= self.sprite_damping <= 1:
+            raise ValueError(f"WorldConfig.sprite_damping must be in [0, 1] (velocity kept per frame), got "
+                             f"{self.sprite_damping}")
+        if self.max_speed < 0:
+            raise ValueError(f"WorldConfig.max_speed must be >= 0 pixels per frame, got {self.max_speed}")
         if not 0 < self.min_radius <= self.max_radius:
             raise ValueError(f"WorldConfig needs 0 < min_radius <= max_radius, got {self.min_radius}, "
                              f"{self.max_radius}")
@@ -149,6 +168,11 @@ def initial_state(seed: int, cfg: WorldConfig) -> State:
     n = int(rng.integers(cfg.min_sprites, cfg.max_sprites + 1))
     radius = np.concatenate([[cfg.agent_radius], rng.uniform(cfg.min_radius, cfg.max_radius, n)])
     pos = rng.uniform(radius[:, None], cfg.size - radius[:, None], (n + 1, 2))
+    for _ in range(100 if cfg.separated else 0):  # draw again until no two bodies overlap
+        gaps = np.linalg.norm(pos[:, None] - pos[None], axis=-1) - radius[:, None] - radius[None]  # (K, K)
+        if (gaps[np.triu_indices(n + 1, 1)] >= 0).all():
+            break
+        pos = rng.uniform(radius[:, None], cfg.size - radius[:, None], (n + 1, 2))
     vel = np.concatenate([[[0.0, 0.0]], sprite_velocities(rng, n, cfg)])
     shapes = ["agent", *(SHAPES[i] for i in rng.integers(0, len(SHAPES), n))]
     colours = ["white", *(str(c) for c in rng.choice(list(COLOURS), n, replace=False))]
@@ -157,9 +181,10 @@ def initial_state(seed: int, cfg: WorldConfig) -> State:
 
 
 def step(state: State, action: np.ndarray, cfg: WorldConfig) -> None:
-    """Advance one frame in place: agent acceleration, motion, wall bounces, elastic collisions (between sprites,
-    and with the agent when `agent_collides`)."""
+    """Advance one frame in place: agent acceleration, sprite friction, motion, wall bounces, elastic collisions
+    (between sprites; with the agent when `agent_collides`), and the agent's pushes when `agent_pushes`."""
     a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+    state.vel[1:] *= cfg.sprite_damping
     state.vel[0] = state.vel[0] * cfg.agent_damping + cfg.agent_accel * a
     speed = np.linalg.norm(state.vel[0])
     if speed > cfg.agent_max_speed:
@@ -183,6 +208,22 @@ def step(state: State, action: np.ndarray, cfg: WorldConfig) -> None:
             impulse = 2 * approach / (mass[i] + mass[j])
             state.vel[i] -= impulse * mass[j] * normal
             state.vel[j] += impulse * mass[i] * normal
+    if cfg.agent_pushes:  # a sprite the agent runs into is moved out to touch it, at least at its speed
+        for j in range(1, len(mass)):
+            delta = state.pos[j] - state.pos[0]
+            dist = float(np.hypot(*delta))
+            touch = state.radius[0] + state.radius[j]
+            if dist >= touch or dist == 0.0:
+                continue
+            normal = delta / dist
+            state.pos[j] = state.pos[0] + touch * normal
+            approach = float(np.dot(state.vel[0] - state.vel[j], normal))
+            if approach > 0:
+                state.vel[j] += approach * normal
+        low, high = state.radius[:, None], cfg.size - state.radius[:, None]  # a sprite pushed into a wall stops there
+        outside = (state.pos < low) | (state.pos > high)
+        state.vel[outside] = 0.0
+        state.pos = np.clip(state.pos, low, high)
 
 
 def inside(shape: str, dx: np.ndarray, dy: np.ndarray, r: float) -> np.ndarray:
@@ -234,12 +275,15 @@ def render(state: State, cfg: WorldConfig) -> np.ndarray:
     return render_layers(state, cfg).image()
 
 
-def caption(state: State) -> str:
-    """A sentence describing the scene."""
+def caption(state: State, cfg: WorldConfig | None = None) -> str:
+    """A sentence describing the scene (of a world whose sprites start at rest and are pushed by the agent, or
+    bounce about on their own)."""
     sprites = [f"{'an' if c[0] in 'aeiou' else 'a'} {c} {s}"
                for s, c in zip(state.shape[1:], state.colour[1:], strict=True)]
     listed = ", ".join(sprites[:-1]) + f" and {sprites[-1]}" if len(sprites) > 1 else sprites[0]
     top, bottom = state.background
+    if cfg is not None and cfg.agent_pushes and cfg.max_speed == 0:
+        return f"{listed} lie on a {top} to {bottom} background where a white agent pushes them about"
     return f"{listed} bounce over a {top} to {bottom} background while a white agent moves"
 
 
@@ -273,7 +317,7 @@ def simulate(seed: int, actions: np.ndarray, cfg: WorldConfig | None = None, red
         frames.append(painted[-1].image())
         agent.append(state.pos[0].copy())
         sprites.append(state.pos[1:].copy())
-    return Episode(np.stack(frames), np.stack(agent), np.stack(sprites), caption(state), state.radius[1:].copy(),
+    return Episode(np.stack(frames), np.stack(agent), np.stack(sprites), caption(state, cfg), state.radius[1:].copy(),
                    painted if layers else None)
 
 

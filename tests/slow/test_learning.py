@@ -76,17 +76,27 @@ def test_stage1_beats_copying_the_previous_frame(chain):
     assert error < 0.8 * copy, (error, copy)
 
 
-def test_stage1_passes_sprites_on_and_learns_their_motion(chain, data_dir):
-    """Issue 32's first stage-1 gate, at the quick start's budget: fed 2 real frames of 64 validation scenes, one
-    step (1 NFE, teacher-forced) passes a sprite on at nearly full contrast (object a_out(1) >= 0.95: a stream that
-    loses 5% a frame halves a sprite in 14 frames) and predicts the sprites' pixels better than copying the previous
-    frame does (measured once: a_out(1) 0.991, error 0.68x copying; the gate's 0.5x is not met at this budget:
-    copying is a strong floor in a world whose sprites move at most 0.6 px a frame)."""
+def test_stage1_passes_sprites_on(chain, data_dir):
+    """Issue 32's stage-1 gate, first half, at the quick start's budget: fed 2 real frames of 64 validation scenes,
+    one step (1 NFE, teacher-forced) passes a sprite on at nearly full contrast (object a_out(1) >= 0.97: a stream
+    that loses 3% a frame halves a sprite in 23 frames; measured once: 0.990)."""
     from lightning_aapt.evaluation.transfer import transfer_metrics, validation_transfer
     from lightning_aapt.stages.checkpoints import load_backbone
 
     transfer = transfer_metrics(validation_transfer(load_backbone(last(chain, "stage1")).eval(), data_dir, 64, 8))
-    assert transfer["objects_a_out_1"] >= 0.95 and transfer["objects_error_vs_copy"] <= 0.85, transfer
+    assert transfer["objects_a_out_1"] >= 0.97, transfer
+
+
+@pytest.mark.xfail(strict=True, reason="issue 32's motion gate is not met at the quick start's budget: on the pixels "
+                   "of pushed sprites stage 1 is no better than copying the previous frame (measured once: 0.99x)")
+def test_stage1_learns_how_the_agent_pushes_sprites(chain, data_dir):
+    """Issue 32's stage-1 gate, second half: teacher-forced, stage 1 predicts the pixels of sprites that move (the
+    pushed ones) at most 0.5x as wrongly as copying the previous frame."""
+    from lightning_aapt.evaluation.transfer import transfer_metrics, validation_transfer
+    from lightning_aapt.stages.checkpoints import load_backbone
+
+    transfer = transfer_metrics(validation_transfer(load_backbone(last(chain, "stage1")).eval(), data_dir, 64, 8))
+    assert transfer["objects_error_vs_copy"] <= 0.5, transfer
 
 
 def test_stage3_discriminator_learns_to_separate_real_from_generated(chain, data_dir, tmp_path):

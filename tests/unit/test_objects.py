@@ -160,6 +160,7 @@ def test_transfer_of_a_copying_model_on_a_still_world_is_the_identity():
         np.testing.assert_allclose(a_out[:-1], result[bodies]["amplitudes"][:-1], atol=1e-4)
         assert 1 < a_out[-1] <= 1.25  # 1.25 x the contrast leaves [0, 1] for bright colours: the decoder clamps
         assert result[bodies]["half_life"] > 1e4  # a_out(1) = 1 up to float rounding: it never fades
+        assert math.isnan(result[bodies]["error_vs_copy"])  # nothing moves: no pixel to weigh against copying
 
 
 def test_transfer_errors_are_relative_to_copying(scenes):

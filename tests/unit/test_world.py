@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from lightning_aapt.world import WorldConfig, initial_state, scripted_actions, simulate
+from lightning_aapt.world.scene import step
 
 pytestmark = pytest.mark.unit
 
@@ -76,3 +77,55 @@ def test_direct_control_moves_the_agent_by_the_action():
     actions = np.array([[0, 0], [1, 0], [1, 0], [0, 0], [0, -0.5]], dtype=np.float32)
     pos = simulate(3, actions, cfg).agent_pos
     np.testing.assert_allclose(np.diff(pos, axis=0), actions[1:], atol=1e-9)  # away from the walls
+
+
+PUSH = WorldConfig(size=32, min_sprites=2, max_sprites=4, max_speed=0.0, agent_pushes=True, sprite_damping=0.5,
+                   separated=True,
+                   agent_accel=0.75, agent_damping=0.0, agent_max_speed=1.0)
+
+
+def test_sprites_at_rest_stay_put_until_the_agent_pushes_them():
+    """max_speed 0 + agent_pushes: a sprite the agent never reaches never moves; one it runs into is pushed away,
+    slides, and comes to rest (sprite_damping); the agent's own path is the actions' alone."""
+    pushed = 0
+    for seed in range(20):
+        actions = scripted_actions(100 + seed, 80)
+        ep = simulate(seed, actions, PUSH)
+        assert np.array_equal(ep.agent_pos, simulate(seed, actions, WorldConfig(**{**PUSH.to_dict(),
+                                                                              "agent_pushes": False})).agent_pos)
+        gap = np.linalg.norm(ep.sprite_pos - ep.agent_pos[:, None], axis=-1)  # (F, K-1) centre distances
+        radius = ep.sprite_radius + PUSH.agent_radius
+        moved = np.linalg.norm(np.diff(ep.sprite_pos, axis=0), axis=-1) > 0  # (F-1, K-1)
+        for k in range(gap.shape[1]):
+            if not moved[:, k].any():
+                continue
+            first = int(np.argmax(moved[:, k])) + 1  # the first frame it has moved in
+            touched = (gap[:first + 1, k] < radius[k] + 1e-9).any() or any(  # by the agent, or a pushed sprite
+                (np.linalg.norm(ep.sprite_pos[first, k] - ep.sprite_pos[first, j]) < ep.sprite_radius[[k, j]].sum() + 2)
+                for j in range(gap.shape[1]) if j != k)
+            assert touched, f"scene {seed}: sprite {k} moved at frame {first} without being reached"
+            pushed += 1
+        still = ~moved.any(axis=0)
+        np.testing.assert_array_equal(ep.sprite_pos[-1, still], ep.sprite_pos[0, still])
+    assert pushed >= 5  # the policy does run into sprites
+
+
+def test_a_pushed_sprite_slides_to_rest():
+    cfg = WorldConfig(**{**PUSH.to_dict(), "min_sprites": 1, "max_sprites": 1})
+    state = initial_state(0, cfg)
+    state.vel[1] = (1.0, 0.0)
+    for _ in range(60):
+        step(state, np.zeros(2), cfg)
+    assert np.linalg.norm(state.vel[1]) < 1.0 * 0.85**59  # friction alone (walls only reverse it)
+
+
+def test_a_world_that_both_collides_and_pushes_is_refused():
+    with pytest.raises(ValueError, match="agent_collides and agent_pushes"):
+        WorldConfig(agent_collides=True, agent_pushes=True)
+    with pytest.raises(ValueError, match="sprite_damping"):
+        WorldConfig(sprite_damping=1.5)
+
+
+def test_the_caption_says_how_the_sprites_move():
+    assert "bounce over" in simulate(2, np.zeros((1, 2), np.float32)).caption
+    assert "agent pushes them" in simulate(2, np.zeros((1, 2), np.float32), PUSH).caption
