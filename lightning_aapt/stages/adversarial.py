@@ -35,7 +35,12 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from lightning_aapt.adversarial import CausalDiscriminator, approximate_gradient_penalty, relativistic_losses
+from lightning_aapt.adversarial import (
+    CausalDiscriminator,
+    approximate_gradient_penalty,
+    fade_out_detail,
+    relativistic_losses,
+)
 from lightning_aapt.adversarial.rollout import Rollout, extend_controls, regenerate, rollout
 from lightning_aapt.backbone import AttentionBackend, BackboneConfig
 from lightning_aapt.data import VideoBatch
@@ -155,6 +160,13 @@ class AdversarialPostTraining(StageModule):
             averaged like the adversarial loss. The rollout follows the clip's actions from its real first frame(s), so
             where the world is determined by the actions (the toy world's agent) this teaches the generator to
             return to the truth from wherever its own frames have drifted, which teacher forcing never shows it.
+        negative_weight: weight of negative clips in the discriminator's loss (0: AAPT, none): each real segment
+            is also shown with one of its detailed `negative_size` x `negative_size` latent windows (drawn in
+            proportion to its detail) faded into its surroundings from a random frame on
+            (`adversarial/negatives.py`), paired against the real segment by the same relativistic loss, so the
+            discriminator learns that an object vanishing is fake instead of whatever cue the generator's frames
+            offer (negative data augmentation).
+        negative_size: the faded window's edge in latent pixels.
         rollout_context_frames: K, the clip's real frames the generator continues from (AAPT: 1, the first frame):
             frames 1..K-1 enter through the cache as at inference (`StreamingGenerator.observe`), are never
             generated and take no loss; they are what evaluation streams start from (`context_frames`). With
@@ -172,6 +184,7 @@ class AdversarialPostTraining(StageModule):
                  disc_warmup_steps: int = 0, forcing: Literal["student", "teacher"] = "student",
                  disc_timestep_shift: float = 1.0, segment_frames: int | None = None, distill_weight: float = 0.0,
                  teacher_steps: int = 8, truth_weight: float = 0.0, rollout_context_frames: int = 1,
+                 negative_weight: float = 0.0, negative_size: int = 2,
                  attention_backend: AttentionBackend = "auto",
                  lora: LoraConfig | None = None) -> None:
         super().__init__(backbone=backbone, optimizer=optimizer or ADAM_GAN, timesteps=timesteps, ema_decay=ema_decay,
@@ -223,6 +236,10 @@ class AdversarialPostTraining(StageModule):
         if rollout_context_frames < 1:
             raise ValueError(f"model.init_args.rollout_context_frames must be >= 1, got {rollout_context_frames}")
         self.rollout_context_frames = rollout_context_frames
+        if negative_weight < 0 or negative_size < 1:
+            raise ValueError(f"model.init_args.negative_weight must be >= 0 and negative_size >= 1, got "
+                             f"{negative_weight} and {negative_size}")
+        self.negative_weight, self.negative_size = negative_weight, negative_size
         self.teacher = None
         if distill_weight > 0:
             self.teacher = load_backbone(disc_init_from, attention_backend=attention_backend, flag="disc_init_from")
@@ -361,6 +378,18 @@ class AdversarialPostTraining(StageModule):
         r1 = penalty(real_seg, real_logits, real_controls, RandomStream.R1)
         r2 = penalty(fake_seg, fake_logits, fake_controls, RandomStream.R2)
         total_d = loss_d.mean() + self.r1_gamma * r1 + self.r2_gamma * r2
+        if self.negative_weight > 0:  # the same real segment with its most detailed window faded from a frame on
+            start = 1 + (self.sample_rand(B, RandomStream.NEGATIVES) * (b - a - 1)).long().clamp_max(b - a - 2)  # (B,)
+            choice = self.sample_rand(B, RandomStream.NEGATIVE_REGION)  # (B,): which detailed window fades
+            negative = fade_out_detail(real_seg, start, self.negative_size, choice)  # (B, S, C, H, W)
+            negative_logits = D(negative, t_d, noise_d, text, real_controls)
+            _, loss_n = relativistic_losses(negative_logits, real_logits)  # (B, S)
+            faded = torch.arange(b - a, device=start.device)[None] >= start[:, None]  # (B, S): the frames that differ
+            loss_negative = (loss_n * faded).sum() / faded.sum()
+            total_d = total_d + self.negative_weight * loss_negative
+            self.log_dict({"train/loss_negative": loss_negative,
+                           "train/negative_accuracy": (real_logits > negative_logits)[faded].float().mean()},
+                          batch_size=B, sync_dist=True)
         self.manual_backward(total_d)
         if self.apply_update(opt_d, total_d, self.discriminator.parameters(), "d"):
             self.lr_schedulers()[1].step()  # the warm-up counts D's own updates

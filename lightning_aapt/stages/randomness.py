@@ -26,6 +26,8 @@ class RandomStream(enum.IntEnum):
     R2 = 8
     CONTEXT_LEVEL = 9
     CONTEXT_NOISE = 10
+    NEGATIVES = 11
+    NEGATIVE_REGION = 12
 
 
 def sample_generators(seed: int, step: int, stream: int, first: int, batch: int,

@@ -98,6 +98,20 @@ def test_stage3_truth_regression_pulls_the_rollout_onto_the_real_clip(chain, toy
     assert sum(values[-3:]) < 0.8 * sum(values[:3])
 
 
+def test_stage3_negatives_teach_the_discriminator_that_a_vanishing_object_is_fake(chain, toy_data, tmp_path):
+    """`negative_weight`: D-only updates (an endless warm-up) also pair every real segment with itself faded in
+    its most detailed window from a random frame on; the logged share of faded frames D ranks below the real
+    ones rises from chance."""
+    stage1 = str(chain / "stage1/checkpoints/last.ckpt")
+    config = tiny_config("stage3", tmp_path, toy_data, steps=30, init_from=stage1, disc_init_from=stage1,
+                         num_rollout_frames=6, disc_warmup_steps=1000, negative_weight=1.0, negative_size=1)
+    fit(config, "--model.init_args.disc_optimizer.lr=3e-3")
+    accuracy = [e.value for e in EventAccumulator(str(tmp_path / "stage3")).Reload()
+                .Scalars("train/negative_accuracy")]
+    assert len(accuracy) == 30  # one D update a step, logged every step
+    assert sum(accuracy[-5:]) / 5 > max(sum(accuracy[:3]) / 3, 0.5) + 0.1, accuracy
+
+
 def test_stage3_refuses_segments_longer_than_the_real_clips(chain, toy_data, tmp_path):
     stage1 = str(chain / "stage1/checkpoints/last.ckpt")
     config = tiny_config("stage3", tmp_path, toy_data, steps=2, init_from=stage1, disc_init_from=stage1,

@@ -105,3 +105,48 @@ def test_approximated_r1_tends_to_the_exact_r1():
 def test_discriminator_refuses_a_bidirectional_backbone():
     with pytest.raises(ValueError, match="causal"):
         CausalDiscriminator(tiny_model(bidirectional=True))
+
+
+def test_fade_out_detail_fades_the_object_from_its_frame_on_and_nothing_else():
+    """A flat latent video with one bright 2x2 blob: from frame s on the blob's window becomes its local mean
+    (the blob is gone, its surroundings show), before s and outside the window the clip is untouched."""
+    from lightning_aapt.adversarial import fade_out_detail
+    from lightning_aapt.adversarial.negatives import local_mean
+
+    video = torch.zeros(2, 5, 3, 8, 8)
+    video[0, :, :, 2:4, 5:7] = 4.0  # clip 0: a blob at rows 2-3, columns 5-6
+    video[1, :, :, 5:7, 1:3] = -3.0  # clip 1: a dark blob elsewhere
+    start = torch.tensor([2, 4])
+    out = fade_out_detail(video, start, size=2)
+    for b, (rows, cols) in enumerate([(slice(2, 4), slice(5, 7)), (slice(5, 7), slice(1, 3))]):
+        s = int(start[b])
+        assert torch.equal(out[b, :s], video[b, :s])  # earlier frames as they were
+        smooth = local_mean(video[b, s:], 2)
+        assert torch.equal(out[b, s:, :, rows, cols], smooth[:, :, rows, cols])
+        assert out[b, s:, :, rows, cols].abs().max() < video[b, s:, :, rows, cols].abs().min() / 2  # faded
+        rest = torch.ones(8, 8, dtype=torch.bool)
+        rest[rows, cols] = False
+        assert torch.equal(out[b][..., rest], video[b][..., rest])  # nothing else changes
+    with pytest.raises(ValueError, match="size 9"):
+        fade_out_detail(video, start, size=9)
+
+
+def test_fade_out_detail_draws_among_the_detailed_windows_in_proportion_to_their_detail():
+    """Two blobs, one twice the other's amplitude: drawn windows cover both (the dim one about a third of the
+    time: amplitude 1 against 2), never the flat background."""
+    from lightning_aapt.adversarial import fade_out_detail
+
+    video = torch.zeros(1, 3, 2, 8, 8)
+    video[0, :, :, 2, 2] = 2.0  # away from the edges, where a local mean averages fewer cells
+    video[0, :, :, 5, 5] = 1.0
+    hits = {"bright": 0, "dim": 0}
+    for u in torch.linspace(0, 0.999, 200):
+        out = fade_out_detail(video, torch.tensor([1]), size=1, choice=u[None])
+        changed = (out != video).any(2)[0, 1]  # (H, W) changed cells in frame 1
+        assert changed.sum() == 1 and (out[0, 0] == video[0, 0]).all()
+        if changed[2, 2]:
+            hits["bright"] += 1
+        elif changed[5, 5]:
+            hits["dim"] += 1
+    assert hits["bright"] + hits["dim"] == 200
+    assert 0.25 < hits["dim"] / 200 < 0.42

@@ -28,6 +28,8 @@ def test_a_generator_that_is_never_finite_aborts_although_the_discriminator_step
 def test_discriminator_warmup_must_not_be_negative():
     with pytest.raises(ValueError, match="disc_warmup_steps"):
         tiny_stage3(disc_warmup_steps=-1)
+    with pytest.raises(ValueError, match="negative_weight must be >= 0 and negative_size >= 1"):
+        tiny_stage3(negative_weight=1.0, negative_size=0)
 
 
 def test_discriminator_timesteps_follow_their_shift():
