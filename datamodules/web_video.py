@@ -250,6 +250,22 @@ def render_notice(data_dir: Path, spec: ToyWorldSpec) -> str:
             f"data.toy_world there ({spec.train_clips} + {spec.val_clips} clips){hint}")
 
 
+def check_same_world(data_dir: Path, spec: ToyWorldSpec) -> None:
+    """Refuse a `data_dir` holding a toy world rendered with other physics or looks than `data.toy_world` (as a
+    folder written by an earlier version of the same world file is): training on it would be training on another
+    world without a word. Fields the recorded spec predates read as their defaults."""
+    manifest = read_manifest(data_dir)
+    if "toy_world" not in manifest:
+        return  # a dataset of other videos: data.toy_world only says what to render when there is none
+    recorded = ToyWorldSpec.from_manifest(manifest, str(data_dir / MANIFEST)).world.to_dict()
+    wanted = spec.world.to_dict()
+    changed = [f"{key} {recorded[key]} -> {wanted[key]}" for key in wanted if recorded.get(key) != wanted[key]]
+    if changed:
+        raise ConfigError(f"data.init_args.data_dir={data_dir} holds a toy world rendered with other settings than "
+                          f"data.toy_world ({', '.join(changed)}): move that folder away (it is rendered again) or "
+                          "name another data_dir")
+
+
 def collate_clips(clips: list[dict]) -> VideoBatch:
     controls = [c["controls"] for c in clips]
     return VideoBatch(
@@ -360,9 +376,13 @@ class WebVideoDataModule(L.LightningDataModule):
         return {"latent_channels": s.latent_channels, "text_dim": s.text_dim, "control_dim": s.control_dim}
 
     def prepare_data(self) -> None:
-        if not (self.data_dir / MANIFEST).exists() and self.toy_world is not None:
+        if self.toy_world is None:
+            return
+        if not (self.data_dir / MANIFEST).exists():
             print(render_notice(self.data_dir, self.toy_world), file=sys.stderr)
             prepare_toy_world(self.data_dir, self.toy_world, overwrite=True)
+        else:
+            check_same_world(self.data_dir, self.toy_world)
 
     def urls(self, split: str) -> list[str]:
         pattern = self.train_shards if split == "train" else self.val_shards
