@@ -378,7 +378,7 @@ class AdversarialPostTraining(StageModule):
         r1 = penalty(real_seg, real_logits, real_controls, RandomStream.R1)
         r2 = penalty(fake_seg, fake_logits, fake_controls, RandomStream.R2)
         total_d = loss_d.mean() + self.r1_gamma * r1 + self.r2_gamma * r2
-        if self.negative_weight > 0:  # the same real segment with its most detailed window faded from a frame on
+        if self.negative_weight > 0:  # the same real segment with one detailed window faded from a frame on
             start = 1 + (self.sample_rand(B, RandomStream.NEGATIVES) * (b - a - 1)).long().clamp_max(b - a - 2)  # (B,)
             choice = self.sample_rand(B, RandomStream.NEGATIVE_REGION)  # (B,): which detailed window fades
             negative = fade_out_detail(real_seg, start, self.negative_size, choice)  # (B, S, C, H, W)
