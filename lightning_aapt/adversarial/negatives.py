@@ -34,10 +34,11 @@ def fade_out_detail(video: Tensor, from_frame: Tensor, size: int = 2, choice: Te
     B, Fr, C, H, W = video.shape
     if not 1 <= size <= min(H, W):
         raise ValueError(f"fade_out_detail: size {size} must lie in 1..{min(H, W)} (the latent grid {H} x {W})")
-    flat = video.float().flatten(0, 1)  # (B*F, C, H, W)
-    smooth = local_mean(flat, size).view(B, Fr, C, H, W)
-    at = video.float()[torch.arange(B), from_frame]  # (B, C, H, W): each clip's first faded frame
-    detail = (at - smooth[torch.arange(B), from_frame]).pow(2).sum(1, keepdim=True)  # (B, 1, H, W)
+    x = video.float()
+    smooth = local_mean(x.flatten(0, 1), size).view(B, Fr, C, H, W)
+    clips = torch.arange(B, device=video.device)
+    # (B, 1, H, W): detail in each clip's first faded frame
+    detail = (x[clips, from_frame] - smooth[clips, from_frame]).pow(2).sum(1, keepdim=True)
     window = F.avg_pool2d(detail, size, stride=1)  # (B, 1, H-size+1, W-size+1): detail of each window
     amplitude = window.flatten(1).sqrt()  # (B, windows)
     if choice is None:
@@ -54,4 +55,4 @@ def fade_out_detail(video: Tensor, from_frame: Tensor, size: int = 2, choice: Te
               & ((cols[None] >= left[:, None]) & (cols[None] < left[:, None] + size))[:, None, :])  # (B, H, W)
     later = torch.arange(Fr, device=video.device)[None] >= from_frame[:, None]  # (B, F)
     mask = (later[:, :, None, None] & inside[:, None]).unsqueeze(2)  # (B, F, 1, H, W)
-    return torch.where(mask, smooth, video.float()).to(video.dtype)
+    return torch.where(mask, smooth, x).to(video.dtype)

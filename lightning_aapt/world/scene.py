@@ -220,8 +220,7 @@ def step(state: State, action: np.ndarray, cfg: WorldConfig) -> None:
             approach = float(np.dot(state.vel[0] - state.vel[j], normal))
             if approach > 0:
                 state.vel[j] += approach * normal
-        low, high = state.radius[:, None], cfg.size - state.radius[:, None]  # a sprite pushed into a wall stops there
-        outside = (state.pos < low) | (state.pos > high)
+        outside = (state.pos < low) | (state.pos > high)  # a sprite pushed into a wall stops there
         state.vel[outside] = 0.0
         state.pos = np.clip(state.pos, low, high)
 
