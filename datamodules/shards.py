@@ -9,13 +9,37 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 import webdataset as wds
 
 from lightning_aapt.data import MANIFEST
+from lightning_aapt.errors import ConfigError
 from lightning_aapt.files import write_atomic
+
+# what `prepare` writes into a dataset folder: the manifest, `prepare videos`' progress record, the shards (and each
+# under its temporary name, left by a crash)
+DATASET_FILE = re.compile(r"(manifest|progress)\.json(\.tmp)?|(train|val)-\d{6}\.tar(\.tmp)?")
+
+
+def dataset_files(out: Path, flag: str = "--out") -> list[Path]:
+    """The files of a dataset this project wrote in `out`, for `--overwrite true` to delete once every other argument
+    is checked; [] for a missing or empty folder.
+
+    Refused when `out` holds anything `prepare` does not write: a user's files are never lost to a mistyped path."""
+    if not out.exists():
+        return []
+    if not out.is_dir():
+        raise ConfigError(f"{flag}={out} is a file, not a dataset folder: refusing to replace it")
+    entries = sorted(out.iterdir())
+    foreign = [p.name for p in entries if not (p.is_file() and DATASET_FILE.fullmatch(p.name))]
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise ConfigError(f"{flag}={out} holds files prepare does not write ({shown}): refusing to delete or "
+                          "write over them; name another folder")
+    return entries
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

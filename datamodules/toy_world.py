@@ -4,7 +4,6 @@ encode them with the spec's codec, write shards and a manifest (what to render:
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from dataclasses import asdict
@@ -14,10 +13,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from datamodules.shards import ShardWriter, write_manifest
+from datamodules.shards import ShardWriter, dataset_files, write_manifest
 from lightning_aapt.codecs import LatentCodec, LatentStats
 from lightning_aapt.codecs.learned import LearnedCodec, save_codec, train_codec
-from lightning_aapt.errors import DataError
+from lightning_aapt.errors import ConfigError, DataError
 from lightning_aapt.world.dataset import CodecRecipe, ToyWorldSpec, render_clip, render_episode
 
 
@@ -53,16 +52,17 @@ def encode_frames(codec: LatentCodec, frames: np.ndarray) -> np.ndarray:
     return codec.encode(video)[0].numpy().astype(np.float16)
 
 
-def prepare_toy_world(out: Path, spec: ToyWorldSpec, progress: bool = True, overwrite: bool = False) -> dict:
+def prepare_toy_world(out: Path, spec: ToyWorldSpec, progress: bool = True, overwrite: bool = False,
+                      flag: str = "--out") -> dict:
     """Render and write the dataset to `out` (train-*.tar, val-*.tar, manifest.json); returns the manifest.
 
     Deterministic from `spec.seed`. The manifest is written last, so its presence marks a complete dataset.
+    `overwrite` replaces a dataset this project wrote there; a folder holding anything else is refused (by `flag`).
     """
     out = Path(out)
     if (out / "manifest.json").exists() and not overwrite:
-        raise FileExistsError(f"{out} already holds a dataset (manifest.json); pass --overwrite to replace it")
-    if out.exists() and overwrite:
-        shutil.rmtree(out)
+        raise ConfigError(f"{flag}={out} already holds a dataset (manifest.json); pass --overwrite true to replace it")
+    stale = dataset_files(out, flag)  # an unfinished render's shards, or the dataset --overwrite replaces
     start = time.perf_counter()
     if spec.codec_path is not None and not Path(spec.codec_path).exists():
         if spec.codec_recipe is None:
@@ -70,6 +70,8 @@ def prepare_toy_world(out: Path, spec: ToyWorldSpec, progress: bool = True, over
                             "prepare codec --out ...`, or give the world a codec_recipe to train it here")
         train_toy_codec(spec, spec.codec_recipe, Path(spec.codec_path), log=lambda line: print(line, file=sys.stderr))
     codec, encoder = spec.codec(), spec.text_encoder()
+    for path in stale:  # only once the codec is known to load
+        path.unlink()
     splits = {}
     channels = codec.latent_channels
     sums, squares, elements = np.zeros(channels), np.zeros(channels), 0  # of the stored training latents, float64

@@ -24,7 +24,6 @@ import io
 import json
 import os
 import random
-import re
 import sys
 from pathlib import Path
 from typing import Literal
@@ -35,6 +34,7 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from datamodules.shards import dataset_files
 from datamodules.stoppable import StoppableLoader
 from datamodules.toy_world import prepare_toy_world
 from lightning_aapt.codecs import LatentStats, NormalizedCodec, latent_stats_from_manifest
@@ -237,12 +237,8 @@ class ClipStream(IterableDataset):
 
 def render_notice(data_dir: Path, spec: ToyWorldSpec) -> str:
     """What `prepare_data` says before rendering the toy world into `data_dir`; refuses a folder that holds files
-    other than an unfinished dataset's (rendering replaces the folder)."""
-    if data_dir.is_dir():
-        other = [p.name for p in data_dir.iterdir() if not re.fullmatch(r"(train|val)-\d+\.tar(\.tmp)?", p.name)]
-        if other:
-            raise ConfigError(f"data.init_args.data_dir={data_dir} has no {MANIFEST} but holds other files "
-                              f"({sorted(other)[:5]}): not rendering data.toy_world over them; fix data_dir")
+    other than an unfinished dataset's (rendering replaces them)."""
+    dataset_files(data_dir, "data.init_args.data_dir")
     siblings = [manifest.parent.name for manifest in data_dir.parent.glob(f"*/{MANIFEST}")]
     close = difflib.get_close_matches(data_dir.name, siblings, n=1, cutoff=0.6)
     hint = f"; did you mean {data_dir.parent / close[0]} (a dataset)?" if close else ""
@@ -380,7 +376,7 @@ class WebVideoDataModule(L.LightningDataModule):
             return
         if not (self.data_dir / MANIFEST).exists():
             print(render_notice(self.data_dir, self.toy_world), file=sys.stderr)
-            prepare_toy_world(self.data_dir, self.toy_world, overwrite=True)
+            prepare_toy_world(self.data_dir, self.toy_world, overwrite=True, flag="data.init_args.data_dir")
         else:
             check_same_world(self.data_dir, self.toy_world)
 

@@ -55,20 +55,20 @@ def videos(out: Path, videos: Path, vae: Path, text_encoder: Path, captions: Pat
         device, dtype: where the VAE and the text encoder run (cuda, bfloat16 on a GPU).
         overwrite: delete `out` first (--overwrite true).
     """
-    import shutil
     import sys
 
     import torch
 
+    from datamodules.shards import dataset_files
     from datamodules.video_files import file_hash, list_videos, prepare_videos, read_captions
     from lightning_aapt.codecs.wan import WanVAECodec
     from lightning_aapt.data import MANIFEST
+    from lightning_aapt.errors import ConfigError
     from lightning_aapt.text.umt5 import UMT5TextEncoder
 
     if (out / MANIFEST).exists() and not overwrite:
-        raise FileExistsError(f"{out} already holds a dataset ({MANIFEST}); pass --overwrite true to replace it")
-    if overwrite and out.exists():
-        shutil.rmtree(out)
+        raise ConfigError(f"--out={out} already holds a dataset ({MANIFEST}); pass --overwrite true to replace it")
+    stale = dataset_files(out) if overwrite else []  # refused here if --out holds anything prepare does not write
     files, names = list_videos(videos), read_captions(captions)
     torch_dtype = getattr(torch, dtype)
     codec = WanVAECodec(vae, dtype=torch_dtype, device=device)
@@ -89,6 +89,8 @@ def videos(out: Path, videos: Path, vae: Path, text_encoder: Path, captions: Pat
                 "val_videos": val_videos, "codec": codec.name, "text_encoder": encoder.name}
     record = {"codec": {"path": str(vae.resolve()), "sha256": file_hash(vae)},
               "text": {"path": str(text_encoder.resolve())}, "settings": settings, "command": " ".join(sys.argv)}
+    for path in stale:  # only once every other argument is checked
+        path.unlink()
     manifest = prepare_videos(out, files, names, codec, encoder, size, fps, clip_frames, stride or clip_frames,
                               val_videos, samples_per_shard, record)
     splits = manifest["splits"]

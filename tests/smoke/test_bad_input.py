@@ -99,7 +99,7 @@ ROWS = [
         "--data.init_args.toy_world={tiny_world} --trainer.max_steps=1 --trainer.default_root_dir={out}/misspelled",
         ("holds no dataset", "rendering data.toy_world there", "did you mean", "/data (a dataset)"), rc=0),
     Row("toy_world over a folder of other files", "fit --config {stage1} --data.init_args.data_dir={out} "
-        "--data.init_args.toy_world={tiny_world}", ("data.init_args.data_dir=", "holds other files", "not rendering")),
+        "--data.init_args.toy_world={tiny_world}", ("data.init_args.data_dir=", "holds files prepare does not write (notes.txt)", "refusing to delete")),
     Row("bad_sample_limit 0", "fit --config {stage1} --data.init_args.bad_sample_limit=0",
         ("data.init_args.bad_sample_limit=0", ">= 1")),
     # shards

@@ -167,3 +167,32 @@ def test_manifest_without_statistics_serves_raw_latents(toy_data):
     manifest["latent_stats"] = {"mean": [0.0] * 48, "std": [1.0] * 47}
     with pytest.raises(ValueError, match="latent_stats"):
         latent_stats_from_manifest(manifest)
+
+
+SMALL_WORLD = ["--spec.train_clips", "2", "--spec.val_clips", "2", "--spec.clip_frames", "4", "--spec.world.size", "16"]
+
+
+def test_overwrite_replaces_only_a_dataset_prepare_wrote(tmp_path, capsys):
+    """`prepare toy-world --overwrite true` over a folder of someone's files deletes nothing and says why; over a
+    dataset it wrote (or an unfinished one) it replaces exactly that."""
+    from lightning_aapt.cli import run
+
+    thesis = tmp_path / "thesis"
+    (thesis / "src").mkdir(parents=True)
+    (thesis / "thesis.tex").write_text("chapter 1")
+    (thesis / "src" / "notes.txt").write_text("notes")
+    assert run(["prepare", "toy-world", "--out", str(thesis), "--overwrite", "true", *SMALL_WORLD]) == 2
+    err = capsys.readouterr().err
+    assert f"error: --out={thesis} holds files prepare does not write (src, thesis.tex)" in err, err
+    assert (thesis / "thesis.tex").read_text() == "chapter 1" and (thesis / "src" / "notes.txt").exists()
+    assert run(["prepare", "toy-world", "--out", str(thesis / "thesis.tex"), "--overwrite", "true", *SMALL_WORLD]) == 2
+    assert "is a file, not a dataset folder" in capsys.readouterr().err
+    assert (thesis / "thesis.tex").read_text() == "chapter 1"
+
+    data = tmp_path / "data"
+    assert run(["prepare", "toy-world", "--out", str(data), *SMALL_WORLD]) == 0
+    (data / "train-000007.tar.tmp").write_bytes(b"a crashed render's leftover")
+    assert run(["prepare", "toy-world", "--out", str(data), *SMALL_WORLD]) == 2
+    assert "already holds a dataset (manifest.json); pass --overwrite true" in capsys.readouterr().err
+    assert run(["prepare", "toy-world", "--out", str(data), "--overwrite", "true", *SMALL_WORLD]) == 0
+    assert sorted(p.name for p in data.iterdir()) == ["manifest.json", "train-000000.tar", "val-000000.tar"]

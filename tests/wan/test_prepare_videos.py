@@ -104,6 +104,28 @@ def test_prepare_videos_resumes_keeping_finished_shards(prepared):
     assert again["splits"] == manifest["splits"]
 
 
+def test_prepare_videos_overwrite_deletes_nothing_until_the_arguments_hold(prepared, tmp_path):
+    """A mistyped --videos under --overwrite true keeps the finished dataset; a folder of someone's files is never
+    taken for one."""
+    from lightning_aapt.errors import ConfigError
+
+    root, out, argv = prepared
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    bad = [*argv, "--overwrite", "true"]
+    bad[bad.index("--videos") + 1] = str(root / "vidoes")
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        main(bad)
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("chapter 1")
+    bad = [*argv, "--overwrite", "true"]
+    bad[bad.index("--out") + 1] = str(mine)
+    with pytest.raises(ConfigError, match=r"holds files prepare does not write \(thesis.tex\)"):
+        main(bad)
+    assert (mine / "thesis.tex").read_text() == "chapter 1"
+
+
 def test_prepare_videos_refuses_a_mismatched_transformer(prepared, tmp_path):
     root, _, argv = prepared
     other = tmp_path / "other"
