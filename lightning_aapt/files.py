@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from lightning_aapt.errors import ConfigError
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -33,3 +35,20 @@ def file_sha256(path: str | Path) -> str:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def check_output(out: str | Path, flag: str, overwrite: bool = False, suffixes: tuple[str, ...] = (),
+                 **inputs: str | Path | None) -> None:
+    """Refuse, before any work, an output file that is one of the command's inputs (`inputs`: flag -> path), that is
+    a folder, that lacks one of `suffixes`, or that exists when `overwrite` is false: nothing a user owns is replaced
+    unless they said so (and then atomically, by the writer)."""
+    out = Path(out)
+    for name, path in inputs.items():
+        if path is not None and out.resolve() == Path(path).resolve():
+            raise ConfigError(f"{flag}={out} is also --{name}, which it reads: name another file")
+    if suffixes and out.suffix.lower() not in suffixes:
+        raise ConfigError(f"{flag}={out}: expected a {' or '.join(suffixes)} file")
+    if out.is_dir():
+        raise ConfigError(f"{flag}={out} is a folder: name a file")
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{flag}={out} already exists: pass --overwrite true to replace it, or name another file")

@@ -64,7 +64,7 @@ def load_stage(ckpt: Path, config: Path) -> tuple[L.LightningModule, L.Lightning
 def evaluate(ckpt: Path, config: Path, out: Path | None = None, extractor: Literal["rand3d", "i3d"] = "rand3d",
              i3d_path: Path | None = None, num_clips: int = 64, horizon: int = 10, drift_clips: int = 8,
              window_frames: int | None = None, steps: int | None = None, cache_dir: Path | None = None,
-             seed: int = 0) -> int:
+             seed: int = 0, overwrite: bool = False) -> int:
     """Fréchet/kernel distance and long-horizon drift of a checkpoint, written as a report.
 
     Args:
@@ -80,9 +80,15 @@ def evaluate(ckpt: Path, config: Path, out: Path | None = None, extractor: Liter
         steps: sampler steps per frame (default: the stage's sample_steps).
         cache_dir: real-feature cache (default: $XDG_CACHE_HOME/lightning_aapt/real_features).
         seed: seed of everything random.
+        overwrite: replace the report an earlier `eval` wrote to --out.
     """
     L.seed_everything(seed, verbose=False)
     out = out or ckpt.parent.parent / "eval" / ckpt.stem
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out={out} is a file: the report is a folder (report.md, report.json, drift plots)")
+    if (out / "report.json").exists() and not overwrite:
+        raise ConfigError(f"--out={out} already holds a report: pass --overwrite true to replace it, or name "
+                          "another --out")
     module, data, global_step = load_stage(ckpt, config)
     F, K = data.num_frames, module.context_frames
     window = window_frames or F

@@ -9,16 +9,19 @@ from typing import Literal
 from lightning_aapt.cli.signature import run_function
 
 
-def merge(ckpt: Path, out: Path, weights: Literal["ema", "trained"] = "ema") -> int:
+def merge(ckpt: Path, out: Path, weights: Literal["ema", "trained"] = "ema", overwrite: bool = False) -> int:
     """Write the plain backbone of a stage checkpoint, LoRA adapters merged (W + alpha/r * B A).
 
     Args:
         ckpt: a stage checkpoint (LoRA or not).
         out: the plain checkpoint to write (.ckpt): `backbone_config` and the merged weights, no optimizer state.
         weights: "ema" (the averaged weights, when the stage kept an EMA) or "trained".
+        overwrite: replace an existing --out (never --ckpt itself).
     """
+    from lightning_aapt.files import check_output
     from lightning_aapt.stages.checkpoints import load_backbone, save_backbone
 
+    check_output(out, "--out", overwrite, ckpt=ckpt)
     model = load_backbone(ckpt, prefer_ema=weights == "ema", flag="--ckpt")
     out.parent.mkdir(parents=True, exist_ok=True)
     save_backbone(model, out, lora=None, merged_from=str(ckpt))

@@ -13,7 +13,7 @@ from lightning_aapt.cli.signature import run_function
 def play(ckpt: Path, data: Path = Path("data/toy32"), host: str = "127.0.0.1", port: int = 8765,
          steps: int | None = None, context: int | None = None, seed: int = 0, scene: int = 0, max_sessions: int = 4,
          record_dir: Path = Path("runs/play"), device: str = "cpu", replay: Path | None = None,
-         out: Path | None = None) -> int:
+         out: Path | None = None, overwrite: bool = False) -> int:
     """Serve a page where the arrow keys (or WASD, or the buttons) steer the agent of a checkpoint's generated toy
     world, frame by frame at the world's frame rate, with the world re-rendered for the same actions beside it.
 
@@ -31,6 +31,7 @@ def play(ckpt: Path, data: Path = Path("data/toy32"), host: str = "127.0.0.1", p
         device: cpu or cuda.
         replay: a recording's JSON: make its frames again instead of serving, and check they are identical.
         out: with --replay, write the replayed frames to this .mp4/.gif.
+        overwrite: replace an existing --out.
     """
     import torch
 
@@ -63,6 +64,10 @@ def play(ckpt: Path, data: Path = Path("data/toy32"), host: str = "127.0.0.1", p
         return InteractiveSession(model, codec, encoder, steps=steps, shift=shift, seed=seed)
 
     if replay is not None:
+        if out is not None:
+            from lightning_aapt.files import check_output
+
+            check_output(out, "--out", overwrite, (".gif", ".mp4"), replay=replay, ckpt=ckpt)
         log = PlayLog(**json.loads(replay.read_text()))
         frames = replay_log(log, session(log.steps, log.shift, log.seed), LiveWorld(spec.world))
         same = frames_hash(frames) == log.frames_sha256

@@ -11,7 +11,8 @@ from lightning_aapt.cli.signature import run_function
 
 
 def sample(ckpt: Path, out: Path, frames: int = 80, steps: int = 1, data: Path = Path("data/toy"), clip: int = 0,
-           actions: Path | None = None, seed: int = 0, context: int = 2, scale: int = 4) -> int:
+           actions: Path | None = None, seed: int = 0, context: int = 2, scale: int = 4,
+           overwrite: bool = False) -> int:
     """Stream a stage's generator (EMA weights) from a validation clip: on the toy world next to the re-rendered
     truth; on other data (e.g. `prepare videos`) decoded latent frame by latent frame as a live stream would be.
 
@@ -26,15 +27,18 @@ def sample(ckpt: Path, out: Path, frames: int = 80, steps: int = 1, data: Path =
         seed: noise seed.
         context: real frames the stream starts from (fed through the cache).
         scale: pixel upscaling of the written video.
+        overwrite: replace an existing --out.
     """
     import numpy as np
 
     from lightning_aapt.data import dataset_codec, read_manifest
     from lightning_aapt.evaluation.toy import policy_actions, stream_toy_clips
+    from lightning_aapt.files import check_output
     from lightning_aapt.stages.checkpoints import load_backbone
     from lightning_aapt.video import to_uint8, write_video
     from lightning_aapt.world.dataset import clip_seeds, spec_from_manifest
 
+    check_output(out, "--out", overwrite, (".gif", ".mp4"), ckpt=ckpt, actions=actions)
     model = load_backbone(ckpt, flag="--ckpt").eval()
     if model.cfg.bidirectional:
         raise SystemExit(f"{ckpt} holds a bidirectional (stage-0) model: sample streams causal stages 1-3")

@@ -8,6 +8,7 @@ Notation: S frame size in pixels, t video frames per step (1 on the toy world).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -150,7 +151,14 @@ class Game:
             raise RuntimeError("not recording")
         recorded, self.recorded = self.recorded, None
         directory.mkdir(parents=True, exist_ok=True)
-        stem = directory / f"play-{time.strftime('%Y%m%d-%H%M%S')}-scene{self.log.scene}-from{self.log.record_from}"
+        base = directory / f"play-{time.strftime('%Y%m%d-%H%M%S')}-scene{self.log.scene}-from{self.log.record_from}"
+        for n in itertools.count(1):  # claim a name (exclusive create): two recordings stopped in one second keep both
+            stem = base if n == 1 else base.with_name(f"{base.name}-{n}")
+            try:
+                stem.with_suffix(".json").open("x").close()
+                break
+            except FileExistsError:
+                continue
         log = PlayLog(**{**asdict(self.log), "events": list(self.log.events),
                          "frames_sha256": frames_hash([g for g, _ in recorded])})
         video = stem.with_suffix(".mp4") if recorded else None

@@ -73,6 +73,18 @@ ROWS = [
     Row("fit --ckpt_path: truncated", "fit --config {stage1} --ckpt_path {truncated}",
         ("--ckpt_path=", "truncated")),
     Row("fit --ckpt_path: missing", "fit --config {stage1} --ckpt_path {missing}", ("--ckpt_path=", "no such file")),
+    # outputs: never an input, never an existing file unless told to, checked before the work
+    Row("merge onto its own checkpoint", "merge --ckpt {stage1_ckpt} --out {stage1_ckpt} --overwrite true",
+        ("--out=", "is also --ckpt, which it reads")),
+    Row("merge onto an existing file", "merge --ckpt {stage1_ckpt} --out {text}",
+        ("--out=", "already exists", "--overwrite true")),
+    Row("sample to a .txt", "sample --ckpt {stage1_ckpt} --frames 4 --out {out}/x.txt",
+        ("--out=", "expected a .gif or .mp4 file")),
+    Row("sample onto an existing file", "sample --ckpt {stage1_ckpt} --frames 4 --out {old_gif}",
+        ("--out=", "already exists", "--overwrite true")),
+    Row("eval --out a file", "eval --ckpt {stage1_ckpt} --config {stage1} --out {text}", ("--out=", "is a file")),
+    Row("play --replay written over its own log", "play --ckpt {stage1_ckpt} --data {data} --replay {text} "
+        "--out {text}", ("--out=", "is also --replay, which it reads")),
     # resume: the config must agree with the checkpoint it continues
     Row("resume with a changed backbone", "fit --config {stage1} --ckpt_path {stage1_ckpt} "
         "--model.init_args.backbone.dim=64",
@@ -99,7 +111,8 @@ ROWS = [
         "--data.init_args.toy_world={tiny_world} --trainer.max_steps=1 --trainer.default_root_dir={out}/misspelled",
         ("holds no dataset", "rendering data.toy_world there", "did you mean", "/data (a dataset)"), rc=0),
     Row("toy_world over a folder of other files", "fit --config {stage1} --data.init_args.data_dir={out} "
-        "--data.init_args.toy_world={tiny_world}", ("data.init_args.data_dir=", "holds files prepare does not write (notes.txt)", "refusing to delete")),
+        "--data.init_args.toy_world={tiny_world}",
+        ("data.init_args.data_dir=", "holds files prepare does not write (notes.txt)", "refusing to delete")),
     Row("bad_sample_limit 0", "fit --config {stage1} --data.init_args.bad_sample_limit=0",
         ("data.init_args.bad_sample_limit=0", ">= 1")),
     # shards
@@ -145,6 +158,7 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
     (tmp / "truncated.ckpt").write_bytes(whole[: len(whole) // 2])
     (tmp / "text.ckpt").write_text("hello, I am not a checkpoint\n")
     (tmp / "empty.ckpt").write_bytes(b"")
+    (tmp / "old.gif").write_bytes(b"GIF89a someone's animation")
     (tmp / "folder").mkdir()
     (tmp / "folder" / "notes.txt").write_text("x")
     torch.save({"weights": torch.zeros(2)}, tmp / "foreign.ckpt")
@@ -185,7 +199,8 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
             "stage1_ckpt": stage1_ckpt, "stage3_ckpt": tmp / "stage3" / "stage3" / "checkpoints" / "last.ckpt",
             "stage3_heads": tmp / "stage3_heads.yaml", "stage1_wide": tmp / "stage1_wide.yaml",
             "truncated": tmp / "truncated.ckpt",
-            "text": tmp / "text.ckpt", "empty": tmp / "empty.ckpt", "folder": tmp / "folder",
+            "text": tmp / "text.ckpt", "empty": tmp / "empty.ckpt", "old_gif": tmp / "old.gif",
+            "folder": tmp / "folder",
             "missing": tmp / "missing.ckpt", "foreign": tmp / "foreign.ckpt", "pickled": tmp / "pickled.ckpt",
             "plain_zip": tmp / "plain.zip", "no_shapes": no_shapes, "truncated_shard": truncated_shard,
             "all_bad": all_bad, "misspelled": tmp / "dat", "tiny_world": tiny_world, "data": data, "out": out}

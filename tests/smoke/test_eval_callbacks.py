@@ -6,7 +6,7 @@ import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lightning_aapt.errors import CheckpointError
+from lightning_aapt.errors import CheckpointError, ConfigError
 from tests.helpers_cli import fit, tiny_config
 
 pytestmark = pytest.mark.smoke
@@ -72,6 +72,9 @@ def test_eval_command_writes_its_report(toy_data, tmp_path):
     assert main(args) == 0
     again = json.loads((tmp_path / "report_merged" / "report.json").read_text())
     assert again["fd"]["values"] == result["fd"]["values"] and again["drift"] == result["drift"]
+    with pytest.raises(ConfigError, match="already holds a report: pass --overwrite true"):
+        main(args)
+    assert main([*args, "--overwrite", "true"]) == 0
 
     with pytest.raises(CheckpointError, match=r"--ckpt=.*no such file"):
         main(["eval", "--ckpt", str(tmp_path / "missing.ckpt"), "--config", str(config)])

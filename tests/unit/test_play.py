@@ -93,6 +93,21 @@ def test_a_logged_session_replays_exactly(parts, tmp_path):
         replay(log, InteractiveSession(model, codec, encoder, seed=3), LiveWorld(world))
 
 
+def test_two_recordings_stopped_in_one_second_keep_both(parts, tmp_path, monkeypatch):
+    import lightning_aapt.play.game as game_module
+
+    model, codec, encoder, world = parts
+    monkeypatch.setattr(game_module.time, "strftime", lambda fmt: "20261207-120000")  # one second for both
+    written = []
+    for _ in range(2):
+        played = Game(InteractiveSession(model, codec, encoder, seed=2), LiveWorld(world), 2, scene=9)
+        played.start_recording()
+        played.act([1.0, 0.0])
+        written += played.stop_recording(tmp_path, fps=8)
+    assert len(set(written)) == 4 and all(p.stat().st_size > 0 for p in written)
+    assert written[3].name == "play-20261207-120000-scene9-from0-2.json"
+
+
 class FakeClock:
     """Time that passes only when slept (or spent on purpose): pacing checked without a real clock."""
 
