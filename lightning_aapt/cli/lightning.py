@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from lightning_aapt.errors import ConfigError
 
@@ -31,11 +32,14 @@ def lightning_cli(argv: list[str] | None) -> int:
     return 0
 
 
-def aapt_cli(**kwargs):
-    """LightningCLI over every stage and data module, with the data's dimensions linked into the model."""
+def aapt_cli(locks: list | None = None, **kwargs):
+    """LightningCLI over every stage and data module, with the data's dimensions linked into the model; `fit` takes
+    the run directory's lock into `locks` (the caller releases it)."""
     from lightning.pytorch.cli import LightningCLI
+    from lightning.pytorch.utilities import rank_zero_only
 
     from datamodules.web_video import WebVideoDataModule
+    from lightning_aapt.run_lock import RunLock
     from lightning_aapt.stages import StageModule
 
     class AAPTCLI(LightningCLI):
@@ -50,6 +54,9 @@ def aapt_cli(**kwargs):
 
         def before_fit(self) -> None:
             check_run(self.trainer, self.model, self.datamodule)
+            if locks is not None and rank_zero_only.rank == 0:  # one process of a multi-process run holds it
+                directory = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+                locks.append(RunLock(directory, f"the run directory {directory}").acquire())
 
     return AAPTCLI(StageModule, WebVideoDataModule, subclass_mode_model=True, subclass_mode_data=True,
                    parser_kwargs={"parser_mode": "omegaconf"}, save_config_kwargs={"overwrite": True}, **kwargs)
@@ -100,11 +107,11 @@ def check_resume(config) -> None:
 def run_lightning(argv: list[str] | None):
     """Run LightningCLI on `argv` and return it (its trainer holds the final metrics)."""
     # LightningCLI reads sys.argv; run it on `argv` as if typed, so it never sees two argument lists.
-    saved = sys.argv
+    saved, locks = sys.argv, []
     if argv is not None:
         sys.argv = [saved[0], *argv]
     try:
-        return aapt_cli()
+        return aapt_cli(locks)
     except ValueError as err:
         refused = config_error(err)
         if refused is None:
@@ -112,6 +119,8 @@ def run_lightning(argv: list[str] | None):
         raise refused from None  # the namespace dump buries the reason
     finally:
         sys.argv = saved
+        for lock in locks:
+            lock.release()
 
 
 def build_lightning(args: list[str]):

@@ -25,11 +25,14 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 import yaml
 
+from lightning_aapt.errors import ConfigError
 from lightning_aapt.files import write_atomic
+from lightning_aapt.run_lock import RunLock
 
 
 def number(value):
@@ -129,19 +132,25 @@ def main(argv: list[str], train: Callable[[list[str]], int] | None = None) -> in
         raise FileNotFoundError(f"--config {args.config}: no such file")
     trials = expand(parse_grid(args.grid), args.trial)
     out = Path(args.out).resolve()
+    spec = {"config": args.config, "extra": extra, "trials": [
+        {"name": f"trial_{i:03d}", "overrides": t} for i, t in enumerate(trials)]}
+    earlier = out / "trials.json"
+    if earlier.is_file() and json.loads(earlier.read_text()) != spec:
+        raise ConfigError(f"--out={out} holds another sweep ({earlier} lists other trials or settings): its trials "
+                          "would be replaced; name another --out (the same command reruns the same sweep)")
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "trials.json", json.dumps({"config": args.config, "extra": extra, "trials": [
-        {"name": f"trial_{i:03d}", "overrides": t} for i, t in enumerate(trials)]}, indent=2).encode())
-    if args.local:
-        if train is None:
-            from lightning_aapt.cli.lightning import lightning_cli as train
-        for i, trial in enumerate(trials):
-            print(f"[sweep] trial_{i:03d}: {trial}", flush=True)
-            code = train(trial_args(args.config, trial, out / f"trial_{i:03d}", extra))
-            if code:
-                return code
-        print(summary(out))
-        return 0
+    with RunLock(out, f"--out={out}") if args.local else nullcontext():
+        write_atomic(earlier, json.dumps(spec, indent=2).encode())
+        if args.local:
+            if train is None:
+                from lightning_aapt.cli.lightning import lightning_cli as train
+            for i, trial in enumerate(trials):
+                print(f"[sweep] trial_{i:03d}: {trial}", flush=True)
+                code = train(trial_args(args.config, trial, out / f"trial_{i:03d}", extra))
+                if code:
+                    return code
+            print(summary(out))
+            return 0
     script = out / "sweep.sbatch"
     write_atomic(script, sbatch_script(args.name or out.name, out, args.config, trials, extra, args.nodes,
                                        args.gpus, args.time, args.cpus_per_gpu, args.partition, args.account,

@@ -129,6 +129,27 @@ def test_prepare_killed_midway_is_never_taken_for_a_dataset(tmp_path):
     assert not list(out.glob("*.tmp"))
 
 
+def test_a_second_run_on_a_run_directory_is_refused_while_the_first_runs(toy_data, tmp_path, capsys):
+    from lightning_aapt.cli import run
+
+    config = tiny_config("stage1", tmp_path, toy_data, steps=100000, init_from=None)  # runs until killed
+    first = start("fit", "--config", str(config))
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.rglob("run.lock")) and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(tmp_path.rglob("run.lock")), first.communicate()[1][-3000:] if first.poll() is not None else ""
+        assert run(["fit", "--config", str(config), "--trainer.max_steps=1"]) == 2
+        err = capsys.readouterr().err
+        assert f"is in use by another run (PID {first.pid} on " in err and "fit --config" in err, err[-2000:]
+    finally:
+        first.kill()
+        first.communicate()
+    # the first run is gone: its lock is stale, and the directory is free again
+    assert run(["fit", "--config", str(config), "--trainer.max_steps=1"]) == 0
+    assert not list(tmp_path.rglob("run.lock"))
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_sigterm_while_waiting_for_data_stops_the_run(toy_data, tmp_path, workers):
     (tmp_path / "run").mkdir()

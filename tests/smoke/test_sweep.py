@@ -6,6 +6,7 @@ import subprocess
 import pytest
 
 from lightning_aapt.cli import main
+from lightning_aapt.errors import ConfigError
 from tests.helpers_cli import tiny_config
 
 pytestmark = pytest.mark.smoke
@@ -42,3 +43,8 @@ def test_sbatch_script_is_valid_and_complete(tmp_path):
     assert "srun " in script and "--trainer.num_nodes=2" in script and "trial_002" in script
     with pytest.raises(ValueError, match="KEY=\\[v1,v2"):
         main(["sweep", "--config", str(config), "--grid", "lr=3", "--out", str(out)])
+    # another sweep into the same --out would replace these trials: refused, trials.json as it was
+    before = (out / "trials.json").read_text()
+    with pytest.raises(ConfigError, match=r"holds another sweep .* its trials would be replaced"):
+        main(["sweep", "--config", str(config), "--grid", "model.init_args.optimizer.lr=[1e-2]", "--out", str(out)])
+    assert (out / "trials.json").read_text() == before
