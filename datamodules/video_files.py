@@ -10,7 +10,8 @@ first frame (a causal VAE encodes frame 0 alone: latent 0 is an image latent, AA
 length (`text.npy` (L_i, Dt)); batches pad it back with zeros to the encoder's `max_tokens`.
 
 Resumable: a shard is closed only between videos, and `progress.json` (rewritten atomically after each shard)
-lists the videos it holds; a rerun keeps the finished shards and starts after their videos. An unreadable or
+lists the videos it holds (by resolved path, with size and modification time); a rerun keeps the finished shards and
+starts after their videos however `--videos` is spelled, and refuses a finished video that changed. An unreadable or
 too-short video, or one without a caption, is skipped and listed by name in the manifest. The manifest is
 written last: its presence marks a complete dataset.
 """
@@ -143,6 +144,12 @@ def usable_video(video: Path, captions: dict[str, str], fps: float, size: tuple[
     return caption, frames, starts
 
 
+def stamp(video: Path) -> list[int]:
+    """What tells a video file changed without reading it: [bytes, modification time in ns]."""
+    stat = video.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
 def finish_shard(writer: ShardWriter, clips: int, videos: list[str], state: dict, split: str, out: Path) -> None:
     """Close the writer's one shard and record it, with the videos it holds, in progress.json."""
     writer.close()
@@ -180,17 +187,23 @@ def prepare_videos(out: Path, videos: list[Path], captions: dict[str, str], code
         raise ValueError(f"{out} holds shards written with other settings ({state.get('settings')}); use another "
                          "--out or --overwrite true")
     state = state or {"settings": record["settings"], "splits": {"train": [], "val": []}, "skipped": {}}
+    sources = state.setdefault("sources", {})  # resolved path -> [bytes, mtime_ns] of each video encoded
     done = {v for split in state["splits"].values() for shard in split for v in shard["videos"]}
+    for video in videos:
+        name = str(video.resolve())
+        if name in done and sources.get(name, stamp(video)) != stamp(video):
+            raise ValueError(f"--videos: {video} changed since {out} encoded it (size or modification time); "
+                             "rerun with --overwrite true to encode every video again")
     split_of = {v: ("val" if i >= len(videos) - val_videos else "train") for i, v in enumerate(videos)}
     bar = tqdm(total=len(videos), desc=f"encoding videos -> {out}", unit="video", disable=not progress,
                file=sys.stderr)
     for split in ("train", "val"):
-        todo = [v for v in videos if split_of[v] == split and str(v) not in done]
+        todo = [v for v in videos if split_of[v] == split and str(v.resolve()) not in done]
         bar.update(sum(1 for v in videos if split_of[v] == split) - len(todo))
         shards = state["splits"][split]
         writer, in_shard, clips = None, [], 0
         for video in todo:
-            name = str(video)
+            name = str(video.resolve())  # the same video however --videos spells its folder
             try:
                 caption, frames, starts = usable_video(video, captions, fps, size, clip_frames, stride)
             except SkippedVideo as why:
@@ -208,6 +221,7 @@ def prepare_videos(out: Path, videos: list[Path], captions: dict[str, str], code
                              {"video": name, "start_frame": s, "fps": fps, "caption": caption})
                 clips += 1
             in_shard.append(name)
+            sources[name] = stamp(video)
             bar.update()
             if clips >= samples_per_shard:  # close between videos
                 finish_shard(writer, clips, in_shard, state, split, out)

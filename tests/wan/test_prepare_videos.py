@@ -2,6 +2,7 @@
 random Wan transformer on those shards, and `sample` streaming through the VAE's frame-by-frame decoder."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -124,6 +125,28 @@ def test_prepare_videos_overwrite_deletes_nothing_until_the_arguments_hold(prepa
     with pytest.raises(ConfigError, match=r"holds files prepare does not write \(thesis.tex\)"):
         main(bad)
     assert (mine / "thesis.tex").read_text() == "chapter 1"
+
+
+def test_prepare_videos_resumed_by_another_spelling_of_the_folder_encodes_nothing_again(prepared, monkeypatch):
+    root, out, argv = prepared
+    stamp = {p.name: p.stat().st_mtime_ns for p in out.glob("*.tar")}
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").unlink()  # as if killed before the end
+    monkeypatch.chdir(root)
+    relative = [*argv]
+    relative[relative.index("--videos") + 1] = "videos"  # the folder relative, not absolute
+    assert main(relative) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.tar")} == stamp
+    assert json.loads((out / "manifest.json").read_text())["splits"] == manifest["splits"]
+    video = root / "videos" / "clip0.mp4"
+    video.write_bytes(video.read_bytes() + b"\0")  # a finished video changed
+    (out / "manifest.json").unlink()
+    with pytest.raises(ValueError, match=r"clip0.mp4 changed since .* encoded it"):
+        main(relative)
+    video.write_bytes(video.read_bytes()[:-1])  # put back, with the time it was encoded at: the dataset finishes
+    encoded_at = json.loads((out / "progress.json").read_text())["sources"][str(video.resolve())][1]
+    os.utime(video, ns=(encoded_at, encoded_at))
+    assert main(relative) == 0
 
 
 def test_prepare_videos_refuses_a_mismatched_transformer(prepared, tmp_path):
