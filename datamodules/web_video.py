@@ -20,6 +20,7 @@ sample dropped as bad (`bad_samples="skip"`) is replayed as if it had been used,
 from __future__ import annotations
 
 import difflib
+import hashlib
 import io
 import json
 import os
@@ -321,16 +322,37 @@ class WebVideoDataModule(L.LightningDataModule):
         self.consumed_at_start = 0  # training batches consumed before this run (from the checkpoint)
 
     def state_dict(self) -> dict:
-        """Saved in every checkpoint: training batches consumed so far on each rank."""
+        """Saved in every checkpoint: training batches consumed so far on each rank, and what decides the stream
+        (compared on resume)."""
         trainer = self.trainer
         done = trainer.fit_loop.epoch_loop.batch_progress.total.processed if trainer is not None else 0
-        return {"train_batches": int(done), "seed": self.stream_seed}
+        return {"train_batches": int(done), "seed": self.stream_seed, **self.stream_settings()}
+
+    def stream_settings(self) -> dict:
+        """What, besides the seed, decides which clips the next training batch holds."""
+        if (self.data_dir / MANIFEST).is_file():  # the dataset wherever it lies, however long it took to write
+            manifest = {k: v for k, v in read_manifest(self.data_dir).items() if k != "made_by"}
+            digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+        else:
+            digest = None
+        return {"batch_size": self.batch_size, "num_frames": self.num_frames, "train_shards": self.train_shards,
+                "manifest_sha256": digest}
 
     def load_state_dict(self, state: dict) -> None:
         self.consumed_at_start = int(state.get("train_batches", 0))
         if state.get("seed", self.stream_seed) != self.stream_seed:
             raise ConfigError(f"data.init_args.seed={self.stream_seed}: the checkpoint's data stream used seed "
                               f"{state['seed']}; set data.init_args.seed to the checkpoint's to resume exactly")
+        if self.resume != "exact":
+            return
+        now = self.stream_settings()
+        differ = [f"{key}: checkpoint {state[key]}, config {now[key]}" for key in now
+                  if key in state and state[key] != now[key]]  # a checkpoint older than a key records nothing
+        if differ:
+            raise ConfigError(f"data.init_args: resuming continues the run's data stream, but {'; '.join(differ)} "
+                              "(manifest_sha256: the dataset in data_dir). Resume with the run's own data "
+                              "settings, set data.init_args.resume=approximate to continue on other data, or start "
+                              "a new run with model.init_args.init_from")
 
     @property
     def stream_seed(self) -> int:

@@ -102,6 +102,13 @@ def check_resume(config) -> None:
         raise ConfigError(f"{where}: resuming continues a run, but the config contradicts the "
                           f"checkpoint's settings: {'; '.join(differ)}. Resume with the run's own config (its "
                           "config.yaml), or start a new run from these weights with model.init_args.init_from")
+    lacks = [what for key, what in (("loops", "loop state (the step count: it would restart at 0)"),
+                                    ("optimizer_states", "optimizer state (Adam's moments: they would restart)"))
+             if not checkpoint.get(key) and (key == "loops" or not Path(path).is_dir())]  # a folder shards them
+    if lacks:
+        raise ConfigError(f"{where}: resuming continues a run, but this checkpoint holds no {' and no '.join(lacks)}; "
+                          "resume from a checkpoint the run wrote, or start a new run from these weights with "
+                          "model.init_args.init_from")
 
 
 def run_lightning(argv: list[str] | None):

@@ -95,6 +95,17 @@ ROWS = [
         ("--ckpt_path=", "a DiffusionAdaptation checkpoint", "model.class_path is BidirectionalPretraining")),
     Row("resume with another data seed", "fit --config {stage1} --ckpt_path {stage1_ckpt} --data.init_args.seed=5",
         ("data.init_args.seed=5", "data stream used seed 0")),
+    Row("resume with another batch size", "fit --config {stage1} --ckpt_path {stage1_ckpt} "
+        "--data.init_args.batch_size=3", ("data.init_args: resuming continues the run's data stream",
+                                           "batch_size: checkpoint 2, config 3")),
+    Row("resume with longer clips", "fit --config {stage1} --ckpt_path {stage1_ckpt} --data.init_args.num_frames=8",
+        ("num_frames: checkpoint 6, config 8",)),
+    Row("resume on another dataset", "fit --config {stage1} --ckpt_path {stage1_ckpt} "
+        "--data.init_args.data_dir={data_other}", ("manifest_sha256: checkpoint",)),
+    Row("resume from a checkpoint without optimizer state", "fit --config {stage1} --ckpt_path {no_optimizer}",
+        ("--ckpt_path=", "holds no optimizer state", "init_from")),
+    Row("resume from a checkpoint without loop state", "fit --config {stage1} --ckpt_path {no_loops}",
+        ("--ckpt_path=", "holds no loop state (the step count")),
     # trainer and data settings a stage cannot honour
     Row("stage 3 with trainer.gradient_clip_val", "fit --config {stage3} --trainer.gradient_clip_val=1.0",
         ("trainer.gradient_clip_val=1.0", "model.init_args.grad_clip")),
@@ -154,6 +165,14 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
     tiny_world = tmp / "tiny_world.yaml"
     tiny_world.write_text(json.dumps(dataclasses.asdict(TINY_SPEC)))  # JSON is YAML
 
+    checkpoint = torch.load(stage1_ckpt, weights_only=True)
+    torch.save({**checkpoint, "optimizer_states": []}, tmp / "no_optimizer.ckpt")
+    torch.save({k: v for k, v in checkpoint.items() if k != "loops"}, tmp / "no_loops.ckpt")
+    data_other = tmp / "data_other"
+    shutil.copytree(toy_data, data_other)
+    manifest = json.loads((data_other / "manifest.json").read_text())
+    (data_other / "manifest.json").write_text(json.dumps({**manifest, "fps": 2 * manifest["fps"]}))  # other data
+
     whole = stage1_ckpt.read_bytes()
     (tmp / "truncated.ckpt").write_bytes(whole[: len(whole) // 2])
     (tmp / "text.ckpt").write_text("hello, I am not a checkpoint\n")
@@ -200,6 +219,7 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
             "stage3_heads": tmp / "stage3_heads.yaml", "stage1_wide": tmp / "stage1_wide.yaml",
             "truncated": tmp / "truncated.ckpt",
             "text": tmp / "text.ckpt", "empty": tmp / "empty.ckpt", "old_gif": tmp / "old.gif",
+            "no_optimizer": tmp / "no_optimizer.ckpt", "no_loops": tmp / "no_loops.ckpt", "data_other": data_other,
             "folder": tmp / "folder",
             "missing": tmp / "missing.ckpt", "foreign": tmp / "foreign.ckpt", "pickled": tmp / "pickled.ckpt",
             "plain_zip": tmp / "plain.zip", "no_shapes": no_shapes, "truncated_shard": truncated_shard,

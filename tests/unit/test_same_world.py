@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from datamodules.web_video import check_same_world
+from datamodules.web_video import WebVideoDataModule, check_same_world
 from lightning_aapt.errors import ConfigError
 from tests.conftest import TINY_SPEC
 
@@ -27,3 +27,16 @@ def test_a_manifest_older_than_a_world_field_reads_it_as_its_default(toy_data, t
         del manifest["toy_world"]["world"][key]
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     check_same_world(tmp_path, TINY_SPEC)
+
+
+def test_the_resume_fingerprint_is_the_dataset_not_how_long_it_took(toy_data, tmp_path):
+    import shutil
+
+    copy = tmp_path / "again"
+    shutil.copytree(toy_data, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    (copy / "manifest.json").write_text(json.dumps({**manifest, "made_by": {"command": "x", "seconds": 1.0}}))
+    settings = WebVideoDataModule(str(toy_data), num_frames=6, batch_size=2).stream_settings()
+    assert WebVideoDataModule(str(copy), num_frames=6, batch_size=2).stream_settings() == settings
+    (copy / "manifest.json").write_text(json.dumps({**manifest, "fps": 2 * manifest["fps"]}))
+    assert WebVideoDataModule(str(copy), num_frames=6, batch_size=2).stream_settings() != settings
