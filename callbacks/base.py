@@ -1,9 +1,11 @@
 """`EveryNValidations`: what the evaluation callbacks share — keep the first validation batch, then act after
-validations n, 2n, ... (sanity checks excluded) on global rank 0."""
+validations n, 2n, ... (sanity checks excluded) on global rank 0; none after SIGTERM, and SIGTERM ends one at once."""
 
 from __future__ import annotations
 
 import lightning as L
+
+from lightning_aapt.signals import sigterm_stops
 
 
 class EveryNValidations(L.Callback):
@@ -22,8 +24,10 @@ class EveryNValidations(L.Callback):
         if trainer.sanity_checking or self._batch is None:
             return
         self._validations += 1
-        if self._validations % self.every_n_validations == 0 and trainer.is_global_zero:
-            self.evaluate(trainer, module, self._batch)
+        due = self._validations % self.every_n_validations == 0 and trainer.is_global_zero
+        if due and not getattr(trainer, "received_sigterm", False):
+            with sigterm_stops(f"evaluating ({type(self).__name__})"):  # minutes of streams: SIGTERM ends them
+                self.evaluate(trainer, module, self._batch)
 
     def evaluate(self, trainer: L.Trainer, module: L.LightningModule, batch) -> None:
         raise NotImplementedError

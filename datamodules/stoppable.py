@@ -6,12 +6,9 @@ boundary, which a run waiting for data (a stalled `pipe:` URL, a hung file syste
 
 from __future__ import annotations
 
-import signal
-import threading
-from contextlib import contextmanager
-
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader
+
+from lightning_aapt.signals import sigterm_stops
 
 
 class StoppableLoader(DataLoader):
@@ -27,24 +24,3 @@ class StoppableLoader(DataLoader):
                 except StopIteration:
                     return
             yield batch
-
-
-@contextmanager
-def sigterm_stops(what: str):
-    """Within the block, SIGTERM runs the handler in place (Lightning's) and then raises Lightning's
-    SIGTERMException (exit status 1, saying `what` it interrupted). Main thread only; elsewhere a no-op."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def stop(signum, frame):
-        if callable(previous):
-            previous(signum, frame)
-        raise SIGTERMException(f"stopped: SIGTERM while {what}")
-
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -1,15 +1,18 @@
-"""Faults on purpose: a checkpoint writer that dies, or finds the disk full, halfway through one write."""
+"""Faults on purpose: a checkpoint writer that dies, or finds the disk full, halfway through one write; a validation
+callback that takes a minute."""
 
 from __future__ import annotations
 
 import errno
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Literal
 
 import yaml
 
+from callbacks.base import EveryNValidations
 from lightning_aapt.stages.checkpoints import AtomicCheckpointIO
 from tests.helpers_cli import checkpointing_only, tiny_config
 
@@ -46,3 +49,16 @@ def resumable_config(tmp_path: Path, data: Path, name: str, steps: int = 8, plug
     spec["data"]["init_args"].update(num_workers=2, shuffle_buffer=4)
     config.write_text(yaml.safe_dump(spec))
     return checkpointing_only(config, 3, plugin)
+
+
+class SlowCallback(EveryNValidations):
+    """An evaluation callback that works for a minute (as a long-horizon drift at scale does), after writing
+    `started` to say it began."""
+
+    def __init__(self, started: str) -> None:
+        super().__init__()
+        self.started = Path(started)
+
+    def evaluate(self, trainer, module, batch) -> None:
+        self.started.write_text("evaluating")
+        time.sleep(60)

@@ -112,13 +112,21 @@ def check_resume(config) -> None:
 
 
 def run_lightning(argv: list[str] | None):
-    """Run LightningCLI on `argv` and return it (its trainer holds the final metrics)."""
+    """Run LightningCLI on `argv` and return it (its trainer holds the final metrics); a run SIGTERM stopped exits
+    with status SIGTERM_STATUS."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from lightning_aapt.signals import SIGTERM_STATUS
+
     # LightningCLI reads sys.argv; run it on `argv` as if typed, so it never sees two argument lists.
     saved, locks = sys.argv, []
     if argv is not None:
         sys.argv = [saved[0], *argv]
     try:
         return aapt_cli(locks)
+    except SIGTERMException as err:  # Lightning's carries no exit code: a stopped run exited 0
+        print(err.code or "stopped: SIGTERM at a batch boundary", file=sys.stderr)
+        raise SystemExit(SIGTERM_STATUS) from None
     except ValueError as err:
         refused = config_error(err)
         if refused is None:

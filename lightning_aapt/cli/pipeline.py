@@ -4,6 +4,7 @@ checkpoint (resumable), then long streams of the causal stages scored against th
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -33,9 +34,10 @@ def main(argv: list[str]) -> int:
         name = stage["name"]
         done = exp / name / "DONE.json"
         extra = [*stage.get("args", []), *spec.get("args", []), *args.overrides]
-        if done.exists():
+        record = finished_record(done)
+        if record is not None:
             check_same_data(exp / name, stage_data_dir(stage["config"], extra))
-            finished[name] = json.loads(done.read_text())
+            finished[name] = record
             print(f"[pipeline] {name}: finished earlier ({done}), skipped")
             continue
         run = ["fit", "--config", str(stage["config"]), f"--trainer.logger.init_args.save_dir={exp}",
@@ -54,11 +56,30 @@ def main(argv: list[str]) -> int:
         metrics = {k: float(v) for k, v in cli.trainer.callback_metrics.items()}
         record = {"seconds": round(time.perf_counter() - start, 1), "global_step": cli.trainer.global_step,
                   "metrics": metrics, "checkpoint": str(last)}
-        done.write_text(json.dumps(record, indent=2))
+        write_atomic(done, json.dumps(record, indent=2).encode())
         finished[name] = record
     summary = long_stream_summary(exp, spec, finished)
     print(summary)
     return 0
+
+
+def finished_record(done: Path) -> dict | None:
+    """What a stage's DONE.json recorded; None when the stage has not finished. One that cannot be read (an older
+    version wrote it in place, and was stopped halfway) is set aside, and the stage resumes from its checkpoint."""
+    import json
+
+    if not done.exists():
+        return None
+    try:
+        record = json.loads(done.read_text())
+        if isinstance(record, dict) and "seconds" in record:
+            return record
+    except (OSError, ValueError):
+        pass
+    aside = done.with_name("DONE.json.unreadable")
+    os.replace(done, aside)
+    print(f"[pipeline] {done} holds no finished stage's record: moved to {aside}; the stage runs (resumes) again")
+    return None
 
 
 def config_data_dir(config: Path) -> str | None:

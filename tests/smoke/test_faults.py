@@ -20,6 +20,7 @@ import yaml
 
 from datamodules.web_video import WebVideoDataModule
 from lightning_aapt.errors import ConfigError
+from lightning_aapt.signals import SIGTERM_STATUS
 from lightning_aapt.stages.base import finite_on_every_rank
 from lightning_aapt.stages.checkpoints import read_checkpoint
 from tests.conftest import TINY_SPEC
@@ -174,8 +175,38 @@ def test_sigterm_while_waiting_for_data_stops_the_run(toy_data, tmp_path, worker
     finally:
         run.kill()
         os.close(writer)
-    assert run.returncode == 1, err[-3000:]
+    assert run.returncode == SIGTERM_STATUS, err[-3000:]
     assert "Received SIGTERM" in err and "stopped: SIGTERM while waiting for the next batch of data" in err
+
+
+def test_sigterm_stops_a_run_within_the_grace_time_with_a_failing_status(toy_data, tmp_path):
+    """At a batch boundary and inside a validation callback's minute of work alike: `fit ... && next` must not read
+    success, and SLURM's 30 s of grace must be enough."""
+    config = tiny_config("stage1", tmp_path, toy_data, steps=100000, val_every=3, init_from=None)
+    spec = yaml.safe_load(config.read_text())
+    started = tmp_path / "started"
+    spec["trainer"]["callbacks"] = [{"class_path": "tests.helpers_faults.SlowCallback",
+                                     "init_args": {"started": str(started)}}]
+    config.write_text(yaml.safe_dump(spec))
+    for moment in ("batch", "callback"):
+        started.unlink(missing_ok=True)
+        run = start("fit", "--config", str(config), "--trainer.num_sanity_val_steps=0",
+                    f"--trainer.val_check_interval={3 if moment == 'callback' else 100000}")
+        deadline = time.monotonic() + 120
+        ready = started if moment == "callback" else tmp_path / "stage1" / "run.lock"
+        while not ready.exists() and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(2.0)  # training steps (batch), or inside the callback's sleep
+        run.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        try:
+            out, err = run.communicate(timeout=60)
+        finally:
+            run.kill()
+        assert run.returncode == SIGTERM_STATUS, f"{moment}: exit {run.returncode}\n{err[-3000:]}"
+        assert time.monotonic() - sent < 20, moment
+        said = "stopped: SIGTERM while evaluating (SlowCallback)" if moment == "callback" else "stopped: SIGTERM"
+        assert said in err, err[-2000:]
 
 
 def absurd_lr_config(stage: str, tmp_path: Path, data: Path, steps: int, **model_args) -> Path:

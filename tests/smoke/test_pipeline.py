@@ -65,6 +65,10 @@ def test_pipeline_runs_all_stages_then_skips_them(toy_data, tmp_path, capsys):
     assert main(["pipeline", "--config", str(config)]) == 0  # everything finished: all skipped
     out = capsys.readouterr().out
     assert out.count("finished earlier") == 4
+    (exp / "stage3" / "DONE.json").write_text("")  # an older version stopped while writing it in place
+    assert main(["pipeline", "--config", str(config)]) == 0
+    assert "holds no finished stage's record" in capsys.readouterr().out
+    assert json.loads((exp / "stage3" / "DONE.json").read_text())["global_step"] == 2
     # a finished stage trained on another data folder (an earlier version's world) is not reported on this one
     saved = exp / "stage1" / "config.yaml"
     saved.write_text(saved.read_text().replace(f"data_dir: {toy_data}", "data_dir: data/toy16"))
