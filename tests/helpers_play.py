@@ -45,6 +45,7 @@ class PlayServer:
         import subprocess
         import sys
         import time
+        import urllib.error
         import urllib.request
 
         root = Path(__file__).resolve().parents[1]
@@ -57,6 +58,8 @@ class PlayServer:
                 raise AssertionError(f"play exited ({self.process.returncode}):\n{self.process.stdout.read()}")
             try:
                 urllib.request.urlopen(self.url + "/stats", timeout=1).read()
+                return self
+            except urllib.error.HTTPError:  # it answers (a server that needs its token refuses /stats without it)
                 return self
             except OSError:
                 time.sleep(0.3)

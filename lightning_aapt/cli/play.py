@@ -4,24 +4,29 @@ beside it; or replay a recorded session exactly (`--replay`)."""
 from __future__ import annotations
 
 import json
+import secrets
 import socket
+import sys
+import tempfile
 from pathlib import Path
 
 from lightning_aapt.cli.signature import run_function
+from lightning_aapt.errors import ConfigError
 
 
 def play(ckpt: Path, data: Path = Path("data/toy32"), host: str = "127.0.0.1", port: int = 8765,
          steps: int | None = None, context: int | None = None, seed: int = 0, scene: int = 0, max_sessions: int = 4,
          record_dir: Path = Path("runs/play"), device: str = "cpu", replay: Path | None = None,
-         out: Path | None = None, overwrite: bool = False) -> int:
+         out: Path | None = None, overwrite: bool = False, allow_origin: list[str] | None = None,
+         token: str | None = None) -> int:
     """Serve a page where the arrow keys (or WASD, or the buttons) steer the agent of a checkpoint's generated toy
     world, frame by frame at the world's frame rate, with the world re-rendered for the same actions beside it.
 
     Args:
         ckpt: a causal stage checkpoint (stage 3 plays at 1 step per frame; stages 1-2 at their sample_steps).
         data: the toy-world dataset the checkpoint was trained on (its world, codec and text encoder).
-        host: the address to serve on (127.0.0.1: this machine only).
-        port: the port to serve on.
+        host: the address to serve on (127.0.0.1: this machine only; any other needs a token).
+        port: the port to serve on (0: any free one, printed).
         steps: network evaluations per frame (default: the checkpoint's sample_steps).
         context: real frames a scene starts from (default: the checkpoint's context_frames).
         seed: noise seed of every stream (a recording replays with it).
@@ -32,6 +37,9 @@ def play(ckpt: Path, data: Path = Path("data/toy32"), host: str = "127.0.0.1", p
         replay: a recording's JSON: make its frames again instead of serving, and check they are identical.
         out: with --replay, write the replayed frames to this .mp4/.gif.
         overwrite: replace an existing --out.
+        allow_origin: other pages (scheme://host:port) that may open a stream, beside the server's own.
+        token: required in the page's URL (?token=...) when --host is not a loopback address (default: a random
+            one, printed with the URL).
     """
     import torch
 
@@ -43,22 +51,28 @@ def play(ckpt: Path, data: Path = Path("data/toy32"), host: str = "127.0.0.1", p
     from lightning_aapt.world.dataset import spec_from_manifest
     from lightning_aapt.world.live import LiveWorld
 
+    check_settings(port, steps, context, scene, max_sessions, device)
+    if replay is None:
+        check_record_dir(record_dir)
     if "toy_world" not in read_manifest(data):
-        raise SystemExit(f"--data {data}: play streams a toy-world dataset (python -m lightning_aapt prepare "
+        raise ConfigError(f"--data {data}: play streams a toy-world dataset (python -m lightning_aapt prepare "
                          "toy-world); other datasets have no world to steer or re-render yet")
     spec = spec_from_manifest(data)
     model = load_backbone(ckpt, flag="--ckpt").eval().to(device)
     if model.cfg.bidirectional:
-        raise SystemExit(f"--ckpt {ckpt}: a bidirectional (stage-0) model cannot stream; play stages 1-3")
+        raise ConfigError(f"--ckpt {ckpt}: a bidirectional (stage-0) model cannot stream; play stages 1-3")
     codec = dataset_codec(data)
     if (model.cfg.latent_channels, model.cfg.control_dim) != (codec.latent_channels, spec.world.action_dim):
-        raise SystemExit(f"--ckpt {ckpt} takes {model.cfg.latent_channels} latent channels and {model.cfg.control_dim}"
+        raise ConfigError(f"--ckpt {ckpt} takes {model.cfg.latent_channels} latent channels and {model.cfg.control_dim}"
                          f" controls; --data {data} has {codec.latent_channels} and {spec.world.action_dim}")
     recorded = recorded_settings(ckpt)
     shift = float((recorded.get("timesteps") or {}).get("shift", 1.0))
     steps = steps or int(recorded.get("sample_steps", 1))
     context = context or int(recorded.get("context_frames", 2))
     encoder = spec.text_encoder()
+    if model.cfg.text_dim != encoder.dim:
+        raise ConfigError(f"--ckpt {ckpt} reads {model.cfg.text_dim}-wide text; --data {data}'s text encoder writes "
+                          f"{encoder.dim}: play the checkpoint on the dataset it was trained on")
 
     def session(steps: int, shift: float, seed: int) -> InteractiveSession:
         return InteractiveSession(model, codec, encoder, steps=steps, shift=shift, seed=seed)
@@ -81,17 +95,62 @@ def play(ckpt: Path, data: Path = Path("data/toy32"), host: str = "127.0.0.1", p
               + (f"; wrote {out}" if out is not None else ""))
         return 0 if same else 1
 
+    loopback = host in LOOPBACK
+    if not loopback:
+        token = token or secrets.token_urlsafe(16)
+        print(f"warning: --host {host} lets other machines reach this server; each needs the token in the URL "
+              "printed below (no other authentication, and frames travel unencrypted)", file=sys.stderr)
     listener = bind(host, port)
+    port = listener.getsockname()[1]  # the one it got, for --port 0
     from lightning_aapt.play.server import Hub, PlaySettings, create_app
 
     def make_game(first: int) -> Game:
         return Game(session(steps, shift, seed), LiveWorld(spec.world), context, first)
 
     settings = PlaySettings(fps=spec.fps, max_sessions=max_sessions, record_dir=record_dir, first_scene=scene,
-                            title=f"{ckpt} · {steps} step{'s' if steps > 1 else ''} per frame")
+                            title=f"{ckpt} · {steps} step{'s' if steps > 1 else ''} per frame",
+                            allowed_hosts=tuple(dict.fromkeys([*LOOPBACK, host] if host not in WILDCARD else ["*"])),
+                            allow_origins=tuple(allow_origin or ()), token=token)
     torch.set_grad_enabled(False)
-    serve(create_app(Hub(make_game, settings)), listener, f"http://{host}:{port}/")
+    shown = f"[{host}]" if ":" in host else host
+    serve(create_app(Hub(make_game, settings)), listener,
+          f"http://{shown}:{port}/" + (f"?token={token}" if token else ""))
     return 0
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+WILDCARD = ("0.0.0.0", "::")  # every address of the machine: any Host header may be right
+
+
+def check_settings(port: int, steps: int | None, context: int | None, scene: int, max_sessions: int,
+                   device: str) -> None:
+    """Every start-up setting, before a model is loaded or a port taken."""
+    import torch
+
+    for flag, value, least in (("--steps", steps, 1), ("--context", context, 1), ("--scene", scene, 0),
+                               ("--max_sessions", max_sessions, 1)):
+        if value is not None and value < least:
+            default = " (leave it out for the checkpoint's own)" if flag in ("--steps", "--context") else ""
+            raise ConfigError(f"{flag} {value}: must be >= {least}{default}")
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port {port}: must be in 0-65535 (0: any free port, printed)")
+    try:
+        kind = torch.device(device).type
+    except RuntimeError as err:
+        raise ConfigError(f"--device {device}: not a device ({err}); expected cpu or cuda") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: this machine has no CUDA GPU torch can use; use --device cpu")
+
+
+def check_record_dir(record_dir: Path) -> None:
+    """The record button must not lose a recording to a folder it cannot write: checked before the server starts."""
+    try:
+        record_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=record_dir):
+            pass
+    except OSError as err:
+        raise ConfigError(f"--record_dir {record_dir}: cannot write there ({err.strerror}); name a writable "
+                          "folder") from None
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -102,8 +161,8 @@ def bind(host: str, port: int) -> socket.socket:
         listener.bind((host, port))
     except OSError as err:
         listener.close()
-        raise SystemExit(f"--port {port}: cannot listen on {host}:{port} ({err.strerror}); another program has it: "
-                         "pick another with --port") from None
+        raise ConfigError(f"--port {port}: cannot listen on {host}:{port} ({err.strerror}); another program has it: "
+                          "pick another with --port") from None
     listener.listen(64)
     return listener
 

@@ -19,6 +19,7 @@ import io
 import json
 import math
 import struct
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,6 +91,10 @@ def parse(text: str, action_dim: int) -> Message:
         prompt = data.get("text")
         if not isinstance(prompt, str) or not prompt.strip() or len(prompt) > MAX_PROMPT:
             raise BadMessage(f'"text" must be a non-empty string of at most {MAX_PROMPT} characters')
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in prompt):  # valid JSON, but no text: cannot be encoded or echoed
+            raise BadMessage('"text" holds a lone surrogate (\\ud800-\\udfff): send text, not half a character')
+        if any(unicodedata.category(c) == "Cc" for c in prompt):
+            raise BadMessage('"text" holds a control character: send one line of text')
         return Prompt(prompt.strip())
     if kind in ("pause", "record"):
         key = "paused" if kind == "pause" else "on"

@@ -2,10 +2,14 @@
 
 Per connection, one task paces the stream (`Pacer`: a frame per tick of the world's frame rate, the latest action at
 each tick, never more than one frame ahead) and another reads the player's messages: actions take effect at the next
-tick; a new scene, a prompt switch, pause and record are applied between frames. Model calls run in a worker thread,
-one at a time across sessions (`compute` lock), so the event loop keeps answering while a frame is made. A message
-the server does not understand is answered with an error and ignored; a client that vanishes ends its session
-only, and its stream's memory goes with it (`/stats` counts the sessions still alive).
+tick; a new scene, a prompt switch, pause and record are applied between frames, the latest of each kind (a flood of
+prompts costs at most one prompt a frame, and holds one message). Model calls run in a worker thread, one at a time
+across sessions (`compute` lock), so the event loop keeps answering while a frame is made. A message the server does
+not understand is answered with an error and ignored; a client that vanishes ends its session only, and its stream's
+memory goes with it (`/stats` counts the sessions still alive, collecting garbage at most once a second).
+
+Only the addresses it serves may reach it: a request whose `Host` is another name (DNS rebinding) is refused, and so
+is a WebSocket opened from a page of another origin (any site in the user's browser), unless `allow_origins` names it.
 """
 
 from __future__ import annotations
@@ -13,13 +17,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import html
+import math
+import secrets
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -39,7 +50,12 @@ class PlaySettings:
         record_dir: where recordings are written.
         record_scale: pixel upscaling of recorded MP4s.
         first_scene: the scene a new player starts in (later "new scene"s count up from it).
-        title: shown on the page (the checkpoint).
+        title: shown on the page (the checkpoint; escaped).
+        allowed_hosts: the names the server answers to (its `Host` header; the loopback names and the address it
+            listens on).
+        allow_origins: origins (scheme://host:port) of other pages that may open a stream, beside its own.
+        token: when set, every request must carry it (`?token=...`; the page passes its own on): a server reachable
+            beyond this machine answers only those given the URL.
     """
 
     fps: float = 8.0
@@ -48,6 +64,9 @@ class PlaySettings:
     record_scale: int = 8
     first_scene: int = 0
     title: str = ""
+    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
+    allow_origins: tuple[str, ...] = ()
+    token: str | None = None
 
 
 @dataclass
@@ -57,7 +76,7 @@ class Player:
     action: tuple[float, ...]
     seq: int = 0  # the latest input received
     paused: bool = False
-    commands: list = field(default_factory=list)  # NewScene / Prompt / Record, applied before the next frame
+    commands: dict = field(default_factory=dict)  # the latest NewScene / Prompt / Record, applied before a frame
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -71,9 +90,12 @@ class Hub:
         self.alive: weakref.WeakSet = weakref.WeakSet()  # every game not yet garbage-collected
         self.compute = asyncio.Lock()  # one model call at a time
         self.next_scene = settings.first_scene
+        self.collected = -math.inf  # when garbage was last collected (for /stats)
 
     def stats(self) -> dict:
-        gc.collect()
+        if time.monotonic() - self.collected >= 1.0:  # polled often, a full collection a request starves players
+            gc.collect()
+            self.collected = time.monotonic()
         return {"sessions": len(self.games), "max_sessions": self.settings.max_sessions,
                 "alive_sessions": len(self.alive),
                 "cache_bytes": sum(g.session.memory_bytes() for g in self.games)}
@@ -90,17 +112,30 @@ def page() -> str:
 def create_app(hub: Hub) -> Starlette:
     settings = hub.settings
 
+    def admitted(connection) -> bool:
+        given = connection.query_params.get("token", "")
+        return settings.token is None or secrets.compare_digest(given.encode(), settings.token.encode())
+
+    refused = Response("this server needs its token: open the URL `play` printed (…/?token=...)", status_code=403)
+
     async def index(request):
-        return HTMLResponse(page().replace("{{title}}", settings.title))
+        if not admitted(request):
+            return refused
+        return HTMLResponse(page().replace("{{title}}", html.escape(settings.title)))
 
     async def script(request):
         return Response(resources.files("lightning_aapt.play").joinpath("static", "play.js").read_text(),
                         media_type="text/javascript")
 
     async def stats(request):
-        return JSONResponse(hub.stats())
+        return JSONResponse(hub.stats()) if admitted(request) else refused
 
     async def socket(ws: WebSocket):
+        origin = ws.headers.get("origin")
+        foreign = origin is not None and not allowed_origin(origin, ws.headers.get("host", ""), settings)
+        if foreign or not admitted(ws):  # a page of another site, or no token where one is needed
+            await ws.close(code=1008)
+            return
         await ws.accept()
         if hub.players >= settings.max_sessions:
             await ws.send_json({"type": "error", "fatal": True,
@@ -157,8 +192,9 @@ def create_app(hub: Hub) -> Starlette:
             if reader.done():
                 break
             pacer.tick()
-            while player.commands:
-                await command(game, player.commands.pop(0), send)
+            commands, player.commands = player.commands, {}
+            for message in commands.values():  # at most one of each kind a frame (record: one start, one stop)
+                await command(game, message, send)
             if player.paused:
                 continue
             seq, action = player.seq, player.action
@@ -210,8 +246,18 @@ def create_app(hub: Hub) -> Starlette:
             elif isinstance(message, Pause):
                 player.paused = message.paused
             else:
-                player.commands.append(message)
+                # the latest of each kind wins; a recording started and stopped within one frame is still written
+                player.commands[(Record, message.on) if isinstance(message, Record) else type(message)] = message
             player.wake.set()
 
     return Starlette(routes=[Route("/", index), Route("/play.js", script), Route("/stats", stats),
-                             WebSocketRoute("/ws", socket)])
+                             WebSocketRoute("/ws", socket)],
+                     middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(settings.allowed_hosts))])
+
+
+def allowed_origin(origin: str, host: str, settings: PlaySettings) -> bool:
+    """May a page of `origin` open a stream on the server the browser calls `host`? Only the server's own page (the
+    same host and port, however it is forwarded) and those `allow_origins` names: any other site open in the user's
+    browser could otherwise play, record and read frames."""
+    parsed = urlsplit(origin)
+    return origin in settings.allow_origins or (parsed.scheme in ("http", "https") and parsed.netloc == host)

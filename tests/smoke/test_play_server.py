@@ -9,6 +9,7 @@ import pytest
 from websockets.sync.client import connect
 
 from lightning_aapt.cli import main
+from lightning_aapt.errors import ConfigError
 from lightning_aapt.play.protocol import unpack_frame
 from tests.helpers_play import PlayServer, playable_checkpoint
 
@@ -75,6 +76,40 @@ def test_players_garbage_and_closed_tabs(toy_data, tmp_path):
         assert main(["play", "--ckpt", str(ckpt), "--data", str(toy_data), "--replay", recorded["log"]]) == 0
 
         # a taken port is named
-        with pytest.raises(SystemExit, match=f"--port {server.port}: cannot listen"):
+        with pytest.raises(ConfigError, match=f"--port {server.port}: cannot listen"):
             main(["play", "--ckpt", str(ckpt), "--data", str(toy_data), "--port", str(server.port)])
     assert "Traceback" not in server.output and "Error" not in server.output, server.output  # nothing went wrong
+
+
+def test_hostile_clients_and_pages_end_nothing(toy_data, tmp_path):
+    """A lone surrogate or a control character in a prompt is answered and ignored; a page of another site, a
+    rebound host name, or a missing token where one is needed is refused; the checkpoint path is escaped."""
+    import urllib.error
+    import urllib.request
+
+    from websockets.exceptions import InvalidStatus
+
+    odd = tmp_path / "<img src=x onerror=alert(1)>"
+    odd.mkdir()
+    ckpt = playable_checkpoint(odd / "tiny.ckpt")
+    with PlayServer(ckpt, toy_data, "--record_dir", str(tmp_path / "rec")) as server:
+        page = urllib.request.urlopen(server.url + "/", timeout=5).read().decode()
+        assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+        with connect(f"ws://127.0.0.1:{server.port}/ws", origin=server.url) as one:  # the page's own origin
+            assert json.loads(one.recv(timeout=30))["type"] == "hello"
+            for text, why in (("\ud800 hello", "lone surrogate"), ("line one\x00two", "control character")):
+                one.send(json.dumps({"type": "prompt", "text": text}))
+                assert why in text_reply(one, "error")["message"]
+            frames(one, 3)  # still streaming
+        with pytest.raises(InvalidStatus, match="403"):
+            connect(f"ws://127.0.0.1:{server.port}/ws", origin="http://evil.example")
+        rebound = urllib.request.Request(server.url + "/stats", headers={"Host": f"evil.example:{server.port}"})
+        with pytest.raises(urllib.error.HTTPError, match="400"):
+            urllib.request.urlopen(rebound, timeout=5)
+    assert "Traceback" not in server.output, server.output
+    with PlayServer(ckpt, toy_data, "--host", "0.0.0.0", "--record_dir", str(tmp_path / "rec")) as server, \
+            pytest.raises(urllib.error.HTTPError, match="403"):
+        urllib.request.urlopen(server.url + "/", timeout=5)  # no token
+    assert "warning: --host 0.0.0.0 lets other machines reach this server" in server.output
+    token = server.output.split("?token=")[1].split()[0]
+    assert len(token) >= 16

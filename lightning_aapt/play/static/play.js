@@ -14,7 +14,7 @@ const held = new Set();
 const sentAt = new Map();
 let seq = 0, measured = 0, lastAction = "0,0", paused = false, recording = false, drawing = Promise.resolve();
 
-const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
+const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws${location.search}`);
 ws.binaryType = "arraybuffer";
 ws.onopen = () => { stats.connected = true; };
 ws.onclose = () => { stats.connected = false; status("disconnected: reload the page to play again"); };
