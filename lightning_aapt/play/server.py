@@ -39,6 +39,8 @@ from lightning_aapt.inference.session import Pacer
 from lightning_aapt.play.game import Game
 from lightning_aapt.play.protocol import Action, BadMessage, NewScene, Pause, Prompt, Record, pack_frame, parse
 
+MAX_MESSAGES_PER_SECOND = 240  # a player's messages read a second (held keys send a few dozen)
+
 
 @dataclass
 class PlaySettings:
@@ -228,7 +230,11 @@ def create_app(hub: Hub) -> Starlette:
                 await send({"type": "recorded", "video": str(video) if video else None, "log": str(log)})
 
     async def read(ws: WebSocket, player: Player, action_dim: int, send) -> None:
+        throttle = Throttle(MAX_MESSAGES_PER_SECOND, burst=MAX_MESSAGES_PER_SECOND // 4)
         while True:
+            # a client sending faster than any hand waits here, and the socket pushes back on it: a flood costs the
+            # event loop at most MAX_MESSAGES_PER_SECOND parses a second, whatever the client sends
+            await asyncio.sleep(throttle.delay(time.monotonic()))
             received = await ws.receive()
             if received["type"] == "websocket.disconnect":
                 return
@@ -253,6 +259,19 @@ def create_app(hub: Hub) -> Starlette:
     return Starlette(routes=[Route("/", index), Route("/play.js", script), Route("/stats", stats),
                              WebSocketRoute("/ws", socket)],
                      middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(settings.allowed_hosts))])
+
+
+class Throttle:
+    """At most `rate` events a second on average, in bursts of up to `burst`: `delay(now)` is how long to wait before
+    the next one (a token bucket)."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.interval, self.slack = 1.0 / rate, burst / rate
+        self.due = -math.inf
+
+    def delay(self, now: float) -> float:
+        self.due = max(self.due, now - self.slack) + self.interval
+        return max(0.0, self.due - now)
 
 
 def allowed_origin(origin: str, host: str, settings: PlaySettings) -> bool:
