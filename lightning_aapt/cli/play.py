@@ -3,7 +3,6 @@ beside it; or replay a recorded session exactly (`--replay`)."""
 
 from __future__ import annotations
 
-import json
 import secrets
 import socket
 import sys
@@ -82,7 +81,7 @@ def play(ckpt: Path, data: Path = Path("data/toy32"), host: str = "127.0.0.1", p
             from lightning_aapt.files import check_output
 
             check_output(out, "--out", overwrite, (".gif", ".mp4"), replay=replay, ckpt=ckpt)
-        log = PlayLog(**json.loads(replay.read_text()))
+        log = PlayLog.read(replay, spec.world.action_dim)
         frames = replay_log(log, session(log.steps, log.shift, log.seed), LiveWorld(spec.world))
         same = frames_hash(frames) == log.frames_sha256
         if out is not None:

@@ -7,9 +7,12 @@ Notation: S frame size in pixels, t video frames per step (1 on the toy world).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
+import math
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,11 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lightning_aapt.errors import ConfigError
 from lightning_aapt.evaluation.toy import object_truth
 from lightning_aapt.files import atomic_path
 from lightning_aapt.inference.session import InteractiveSession
 from lightning_aapt.metrics.drift import agent_error, locate_agent
 from lightning_aapt.metrics.objects import score_objects
+from lightning_aapt.play.protocol import BadMessage, parse
 from lightning_aapt.video import write_video
 from lightning_aapt.world.live import LiveWorld
 
@@ -55,6 +60,63 @@ class PlayLog:
     events: list = field(default_factory=list)
     record_from: int = 0
     frames_sha256: str | None = None
+
+    @classmethod
+    def read(cls, path: Path, action_dim: int) -> PlayLog:
+        """A log from its JSON file, every field checked against what a recording can hold (an edited log is
+        refused by field, not run for minutes or ended in a traceback)."""
+        where = f"--replay {path}"
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            raise ConfigError(f"{where}: not a play log's JSON ({err})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: expected a JSON object (a play log), got {type(data).__name__}")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        if unknown := sorted(set(data) - fields):
+            raise ConfigError(f"{where}: unknown field(s) {unknown}; a play log holds {sorted(fields)}")
+        if missing := sorted({"steps", "shift", "seed", "context_frames", "scene"} - set(data)):
+            raise ConfigError(f"{where}: missing field(s) {missing}")
+
+        def integer(key: str, low: int, high: int) -> int:
+            value = data.get(key, 0)
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ConfigError(f"{where}: {key} must be an integer in [{low}, {high}], got {value!r}")
+            return value
+
+        shift = data["shift"]
+        if not isinstance(shift, int | float) or isinstance(shift, bool) or not 0 < shift <= 1000:
+            raise ConfigError(f"{where}: shift must be a number in (0, 1000], got {shift!r}")
+        digest = data.get("frames_sha256")
+        if digest is not None and not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
+            raise ConfigError(f"{where}: frames_sha256 must be null or 64 hex digits, got {digest!r}")
+        events = data.get("events", [])
+        if not isinstance(events, list) or len(events) > MAX_EVENTS:
+            raise ConfigError(f"{where}: events must be a list of at most {MAX_EVENTS} entries")
+        for i, event in enumerate(events):
+            check_event(event, action_dim, f"{where}: events[{i}]")
+        return cls(steps=integer("steps", 1, 64), shift=float(shift), seed=integer("seed", 0, 2**63 - 1),
+                   context_frames=integer("context_frames", 1, 64), scene=integer("scene", 0, 2**31 - 1),
+                   events=events, record_from=integer("record_from", 0, MAX_EVENTS), frames_sha256=digest)
+
+
+MAX_EVENTS = 1_000_000  # actions and prompt switches of one log (17 hours at 16 frames a second)
+
+
+def check_event(event, action_dim: int, where: str) -> None:
+    """["act", [ax, ...]] with `action_dim` finite numbers, or ["prompt", text] as the page may send it."""
+    if not (isinstance(event, list) and len(event) == 2 and event[0] in ("act", "prompt")):
+        raise ConfigError(f'{where}: expected ["act", [numbers]] or ["prompt", "text"], got {str(event)[:80]}')
+    kind, value = event
+    if kind == "act":
+        if not (isinstance(value, list) and len(value) == action_dim and all(
+                isinstance(a, int | float) and not isinstance(a, bool) and math.isfinite(a) for a in value)):
+            raise ConfigError(f"{where}: an action must be {action_dim} finite numbers, got {str(value)[:80]}")
+    else:
+        try:
+            parse(json.dumps({"type": "prompt", "text": value}), action_dim)
+        except BadMessage as err:
+            raise ConfigError(f"{where}: {err}") from None
 
 
 def frames_hash(frames: list[np.ndarray]) -> str:

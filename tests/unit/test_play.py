@@ -2,12 +2,14 @@
 a logged session replays exactly, pacing never bursts, and the protocol refuses what it does not understand."""
 
 import json
+import re
 
 import numpy as np
 import pytest
 import torch
 
 from lightning_aapt.data import dataset_codec
+from lightning_aapt.errors import ConfigError
 from lightning_aapt.inference import StreamingGenerator
 from lightning_aapt.inference.session import InteractiveSession, Pacer, paced
 from lightning_aapt.play.game import Game, PlayLog, frames_hash, replay
@@ -170,3 +172,44 @@ def test_the_protocol_refuses_what_it_does_not_understand():
     header, back = unpack_frame(pack_frame({"index": 4}, images))
     assert header["index"] == 4 and all(np.array_equal(a, b) for a, b in zip(images, back, strict=True))
 
+
+
+GOOD_LOG = {"steps": 1, "shift": 1.0, "seed": 2, "context_frames": 2, "scene": 9, "record_from": 1,
+            "events": [["act", [1.0, 0.0]], ["prompt", "a blue square"], ["act", [0.5, -0.5]]],
+            "frames_sha256": "0" * 64}
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"context_frames": 100000}, r"context_frames must be an integer in \[1, 64\], got 100000"),
+    ({"extra": 1}, r"unknown field\(s\) \['extra'\]"),
+    ({"steps": 0}, r"steps must be an integer in \[1, 64\], got 0"),
+    ({"steps": True}, r"steps must be an integer"),
+    ({"shift": float("nan")}, r"shift must be a number in \(0, 1000\]"),
+    ({"seed": -1}, r"seed must be an integer in \[0, "),
+    ({"scene": "nine"}, r"scene must be an integer"),
+    ({"record_from": -3}, r"record_from must be an integer in \[0, "),
+    ({"frames_sha256": "abc"}, r"frames_sha256 must be null or 64 hex digits"),
+    ({"events": {"act": 1}}, r"events must be a list of at most"),
+    ({"events": [["jump", 1]]}, r'events\[0\]: expected \["act", \[numbers\]\] or \["prompt", "text"\]'),
+    ({"events": [["act", [1.0]]]}, r"events\[0\]: an action must be 2 finite numbers"),
+    ({"events": [["act", [1.0, 0.0]], ["prompt", "\ud800"]]}, r"events\[1\]: .*lone surrogate"),
+])
+def test_an_edited_play_log_is_refused_by_field(tmp_path, edit, message):
+    path = tmp_path / "log.json"
+    path.write_text(json.dumps({**GOOD_LOG, **edit}))
+    with pytest.raises(ConfigError, match=rf"^--replay {re.escape(str(path))}: {message}"):
+        PlayLog.read(path, action_dim=2)
+
+
+def test_a_play_log_that_is_no_log_is_refused(tmp_path):
+    path = tmp_path / "log.json"
+    path.write_text(json.dumps(GOOD_LOG))
+    assert PlayLog.read(path, action_dim=2) == PlayLog(**GOOD_LOG)
+    for text, message in (("not json", "not a play log's JSON"), ("[1, 2]", "expected a JSON object"),
+                          (json.dumps({"steps": 1}), r"missing field\(s\) \['context_frames', 'scene'")):
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=message):
+            PlayLog.read(path, action_dim=2)
+    path.write_bytes(b"\xff\xfe binary")
+    with pytest.raises(ConfigError, match="not a play log's JSON"):
+        PlayLog.read(path, action_dim=2)
