@@ -8,9 +8,10 @@ from pathlib import Path
 import torch
 
 from lightning_aapt.cli.signature import run_function
+from lightning_aapt.errors import ConfigError
 
 
-def sample(ckpt: Path, out: Path, frames: int = 80, steps: int = 1, data: Path = Path("data/toy"), clip: int = 0,
+def sample(ckpt: Path, out: Path, frames: int = 80, steps: int = 1, data: Path = Path("data/toy32"), clip: int = 0,
            actions: Path | None = None, seed: int = 0, context: int = 2, scale: int = 4,
            overwrite: bool = False) -> int:
     """Stream a stage's generator (EMA weights) from a validation clip: on the toy world next to the re-rendered
@@ -31,7 +32,7 @@ def sample(ckpt: Path, out: Path, frames: int = 80, steps: int = 1, data: Path =
     """
     import numpy as np
 
-    from lightning_aapt.data import dataset_codec, read_manifest
+    from lightning_aapt.data import MANIFEST, dataset_codec, read_manifest
     from lightning_aapt.evaluation.toy import policy_actions, stream_toy_clips
     from lightning_aapt.files import check_output
     from lightning_aapt.stages.checkpoints import load_backbone
@@ -39,19 +40,32 @@ def sample(ckpt: Path, out: Path, frames: int = 80, steps: int = 1, data: Path =
     from lightning_aapt.world.dataset import clip_seeds, spec_from_manifest
 
     check_output(out, "--out", overwrite, (".gif", ".mp4"), ckpt=ckpt, actions=actions)
+    for flag, value, least in (("--context", context, 1), ("--frames", frames, context + 1), ("--steps", steps, 1),
+                               ("--clip", clip, 0), ("--scale", scale, 1)):
+        if value < least:
+            why = f" (--context {context} real frames, then at least one generated)" if flag == "--frames" else ""
+            raise ConfigError(f"{flag} {value}: must be >= {least}{why}")
+    if not (data / MANIFEST).is_file():
+        raise ConfigError(f"--data {data}: no {MANIFEST} there; name the dataset the checkpoint was trained on "
+                          "(the quick start's is data/toy32)")
     model = load_backbone(ckpt, flag="--ckpt").eval()
     if model.cfg.bidirectional:
-        raise SystemExit(f"{ckpt} holds a bidirectional (stage-0) model: sample streams causal stages 1-3")
+        raise ConfigError(f"--ckpt {ckpt}: a bidirectional (stage-0) model cannot stream; sample stages 1-3")
     manifest = read_manifest(data)
     if "toy_world" not in manifest:
         return sample_dataset(model, data, manifest, out, frames, steps, clip, seed, context, scale)
     toy = spec_from_manifest(data)
     scene, action_seed = clip_seeds(toy, "val", clip)
     if actions:
-        played = torch.from_numpy(np.load(actions).astype(np.float32))[None]
+        try:
+            played = torch.from_numpy(np.load(actions, allow_pickle=False).astype(np.float32))[None]
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"--actions {actions}: not a .npy array of numbers ({err})") from None
         if played.shape[1:] != (frames, toy.world.action_dim):
-            raise SystemExit(f"--actions {actions}: expected ({frames}, {toy.world.action_dim}), "
-                             f"got {tuple(played.shape[1:])}")
+            raise ConfigError(f"--actions {actions}: expected shape ({frames}, {toy.world.action_dim}) (--frames "
+                              f"actions of the world's width), got {tuple(played.shape[1:])}")
+        if not torch.isfinite(played).all():
+            raise ConfigError(f"--actions {actions}: holds NaN or infinite values")
     else:
         played = policy_actions([action_seed], frames, toy.persistence)
     stream = stream_toy_clips(model, dataset_codec(data), toy.text_encoder(), toy.world, [scene], played,
@@ -80,7 +94,7 @@ def sample_dataset(model, data: Path, manifest: dict, out: Path, frames: int, st
     source.setup("validate")
     batches = list(itertools.islice(source.val_dataloader(), clip + 1))
     if len(batches) <= clip:
-        raise SystemExit(f"--clip {clip}: {data} has only {len(batches)} validation clip(s)")
+        raise ConfigError(f"--clip {clip}: {data} has only {len(batches)} validation clip(s)")
     batch = batches[clip]
     param = next(model.parameters())
     generator = StreamingGenerator(model, steps=steps, seed=seed)

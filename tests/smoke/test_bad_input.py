@@ -15,6 +15,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -60,7 +61,7 @@ ROWS = [
         ("--ckpt=", "not a lightning_aapt checkpoint", "['weights']")),
     Row("eval: a drift horizon with no full window", "eval --ckpt {stage1_ckpt} --config {stage1} --horizon 1",
         ("--horizon 1", "no full 6-frame window", "--horizon 2")),
-    Row("sample: a directory", "sample --ckpt {folder} --frames 4 --out {out}/x.gif",
+    Row("sample: a directory", "sample --ckpt {folder} --frames 4 --data {data} --out {out}/x.gif",
         ("--ckpt=", "folder without meta.pt")),
     Row("merge: a truncated file", "merge --ckpt {truncated} --out {out}/m.ckpt", ("--ckpt=", "truncated")),
     Row("play: a text file", "play --ckpt {text} --data {data}", ("--ckpt=", "not a torch checkpoint")),
@@ -85,6 +86,28 @@ ROWS = [
     Row("eval --out a file", "eval --ckpt {stage1_ckpt} --config {stage1} --out {text}", ("--out=", "is a file")),
     Row("play --replay written over its own log", "play --ckpt {stage1_ckpt} --data {data} --replay {text} "
         "--out {text}", ("--out=", "is also --replay, which it reads")),
+    # sample's settings, before any work
+    *[Row(f"sample {flags}", f"sample --ckpt {{stage1_ckpt}} --data {{data}} {flags} --out {{out}}/s.gif", words)
+      for flags, words in (("--frames -5", ("--frames -5: must be >= 3",)),
+                           ("--frames 2", ("--frames 2: must be >= 3", "then at least one generated")),
+                           ("--steps 0", ("--steps 0: must be >= 1",)), ("--context 0", ("--context 0: must be >= 1",)),
+                           ("--clip -1", ("--clip -1: must be >= 0",)), ("--scale 0", ("--scale 0: must be >= 1",)),
+                           ("--frames 4 --actions {nan_actions}", ("--actions", "holds NaN or infinite values")),
+                           ("--frames 4 --actions {text}", ("--actions", "not a .npy array")))],
+    Row("sample without its dataset", "sample --ckpt {stage1_ckpt} --data {misspelled} --out {out}/s.gif",
+        ("--data", "no manifest.json there", "data/toy32")),
+    Row("sample a stage-0 checkpoint", "sample --ckpt {stage0_ckpt} --data {data} --out {out}/s.gif",
+        ("--ckpt", "bidirectional (stage-0) model cannot stream")),
+    Row("play a stage-0 checkpoint", "play --ckpt {stage0_ckpt} --data {data}",
+        ("--ckpt", "bidirectional (stage-0) model cannot stream")),
+    *[Row(f"play {flags}", f"play --ckpt {{stage1_ckpt}} --data {{data}} {flags}", words)
+      for flags, words in (("--port 99999", ("--port 99999: must be in 0-65535",)),
+                           ("--scene -1", ("--scene -1: must be >= 0",)),
+                           ("--max_sessions 0", ("--max_sessions 0: must be >= 1",)),
+                           ("--steps 0", ("--steps 0: must be >= 1", "checkpoint's own")),
+                           ("--device cuda:0", ("--device cuda:0", "no CUDA GPU")),
+                           ("--device tpu9", ("--device tpu9: not a device",)),
+                           ("--record_dir {text}", ("--record_dir", "cannot write there")))],
     # resume: the config must agree with the checkpoint it continues
     Row("resume with a changed backbone", "fit --config {stage1} --ckpt_path {stage1_ckpt} "
         "--model.init_args.backbone.dim=64",
@@ -178,6 +201,7 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
     (tmp / "text.ckpt").write_text("hello, I am not a checkpoint\n")
     (tmp / "empty.ckpt").write_bytes(b"")
     (tmp / "old.gif").write_bytes(b"GIF89a someone's animation")
+    np.save(tmp / "nan_actions.npy", np.full((4, 2), np.nan, np.float32))
     (tmp / "folder").mkdir()
     (tmp / "folder" / "notes.txt").write_text("x")
     torch.save({"weights": torch.zeros(2)}, tmp / "foreign.ckpt")
@@ -219,6 +243,7 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
             "stage3_heads": tmp / "stage3_heads.yaml", "stage1_wide": tmp / "stage1_wide.yaml",
             "truncated": tmp / "truncated.ckpt",
             "text": tmp / "text.ckpt", "empty": tmp / "empty.ckpt", "old_gif": tmp / "old.gif",
+            "nan_actions": tmp / "nan_actions.npy",
             "no_optimizer": tmp / "no_optimizer.ckpt", "no_loops": tmp / "no_loops.ckpt", "data_other": data_other,
             "folder": tmp / "folder",
             "missing": tmp / "missing.ckpt", "foreign": tmp / "foreign.ckpt", "pickled": tmp / "pickled.ckpt",
