@@ -405,8 +405,12 @@ class WebVideoDataModule(L.LightningDataModule):
     def urls(self, split: str) -> list[str]:
         pattern = self.train_shards if split == "train" else self.val_shards
         if pattern is None:
-            names = read_manifest(self.data_dir)["splits"][split]["shards"]
-            return [str(self.data_dir / n) for n in names]
+            splits = read_manifest(self.data_dir).get("splits") or {}
+            if split not in splits:
+                flag = "train_shards" if split == "train" else "val_shards"
+                raise DataError(f"{self.data_dir / MANIFEST}: no splits.{split} listing its shards; give "
+                                f"data.init_args.{flag} (a shard pattern) or write the dataset with `prepare`")
+            return [str(self.data_dir / n) for n in splits[split]["shards"]]
         urls = wds.shardlists.expand_urls(pattern)
         return [u if u.startswith("pipe:") or Path(u).is_absolute() else str(self.data_dir / u) for u in urls]
 

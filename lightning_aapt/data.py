@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,21 +65,63 @@ class ClipShapes:
         if not isinstance(shapes, dict) or "latents" not in shapes or "text" not in shapes:
             raise DataError(f"{where}: no 'shapes' with 'latents' [F, C, H, W] and 'text' [L, Dt]; write the "
                             "dataset with `python -m lightning_aapt prepare`")
-        f, c, h, w = shapes["latents"]
+        f, c, h, w = shapes["latents"]  # checked by read_manifest
         controls = shapes.get("controls")
         return cls(f, c, h, w, *shapes["text"], controls[1] if controls else 0)
 
 
 def read_manifest(directory: str | Path) -> dict:
-    """The manifest of the dataset in `directory`."""
+    """The manifest of the dataset in `directory`, its fields checked (`check_manifest`)."""
     path = Path(directory) / MANIFEST
     try:
-        return json.loads(path.read_text())
+        manifest = json.loads(path.read_text())
     except FileNotFoundError:
         raise FileNotFoundError(f"no {MANIFEST} in {directory}: write shards with `python -m lightning_aapt "
                                 "prepare` (it records shapes, codec and text encoder there)") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path} is not valid JSON: {err}") from None
+    check_manifest(manifest, str(path))
+    return manifest
+
+
+def check_manifest(manifest, where: str) -> None:
+    """Refuse, naming the file and the field, a manifest whose shapes, statistics, splits or codec cannot describe a
+    dataset (as an edited or foreign one may): a wrong one otherwise surfaces as a traceback far from its cause."""
+    if not isinstance(manifest, dict):
+        raise DataError(f"{where}: expected a JSON object (a dataset's manifest), got {type(manifest).__name__}")
+    shapes = manifest.get("shapes")
+    if not isinstance(shapes, dict) or "latents" not in shapes or "text" not in shapes:
+        raise DataError(f"{where}: no 'shapes' with 'latents' [F, C, H, W] and 'text' [L, Dt]; write the "
+                        "dataset with `python -m lightning_aapt prepare`")
+    for key, size in (("latents", 4), ("text", 2), ("controls", 2)):
+        value = shapes.get(key)
+        if key == "controls" and value is None:
+            continue
+        if not (isinstance(value, list) and len(value) == size
+                and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+            raise DataError(f"{where}: shapes.{key} must be {size} positive integers, got {value!r}")
+    channels = shapes["latents"][1]
+    stats = manifest.get("latent_stats")
+    if stats is not None:
+        for key in ("mean", "std"):
+            values = stats.get(key) if isinstance(stats, dict) else None
+            if not (isinstance(values, list) and len(values) == channels and all(
+                    isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values)):
+                raise DataError(f"{where}: latent_stats.{key} must be {channels} finite numbers (one per latent "
+                                f"channel of shapes.latents), got {str(values)[:80]}")
+        if min(stats["std"]) <= 0:
+            raise DataError(f"{where}: latent_stats.std must be > 0 in every channel (latents are divided by it), "
+                            f"got {min(stats['std'])}")
+    splits = manifest.get("splits")
+    if splits is not None:
+        for split, record in (splits.items() if isinstance(splits, dict) else [("splits", splits)]):
+            if not (isinstance(record, dict) and isinstance(record.get("shards"), list)
+                    and all(isinstance(name, str) for name in record["shards"])):
+                raise DataError(f"{where}: splits.{split} must be {{'clips': N, 'shards': [file names]}}, got "
+                                f"{str(record)[:80]}")
+    codec = manifest.get("codec")
+    if not (isinstance(codec, dict) and isinstance(codec.get("name"), str)):
+        raise DataError(f"{where}: codec must be an object with the codec's 'name', got {str(codec)[:80]}")
 
 
 def dataset_codec(directory: str | Path) -> NormalizedCodec:

@@ -139,6 +139,14 @@ ROWS = [
         ("model.init_args.backbone.window_frames", "got 0")),
     Row("a manifest without shapes", "fit --config {stage1} --data.init_args.data_dir={no_shapes}",
         ("manifest.json", "no 'shapes'")),
+    *[Row(f"a manifest with {case}", f"fit --config {{stage1}} --data.init_args.data_dir={{manifest_{key}}}",
+          ("manifest.json", words))
+      for key, case, words in (("shapes3", "3-entry latent shapes", "shapes.latents must be 4 positive integers"),
+                               ("zero_std", "a zero std", "latent_stats.std must be > 0"),
+                               ("std10", "10 std entries for 48 channels", "latent_stats.std must be 48 finite"),
+                               ("list", "a list for an object", "expected a JSON object"),
+                               ("no_splits", "no splits", "listing its shards"),
+                               ("binary", "binary bytes", "is not valid JSON"))],
     Row("a misspelled data_dir", "fit --config {stage1} --data.init_args.data_dir={misspelled}",
         ("data.init_args.data_dir=", "no manifest.json", "toy_world is not set")),
     Row("a misspelled data_dir with toy_world set", "fit --config {stage1} --data.init_args.data_dir={misspelled} "
@@ -226,6 +234,25 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
     manifest["splits"]["train"]["shards"] = ["train-000000.tar"]
     (truncated_shard / "manifest.json").write_text(json.dumps(manifest))
 
+    def edited_manifest(name: str, edit) -> Path:
+        folder = tmp / f"manifest_{name}"
+        shutil.copytree(toy_data, folder)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        text = edit(manifest)
+        (folder / "manifest.json").write_bytes(text if isinstance(text, bytes) else json.dumps(text).encode())
+        return folder
+
+    stats = json.loads((toy_data / "manifest.json").read_text())["latent_stats"]
+    manifests = {
+        "shapes3": lambda m: {**m, "shapes": {**m["shapes"], "latents": m["shapes"]["latents"][:3]}},
+        "zero_std": lambda m: {**m, "latent_stats": {**stats, "std": [0.0] * len(stats["std"])}},
+        "std10": lambda m: {**m, "latent_stats": {**stats, "std": stats["std"][:10]}},
+        "list": lambda m: [m],
+        "no_splits": lambda m: {k: v for k, v in m.items() if k != "splits"},
+        "binary": lambda m: b"\x89PNG\r\n\x1a\n\x00\xff",
+    }
+    edited = {f"manifest_{name}": edited_manifest(name, edit) for name, edit in manifests.items()}
+
     all_bad = tmp / "all_bad"
     shutil.copytree(toy_data, all_bad)
     for shard in all_bad.glob("*.tar"):
@@ -248,7 +275,7 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
             "folder": tmp / "folder",
             "missing": tmp / "missing.ckpt", "foreign": tmp / "foreign.ckpt", "pickled": tmp / "pickled.ckpt",
             "plain_zip": tmp / "plain.zip", "no_shapes": no_shapes, "truncated_shard": truncated_shard,
-            "all_bad": all_bad, "misspelled": tmp / "dat", "tiny_world": tiny_world, "data": data, "out": out}
+            "all_bad": all_bad, "misspelled": tmp / "dat", **edited, "tiny_world": tiny_world, "data": data, "out": out}
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.case for r in ROWS])
