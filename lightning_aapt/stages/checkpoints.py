@@ -163,10 +163,10 @@ def check_stage(checkpoint: dict, stage: str, where: str) -> None:
                               "model.init_args.init_from")
 
 
-def backbone_differences(saved: dict, ours: BackboneConfig) -> str:
+def backbone_differences(saved: dict, ours: BackboneConfig, where: str = "the checkpoint") -> str:
     """The architecture fields where a checkpoint's `backbone_config` and `ours` differ, as
     "dim: checkpoint 48 vs config 64, ..." ('' when they agree; run settings older checkpoints record are ignored)."""
-    recorded = dataclasses.asdict(recorded_backbone(saved))
+    recorded = dataclasses.asdict(recorded_backbone(saved, where))
     differ = [f"{k}: checkpoint {recorded.get(k)!r} vs config {v!r}" for k, v in dataclasses.asdict(ours).items()
               if plain(recorded.get(k)) != plain(v)]
     return ", ".join(differ)
@@ -174,7 +174,7 @@ def backbone_differences(saved: dict, ours: BackboneConfig) -> str:
 
 def check_backbone(checkpoint: dict, ours: BackboneConfig, where: str) -> None:
     """Refuse a checkpoint of another architecture, naming the fields that differ and both values."""
-    differ = backbone_differences(checkpoint["backbone_config"], ours)
+    differ = backbone_differences(checkpoint["backbone_config"], ours, where)
     if differ:
         raise CheckpointError(f"{where}: the checkpoint's backbone differs from model.init_args.backbone (with the "
                               f"data's widths): {differ}")
@@ -234,7 +234,7 @@ def load_discriminator(path: str | Path, attention_backend: AttentionBackend = "
         raise CheckpointError(f"{where}: not a stage-3 checkpoint (it records no discriminator); give the "
                               "AdversarialPostTraining checkpoint")
     heads = (checkpoint.get("hyper_parameters") or {}).get("disc_head_layers")
-    model = CausalDiscriminator(CausalVideoDiT(recorded_backbone(checkpoint["discriminator_config"]),
+    model = CausalDiscriminator(CausalVideoDiT(recorded_backbone(checkpoint["discriminator_config"], where),
                                                attention_backend), tuple(heads) if heads else None)
     state = {k.removeprefix("discriminator."): v for k, v in checkpoint["state_dict"].items()
              if k.startswith("discriminator.")}
@@ -265,20 +265,40 @@ def save_backbone(model: CausalVideoDiT, path: str | Path, **extra) -> None:
 FORMER_RUN_SETTINGS = ("attention_backend", "max_cache_frames")
 
 
-def recorded_backbone(saved: dict) -> BackboneConfig:
-    """The architecture a checkpoint's `backbone_config` records."""
-    return BackboneConfig(**{k: v for k, v in saved.items() if k not in FORMER_RUN_SETTINGS})
+def recorded_backbone(saved: dict, where: str = "the checkpoint") -> BackboneConfig:
+    """The architecture a checkpoint's `backbone_config` records; one this version cannot build is refused, naming
+    `where`."""
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{where}: backbone_config must record the backbone's fields, got "
+                              f"{type(saved).__name__}")
+    known = {f.name for f in dataclasses.fields(BackboneConfig)}
+    fields = {k: v for k, v in saved.items() if k not in FORMER_RUN_SETTINGS}
+    if unknown := sorted(set(fields) - known):
+        raise CheckpointError(f"{where}: backbone_config records fields this version does not know ({unknown}): "
+                              "written by a newer lightning_aapt? Upgrade to read it")
+    try:
+        return BackboneConfig(**fields)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{where}: backbone_config does not describe a backbone: {err}") from None
 
 
 def backbone_from_checkpoint(checkpoint: dict, where: str, prefer_ema: bool = True,
                              attention_backend: AttentionBackend = "auto") -> CausalVideoDiT:
     """The backbone of a checkpoint `read_checkpoint` returned (EMA weights when present, LoRA merged)."""
-    model = CausalVideoDiT(recorded_backbone(checkpoint["backbone_config"]), attention_backend)
+    model = CausalVideoDiT(recorded_backbone(checkpoint["backbone_config"], where), attention_backend)
     state = checkpoint["state_dict"]
     prefix = "ema." if prefer_ema and any(k.startswith("ema.") for k in state) else "model."
     weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    if broken := [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]:
+        raise CheckpointError(f"{where}: weights hold NaN or infinite values ({prefix}{broken[0]}"
+                              f"{f' and {len(broken) - 1} more' if len(broken) > 1 else ''}): the run diverged before "
+                              "it wrote them; use an earlier checkpoint")
     if checkpoint.get("lora") is not None:  # a LoRA stage: adapters folded into the base weights
-        weights = merged_state(weights, LoraConfig(**checkpoint["lora"]))
+        try:
+            lora = LoraConfig(**checkpoint["lora"])
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"{where}: its `lora` settings cannot be read ({err})") from None
+        weights = merged_state(weights, lora)
     elif is_lora_state(weights):
         raise CheckpointError(f"{where}: the weights hold LoRA adapters but the checkpoint records no `lora` "
                               "settings to merge them with")

@@ -74,6 +74,16 @@ ROWS = [
     Row("fit --ckpt_path: truncated", "fit --config {stage1} --ckpt_path {truncated}",
         ("--ckpt_path=", "truncated")),
     Row("fit --ckpt_path: missing", "fit --config {stage1} --ckpt_path {missing}", ("--ckpt_path=", "no such file")),
+    *[Row(f"a checkpoint with {case}", f"sample --ckpt {{{key}}} --data {{data}} --out {{out}}/c.gif",
+          ("--ckpt=", words))
+      for key, case, words in (("newer_ckpt", "a backbone field this version does not know",
+                                "records fields this version does not know (['quantum'])"),
+                               ("list_config_ckpt", "a list for its backbone_config",
+                                "backbone_config must record the backbone's fields, got list"),
+                               ("nan_ckpt", "a NaN weight", "weights hold NaN or infinite values"),
+                               ("lora_key_ckpt", "an unknown LoRA setting", "its `lora` settings cannot be read"))],
+    Row("init_from a diverged checkpoint", "fit --config {stage1} --model.init_args.init_from={nan_ckpt}",
+        ("init_from=", "weights hold NaN or infinite values", "use an earlier checkpoint")),
     # outputs: never an input, never an existing file unless told to, checked before the work
     Row("merge onto its own checkpoint", "merge --ckpt {stage1_ckpt} --out {stage1_ckpt} --overwrite true",
         ("--out=", "is also --ckpt, which it reads")),
@@ -197,6 +207,14 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
     tiny_world.write_text(json.dumps(dataclasses.asdict(TINY_SPEC)))  # JSON is YAML
 
     checkpoint = torch.load(stage1_ckpt, weights_only=True)
+    torch.save({**checkpoint, "backbone_config": {**checkpoint["backbone_config"], "quantum": 3}},
+               tmp / "newer.ckpt")
+    torch.save({**checkpoint, "backbone_config": [48, 2, 2]}, tmp / "list_config.ckpt")
+    first = next(k for k in checkpoint["state_dict"] if k.startswith("ema."))
+    torch.save({**checkpoint, "state_dict": {**checkpoint["state_dict"],
+                                             first: torch.full_like(checkpoint["state_dict"][first], float("nan"))}},
+               tmp / "nan.ckpt")
+    torch.save({**checkpoint, "lora": {"rank": 4, "bogus": 1}}, tmp / "lora_key.ckpt")
     torch.save({**checkpoint, "optimizer_states": []}, tmp / "no_optimizer.ckpt")
     torch.save({k: v for k, v in checkpoint.items() if k != "loops"}, tmp / "no_loops.ckpt")
     data_other = tmp / "data_other"
@@ -270,7 +288,9 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
             "stage3_heads": tmp / "stage3_heads.yaml", "stage1_wide": tmp / "stage1_wide.yaml",
             "truncated": tmp / "truncated.ckpt",
             "text": tmp / "text.ckpt", "empty": tmp / "empty.ckpt", "old_gif": tmp / "old.gif",
-            "nan_actions": tmp / "nan_actions.npy",
+            "nan_actions": tmp / "nan_actions.npy", "newer_ckpt": tmp / "newer.ckpt",
+            "list_config_ckpt": tmp / "list_config.ckpt", "nan_ckpt": tmp / "nan.ckpt",
+            "lora_key_ckpt": tmp / "lora_key.ckpt",
             "no_optimizer": tmp / "no_optimizer.ckpt", "no_loops": tmp / "no_loops.ckpt", "data_other": data_other,
             "folder": tmp / "folder",
             "missing": tmp / "missing.ckpt", "foreign": tmp / "foreign.ckpt", "pickled": tmp / "pickled.ckpt",
