@@ -178,8 +178,8 @@ def report(name: str, cfg: BackboneConfig, work: Workload, gpu_memory_gib: float
     lines = [f"### plan: {name}", "", f"{cfg.depth} blocks, width {cfg.dim}, {cfg.num_heads} heads, MLP "
              f"{cfg.hidden_dim}, window {cfg.window_frames} + sink {cfg.sink_frames}; {fields}", "",
              "| quantity | value |", "|---|---|",
-             f"| parameters | {p['parameters'] / 1e9:.3f} B |",
-             f"| trained parameters{' (LoRA)' if work.lora else ''} | {p['trained_parameters'] / 1e9:.3f} B |",
+             f"| parameters | {count(p['parameters'])} |",
+             f"| trained parameters{' (LoRA)' if work.lora else ''} | {count(p['trained_parameters'])} |",
              f"| tokens per latent frame | {p['tokens_per_frame']} |",
              f"| FLOPs per training step (per GPU) | {p['flops_per_training_step'] / 1e12:.1f} TFLOP |",
              f"| FLOPs per generated latent frame (1 NFE, window full) | {p['flops_per_generated_frame'] / 1e12:.2f} "
@@ -191,3 +191,8 @@ def report(name: str, cfg: BackboneConfig, work: Workload, gpu_memory_gib: float
              f"{'fits' if fits else 'does NOT fit'} (90% budget) |",
              f"| KV cache per stream (inference) | {p['kv_cache_bytes_per_stream'] / 2**20:.0f} MiB |"]
     return "\n".join(lines)
+
+
+def count(n: int) -> str:
+    """A parameter count in the unit that reads: 8.031 B, 1.22 M, 850 k."""
+    return f"{n / 1e9:.3f} B" if n >= 1e9 else f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n / 1e3:.1f} k"

@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from lightning_aapt.cli.lightning import run_lightning
+from lightning_aapt.errors import ConfigError
 from lightning_aapt.files import write_atomic
 
 
@@ -17,15 +18,13 @@ def main(argv: list[str]) -> int:
     """Run the stages of a pipeline YAML in order; finished stages are skipped, interrupted ones resumed."""
     import json
 
-    from omegaconf import OmegaConf
-
     parser = argparse.ArgumentParser(prog="python -m lightning_aapt pipeline",
                                      description="Run AAPT's stages in order, each starting from the previous.")
     parser.add_argument("--config", type=Path, required=True, help="pipeline YAML (experiments/pipeline.yaml)")
     parser.add_argument("--experiment-dir", type=Path, help="override the YAML's experiment_dir")
     parser.add_argument("overrides", nargs="*", help="arguments added to every stage, e.g. --trainer.max_steps=5")
     args = parser.parse_args(argv)
-    spec = OmegaConf.to_container(OmegaConf.load(args.config), resolve=True)
+    spec = read_pipeline(args.config)
     check_report(spec, args.config)  # before hours of training, not after
     exp = Path(args.experiment_dir or spec["experiment_dir"])
     exp.mkdir(parents=True, exist_ok=True)
@@ -61,6 +60,28 @@ def main(argv: list[str]) -> int:
     summary = long_stream_summary(exp, spec, finished)
     print(summary)
     return 0
+
+
+def read_pipeline(path: Path) -> dict:
+    """A pipeline YAML, its shape checked: experiment_dir, and stages each with a name and an existing config."""
+    from omegaconf import OmegaConf
+
+    if not path.is_file():
+        raise ConfigError(f"--config {path}: no such file")
+    try:
+        spec = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except Exception as err:  # omegaconf and yaml raise several kinds
+        raise ConfigError(f"--config {path}: not a YAML mapping ({str(err).splitlines()[0][:200]})") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("stages"), list) or not spec["stages"]:
+        raise ConfigError(f"--config {path}: expected a mapping with experiment_dir and a list of stages "
+                          "(experiments/pipeline.yaml is one)")
+    for i, stage in enumerate(spec["stages"]):
+        if not isinstance(stage, dict) or not isinstance(stage.get("name"), str) or "config" not in stage:
+            raise ConfigError(f"--config {path}: stages[{i}] needs a name and a config, got {str(stage)[:80]}")
+        if not Path(stage["config"]).is_file():
+            raise ConfigError(f"--config {path}: stages[{i}] ({stage['name']}): config {stage['config']} does not "
+                              "exist (paths are relative to the working directory)")
+    return spec
 
 
 def finished_record(done: Path) -> dict | None:
@@ -101,7 +122,6 @@ def stage_data_dir(config: str | Path, args: list[str]) -> str | None:
 def check_same_data(run: Path, data_dir: str | None) -> None:
     """A finished stage is skipped only if it was trained on the data folder its config names now (after an update
     that moved the quick start to another world, an earlier run's checkpoints would be reported on the new one)."""
-    from lightning_aapt.errors import ConfigError
 
     saved = run / "config.yaml"  # what LightningCLI recorded when the stage ran
     if data_dir is None or not saved.exists():
@@ -120,16 +140,16 @@ def check_report(spec: dict, path: Path) -> None:
     for i, entry in enumerate(spec.get("report", {}).get("streams", []) or []):
         where = f"{path}: report.streams[{i}]"
         if entry.get("stage") not in names:
-            raise ValueError(f"{where}: stage {entry.get('stage')!r} is not one of the pipeline's stages "
-                             f"{sorted(names)}")
+            raise ConfigError(f"{where}: stage {entry.get('stage')!r} is not one of the pipeline's stages "
+                              f"{sorted(names)}")
         if not isinstance(entry.get("steps"), int) or entry["steps"] < 1:
-            raise ValueError(f"{where}: steps must be a positive integer (NFE per frame), got {entry.get('steps')!r}")
+            raise ConfigError(f"{where}: steps must be a positive integer (NFE per frame), got {entry.get('steps')!r}")
         if entry.get("forcing", "student") not in ("student", "teacher"):
-            raise ValueError(f"{where}: forcing must be 'student' (streamed on its own frames) or 'teacher' (each "
-                             f"frame from the true frames before it), got {entry['forcing']!r}")
+            raise ConfigError(f"{where}: forcing must be 'student' (streamed on its own frames) or 'teacher' (each "
+                              f"frame from the true frames before it), got {entry['forcing']!r}")
         unknown = set(entry) - {"stage", "steps", "forcing", "video"}
         if unknown:
-            raise ValueError(f"{where}: unknown keys {sorted(unknown)} (expected stage, steps, forcing, video)")
+            raise ConfigError(f"{where}: unknown keys {sorted(unknown)} (expected stage, steps, forcing, video)")
 
 
 def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:

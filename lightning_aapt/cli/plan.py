@@ -7,6 +7,7 @@ from typing import Literal
 
 from lightning_aapt.backbone import PRESETS, BackboneConfig
 from lightning_aapt.cli.signature import run_function
+from lightning_aapt.errors import ConfigError
 
 
 def plan(config: Path | None = None, preset: str = "aapt-8b-like", gpus: int | None = None, batch: int | None = None,
@@ -18,7 +19,8 @@ def plan(config: Path | None = None, preset: str = "aapt-8b-like", gpus: int | N
 
     Args:
         config: an experiment YAML: backbone, GPUs, strategy, batch and clip length.
-        preset: backbone fields the config does not set (latent/text widths come from the data).
+        preset: the backbone without --config; with one, the latent, text and control widths when the config's
+            data_dir holds no dataset yet (the other fields the config leaves out take fit's defaults).
         gpus: data-parallel GPUs (default: the config's devices x num_nodes).
         batch: clips per GPU (default: the config's data.batch_size).
         frames: latent frames per clip (default: the config's num_frames).
@@ -37,15 +39,26 @@ def plan(config: Path | None = None, preset: str = "aapt-8b-like", gpus: int | N
     from lightning_aapt.stages.lora import LoraConfig
 
     if preset not in PRESETS:
-        raise SystemExit(f"--preset {preset!r}: choose one of {sorted(PRESETS)}")
+        raise ConfigError(f"--preset {preset!r}: choose one of {sorted(PRESETS)}")
+    for flag, value in (("--gpus", gpus), ("--batch", batch), ("--frames", frames), ("--text_tokens", text_tokens)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} {value}: must be >= 1 (leave it out for the config's own)")
+    if config is not None and not config.is_file():
+        raise ConfigError(f"--config {config}: no such file")
     spec = OmegaConf.to_container(OmegaConf.load(config), resolve=True) if config else {}
+    if not isinstance(spec, dict):
+        raise ConfigError(f"--config {config}: expected a YAML mapping (trainer, model, data), got "
+                          f"{type(spec).__name__}")
     trainer, model = spec.get("trainer", {}), spec.get("model", {})
     init, data = model.get("init_args", {}), spec.get("data", {}).get("init_args", {})
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in (init.get("backbone") or {}).items()}
     unknown = set(fields) - set(BackboneConfig.__dataclass_fields__)
     if unknown:
-        raise ValueError(f"{config}: model.init_args.backbone has unknown keys {sorted(unknown)}")
-    cfg = BackboneConfig.preset(preset, **fields)
+        raise ConfigError(f"{config}: model.init_args.backbone has unknown keys {sorted(unknown)}")
+    cfg = BackboneConfig.preset(preset)
+    if config is not None:  # the model fit would build: its defaults, the data's widths, the config's fields
+        widths = data_widths(data.get("data_dir")) or {k: getattr(cfg, k) for k in WIDTHS}
+        cfg = BackboneConfig(**{**widths, **fields})
     strategy = trainer.get("strategy", "ddp")
     strategy_name = strategy.get("class_path", "") if isinstance(strategy, dict) else str(strategy)
     parallel = init.get("parallel") or {}
@@ -62,6 +75,19 @@ def plan(config: Path | None = None, preset: str = "aapt-8b-like", gpus: int | N
         lora=LoraConfig(**init["lora"]) if init.get("lora") else None)
     print(report(str(config) if config else preset, cfg, work, gpu_memory_gib))
     return 0
+
+
+WIDTHS = ("latent_channels", "text_dim", "control_dim")  # what `fit` links from the data into the backbone
+
+
+def data_widths(data_dir: str | None) -> dict:
+    """The backbone widths a dataset decides (as `fit` links them), when `data_dir` holds one; {} otherwise."""
+    from lightning_aapt.data import MANIFEST, ClipShapes, read_manifest
+
+    if data_dir is None or not (Path(data_dir) / MANIFEST).is_file():
+        return {}
+    shapes = ClipShapes.from_manifest(read_manifest(data_dir))
+    return {"latent_channels": shapes.latent_channels, "text_dim": shapes.text_dim, "control_dim": shapes.control_dim}
 
 
 def stage_of(class_path: str) -> int:

@@ -53,7 +53,7 @@ def parse_grid(specs: list[str]) -> list[tuple[str, list]]:
         key, sep, values = spec.partition("=")
         parsed = yaml.safe_load(values) if sep else None
         if not key or not isinstance(parsed, list) or not parsed:
-            raise ValueError(f"--grid {spec!r}: expected KEY=[v1,v2,...] (a YAML list)")
+            raise ConfigError(f"--grid {spec!r}: expected KEY=[v1,v2,...] (a YAML list)")
         grid.append((key.strip(), [number(v) for v in parsed]))
     return grid
 
@@ -67,11 +67,11 @@ def expand(grid: list[tuple[str, list]], trials: list[str]) -> list[dict]:
         for item in shlex.split(spec):
             key, sep, value = item.partition("=")
             if not sep:
-                raise ValueError(f"--trial {spec!r}: {item!r} is not KEY=VALUE")
+                raise ConfigError(f"--trial {spec!r}: {item!r} is not KEY=VALUE")
             trial[key] = number(yaml.safe_load(value))
         out.append(trial)
     if not out:
-        raise ValueError("sweep needs at least one --grid or --trial")
+        raise ConfigError("sweep needs at least one --grid or --trial")
     return out
 
 
@@ -129,7 +129,11 @@ def main(argv: list[str], train: Callable[[list[str]], int] | None = None) -> in
     parser.add_argument("--max-parallel", type=int, help="array tasks running at once")
     args = parser.parse_args(argv)
     if not Path(args.config).is_file():
-        raise FileNotFoundError(f"--config {args.config}: no such file")
+        raise ConfigError(f"--config {args.config}: no such file")
+    for flag, value in (("--nodes", args.nodes), ("--gpus", args.gpus), ("--cpus-per-gpu", args.cpus_per_gpu),
+                        ("--max-parallel", args.max_parallel)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} {value}: must be >= 1")
     trials = expand(parse_grid(args.grid), args.trial)
     out = Path(args.out).resolve()
     spec = {"config": args.config, "extra": extra, "trials": [
@@ -197,6 +201,6 @@ def summary_command(argv: list[str]) -> int:
     parser.add_argument("dir", help="a sweep directory (holds trials.json)")
     out = Path(parser.parse_args(argv).dir)
     if not (out / "trials.json").is_file():
-        raise FileNotFoundError(f"{out}: no trials.json (not a sweep directory)")
+        raise ConfigError(f"{out}: no trials.json (not a sweep directory)")
     print(summary(out))
     return 0

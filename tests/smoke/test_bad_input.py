@@ -118,6 +118,21 @@ ROWS = [
                            ("--device cuda:0", ("--device cuda:0", "no CUDA GPU")),
                            ("--device tpu9", ("--device tpu9: not a device",)),
                            ("--record_dir {text}", ("--record_dir", "cannot write there")))],
+    # the other commands: pipeline, plan, stream, sweep
+    Row("pipeline: a YAML that is not a mapping", "pipeline --config {text}",
+        ("--config", "expected a mapping with experiment_dir and a list of stages")),
+    Row("pipeline: a binary file", "pipeline --config {plain_zip}", ("--config", "not a YAML mapping")),
+    Row("pipeline: a missing file", "pipeline --config {missing}", ("--config", "no such file")),
+    Row("pipeline: a stage config that does not exist", "pipeline --config {pipeline_missing_stage}",
+        ("stages[0] (stage1): config", "does not exist")),
+    Row("plan --gpus 0", "plan --gpus 0", ("--gpus 0: must be >= 1", "leave it out")),
+    Row("plan: a list-shaped YAML", "plan --config {list_yaml}", ("--config", "expected a YAML mapping")),
+    Row("stream: an unknown preset", "stream --preset nope", ("--preset 'nope': choose one of",)),
+    Row("stream --frames 0", "stream --frames 0", ("--frames 0: must be >= 1",)),
+    Row("sweep: a missing config", "sweep --config {missing} --grid a=[1] --out {out}/sweep",
+        ("--config", "no such file")),
+    Row("sweep --nodes 0", "sweep --config {stage1} --grid a=[1] --nodes 0 --out {out}/sweep",
+        ("--nodes 0: must be >= 1",)),
     # resume: the config must agree with the checkpoint it continues
     Row("resume with a changed backbone", "fit --config {stage1} --ckpt_path {stage1_ckpt} "
         "--model.init_args.backbone.dim=64",
@@ -227,6 +242,9 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
     (tmp / "text.ckpt").write_text("hello, I am not a checkpoint\n")
     (tmp / "empty.ckpt").write_bytes(b"")
     (tmp / "old.gif").write_bytes(b"GIF89a someone's animation")
+    (tmp / "list.yaml").write_text("- trainer\n- model\n")
+    (tmp / "pipeline_missing_stage.yaml").write_text(yaml.safe_dump(
+        {"experiment_dir": str(tmp / "exp"), "stages": [{"name": "stage1", "config": str(tmp / "nowhere.yaml")}]}))
     np.save(tmp / "nan_actions.npy", np.full((4, 2), np.nan, np.float32))
     (tmp / "folder").mkdir()
     (tmp / "folder" / "notes.txt").write_text("x")
@@ -288,6 +306,7 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
             "stage3_heads": tmp / "stage3_heads.yaml", "stage1_wide": tmp / "stage1_wide.yaml",
             "truncated": tmp / "truncated.ckpt",
             "text": tmp / "text.ckpt", "empty": tmp / "empty.ckpt", "old_gif": tmp / "old.gif",
+            "list_yaml": tmp / "list.yaml", "pipeline_missing_stage": tmp / "pipeline_missing_stage.yaml",
             "nan_actions": tmp / "nan_actions.npy", "newer_ckpt": tmp / "newer.ckpt",
             "list_config_ckpt": tmp / "list_config.ckpt", "nan_ckpt": tmp / "nan.ckpt",
             "lora_key_ckpt": tmp / "lora_key.ckpt",

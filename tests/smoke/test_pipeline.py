@@ -101,7 +101,8 @@ def test_a_config_without_a_report_summarises_stage_times_only(tmp_path):
                                             ({"stage": "stage1", "steps": 1, "forcing": "tf"}, "forcing must be"),
                                             ({"stage": "stage1", "steps": 1, "vid": "x.gif"}, "unknown keys")])
 def test_a_bad_report_entry_is_refused_before_any_stage_trains(tmp_path, entry, message):
-    spec = {"experiment_dir": str(tmp_path / "exp"), "stages": [{"name": "stage1", "config": "missing.yaml"}],
+    spec = {"experiment_dir": str(tmp_path / "exp"), "stages": [{"name": "stage1",
+                                                                 "config": str(EXPERIMENTS / "stage1.yaml")}],
             "report": {"streams": [entry]}}
     config = tmp_path / "pipeline.yaml"
     config.write_text(yaml.safe_dump(spec))
