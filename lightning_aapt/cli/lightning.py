@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import re
 import sys
 from pathlib import Path
 
@@ -16,14 +19,107 @@ CONFIG_KEYS = {"BackboneConfig": "model.init_args.backbone", "WorldConfig": "dat
 def config_error(err: Exception) -> ConfigError | None:
     """The refusal inside a LightningCLI instantiation error, which lists every type it tried (the model's class,
     None) and dumps the whole namespace; None when `err` is not one."""
-    tried = [line.strip()[2:] for line in str(err).splitlines() if line.strip().startswith("- ")]
-    reasons = [line for line in tried if not line.startswith("Expected a <class 'NoneType'>")]
+    tried = [(len(line) - len(line.lstrip()), line.strip()[2:]) for line in str(err).splitlines()
+             if line.strip().startswith("- ")]
+    reasons = [(depth, line) for depth, line in tried
+               if not line.startswith(("Expected a <class 'NoneType'>", "Does not validate against any"))]
     if "Given value" not in str(err) or not reasons:
         return None
-    reason = reasons[0]
+    reason = max(reasons, key=lambda r: r[0])[1]  # the innermost: a nested setting's own refusal
     for name, key in CONFIG_KEYS.items():
         reason = reason.replace(f"{name}.", f"{key}.").replace(f"{name} needs", f"{key} needs")
     return ConfigError(reason)
+
+
+def settings_classes() -> dict[str, type]:
+    """The settings a config gives as a mapping of a dataclass's fields, by the key a user types."""
+    from lightning_aapt.backbone import BackboneConfig
+    from lightning_aapt.parallel import ParallelConfig
+    from lightning_aapt.stages.lora import LoraConfig
+    from lightning_aapt.stages.optim import OptimizerConfig
+    from lightning_aapt.stages.randomness import TimestepConfig
+    from lightning_aapt.world.scene import WorldConfig
+
+    model = {"backbone": BackboneConfig, "optimizer": OptimizerConfig, "disc_optimizer": OptimizerConfig,
+             "timesteps": TimestepConfig, "parallel": ParallelConfig, "lora": LoraConfig}
+    return {**{f"model.init_args.{k}": v for k, v in model.items()}, "data.init_args.toy_world.world": WorldConfig}
+
+
+def check_setting_keys(argv: list[str]) -> None:
+    """Refuse a command-line key that is not a field of the settings it names, before the parser sees it: the parser
+    would take `--model.init_args.backbone.num_head=8` as `num_heads` without a word (an abbreviation)."""
+    classes = settings_classes()
+    for arg in argv:
+        key = arg[2:].split("=", 1)[0] if arg.startswith("--") else ""
+        prefix, _, field = key.rpartition(".")
+        if prefix in classes:
+            known = [f.name for f in dataclasses.fields(classes[prefix])]
+            if field not in known:
+                close = difflib.get_close_matches(field, known, n=1)
+                hint = f"; did you mean {prefix}.{close[0]}?" if close else f" (its fields: {', '.join(known)})"
+                raise ConfigError(f"{key}: {prefix} has no setting {field!r}{hint}")
+
+
+def check_config_files(argv: list[str]) -> None:
+    """Refuse a `--config` file that cannot be a stage config, by file: unreadable, not UTF-8 text, not YAML, not a
+    mapping, or a stage's or data module's settings placed beside `class_path` instead of under `init_args`."""
+    import yaml
+
+    paths = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--config", "-c")]
+    paths += [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
+    for path in map(Path, paths):
+        try:
+            spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"--config {path}: no such file") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"--config {path}: not a text file ({err})") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--config {path}: not YAML ({str(err).splitlines()[0]})") from None
+        if not isinstance(spec, dict):
+            got = "an empty file" if spec is None else f"a {type(spec).__name__}"
+            raise ConfigError(f"--config {path}: expected a mapping (trainer, model, data, ...), got {got}")
+        for part in ("model", "data"):
+            section = spec.get(part)
+            misplaced = sorted(set(section) - {"class_path", "init_args", "dict_kwargs"}) \
+                if isinstance(section, dict) and "class_path" in section else []
+            if misplaced:
+                raise ConfigError(f"--config {path}: {part}.{misplaced[0]} is beside {part}.class_path; a "
+                                  f"{part}'s settings go under {part}.init_args ({', '.join(misplaced)})")
+
+
+def check_setting_shapes(config) -> None:
+    """Refuse a setting given as something other than a mapping of its fields (`backbone: [48, 2, 2]`), by key,
+    before instantiation turns it into a message about `functools.partial`."""
+    command = config.get("subcommand")
+    if command is None:
+        return
+    for key in settings_classes():
+        value = config[command]
+        for part in key.split("."):
+            value = value.get(part) if hasattr(value, "get") else None
+        if value is not None and not hasattr(value, "items"):
+            fields = ", ".join(f.name for f in dataclasses.fields(settings_classes()[key]))
+            raise ConfigError(f"{key} must be a mapping of its fields ({fields}), got {value!r}")
+
+
+def parse_error(text: str) -> ConfigError:
+    """jsonargparse's multi-line account of a value it refused (nested `Parser key "..."` blocks, every type it
+    tried, the namespace) reduced to one line: the key as a user types it and the innermost reason."""
+    keys, reason = [], None
+    noise = ("Does not validate", "Subtypes:", "Errors:", "- Problem with given class_path", "Given value",
+             "- Expected a <class 'NoneType'>", "tip:", "usage:")
+    for line in text.splitlines():
+        stripped = line.strip()
+        if match := re.match(r'(?:error: )?Parser key "([^"]+)":?\s*(.*)', stripped):
+            keys.append(match.group(1))
+            reason = match.group(2) or reason
+        elif stripped and not stripped.startswith(noise):
+            reason = stripped.removeprefix("error: ").removeprefix("- ")
+    if keys and keys[0] in ("model", "data") and len(keys) > 1:
+        keys.insert(1, "init_args")  # a stage and a data module are given by class_path + init_args
+    key = ".".join(k for part in keys for k in part.split(".") if k)
+    return ConfigError(f"{key}: {reason}" if key and reason else (reason or text.strip().splitlines()[-1]))
 
 
 def lightning_cli(argv: list[str] | None) -> int:
@@ -52,6 +148,9 @@ def aapt_cli(locks: list | None = None, **kwargs):
             # the config stays what was typed, and must agree with the checkpoint it resumes.
             check_resume(self.config)
 
+        def before_instantiate_classes(self) -> None:
+            check_setting_shapes(self.config)
+
         def before_fit(self) -> None:
             check_run(self.trainer, self.model, self.datamodule)
             if locks is not None and rank_zero_only.rank == 0:  # one process of a multi-process run holds it
@@ -59,7 +158,9 @@ def aapt_cli(locks: list | None = None, **kwargs):
                 locks.append(RunLock(directory, f"the run directory {directory}").acquire())
 
     return AAPTCLI(StageModule, WebVideoDataModule, subclass_mode_model=True, subclass_mode_data=True,
-                   parser_kwargs={"parser_mode": "omegaconf"}, save_config_kwargs={"overwrite": True}, **kwargs)
+                   parser_kwargs={"parser_mode": "omegaconf", "exit_on_error": False, "allow_abbrev": False,
+                                  **{c: {"exit_on_error": False, "allow_abbrev": False} for c in LIGHTNING_COMMANDS}},
+                   save_config_kwargs={"overwrite": True}, **kwargs)
 
 
 def check_run(trainer, model, data) -> None:
@@ -114,12 +215,15 @@ def check_resume(config) -> None:
 def run_lightning(argv: list[str] | None):
     """Run LightningCLI on `argv` and return it (its trainer holds the final metrics); a run SIGTERM stopped exits
     with status SIGTERM_STATUS."""
+    from jsonargparse import ArgumentError
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from lightning_aapt.signals import SIGTERM_STATUS
 
     # LightningCLI reads sys.argv; run it on `argv` as if typed, so it never sees two argument lists.
     saved, locks = sys.argv, []
+    check_config_files(sys.argv[1:] if argv is None else argv)
+    check_setting_keys(sys.argv[1:] if argv is None else argv)
     if argv is not None:
         sys.argv = [saved[0], *argv]
     try:
@@ -127,6 +231,8 @@ def run_lightning(argv: list[str] | None):
     except SIGTERMException as err:  # Lightning's carries no exit code: a stopped run exited 0
         print(err.code or "stopped: SIGTERM at a batch boundary", file=sys.stderr)
         raise SystemExit(SIGTERM_STATUS) from None
+    except ArgumentError as err:  # a value the parser refused: one line, not a usage text and a namespace dump
+        raise parse_error(str(err)) from None
     except ValueError as err:
         refused = config_error(err)
         if refused is None:

@@ -200,6 +200,7 @@ class AdversarialPostTraining(StageModule):
             disc_backbone = type(self.model)(self.cfg, attention_backend)
         self.discriminator = CausalDiscriminator(disc_backbone, disc_head_layers)
         self.disc_optimizer_cfg = disc_optimizer or ADAM_GAN
+        self.disc_optimizer_cfg.check("model.init_args.disc_optimizer")
         self.num_rollout_frames, self.segment_overlap = num_rollout_frames, segment_overlap
         if segment_frames is not None and segment_frames < 2:
             raise ValueError(f"model.init_args.segment_frames must be >= 2 (a generated frame after the first), "

@@ -79,6 +79,7 @@ class StageModule(L.LightningModule):
         self.check_backbone(backbone)
         self.cfg = backbone
         self.optimizer_cfg = optimizer or OptimizerConfig()
+        self.optimizer_cfg.check("model.init_args.optimizer")
         self.timestep_cfg = timesteps or TimestepConfig()
         self.ema_decay, self.init_from, self.loss_buckets = ema_decay, init_from, loss_buckets
         self.sample_steps = sample_steps

@@ -3,9 +3,12 @@ schedule (linear warm-up, constant, optional linear cool-down to `trainer.max_st
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
+
+from lightning_aapt.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,18 @@ class OptimizerConfig:
     weight_decay: float = 0.01
     warmup_steps: int = 100
     cooldown_steps: int = 0
+
+    def check(self, key: str) -> None:
+        """Refuse, by `key` (where the config holds these settings), values AdamW cannot train with."""
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"{key}.lr must be a finite number > 0, got {self.lr}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"{key}.betas must be two numbers in [0, 1), got {list(self.betas)}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"{key}.weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        for name in ("warmup_steps", "cooldown_steps"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{key}.{name} must be >= 0, got {getattr(self, name)}")
 
 
 def adamw(named_parameters, cfg: OptimizerConfig) -> torch.optim.AdamW:

@@ -118,6 +118,22 @@ ROWS = [
                            ("--device cuda:0", ("--device cuda:0", "no CUDA GPU")),
                            ("--device tpu9", ("--device tpu9: not a device",)),
                            ("--record_dir {text}", ("--record_dir", "cannot write there")))],
+    # configs as the parser sees them: one line, the key and the reason
+    Row("a NaN learning rate", "fit --config {stage1} --model.init_args.optimizer.lr=nan",
+        ("model.init_args.optimizer.lr: Expected a <class 'float'>. Got value: nan",)),
+    Row("a negative learning rate", "fit --config {stage1} --model.init_args.optimizer.lr=-1",
+        ("model.init_args.optimizer.lr must be a finite number > 0, got -1.0",)),
+    Row("a zero discriminator learning rate", "fit --config {stage3} --model.init_args.disc_optimizer.lr=0",
+        ("model.init_args.disc_optimizer.lr must be a finite number > 0",)),
+    Row("a shortened key", "fit --config {stage1} --model.init_args.backbone.num_head=8",
+        ("model.init_args.backbone has no setting 'num_head'", "did you mean model.init_args.backbone.num_heads?")),
+    Row("a backbone given as a list", "fit --config {stage1} --model.init_args.backbone=[48,2,2]",
+        ("model.init_args.backbone must be a mapping of its fields", "got [48, 2, 2]")),
+    Row("a binary config", "fit --config {plain_zip}", ("--config", "not a text file")),
+    Row("a list-shaped config", "fit --config {list_yaml}", ("--config", "expected a mapping", "got a list")),
+    Row("an empty config", "fit --config {empty}", ("--config", "got an empty file")),
+    Row("a setting beside model.class_path", "fit --config {misplaced}",
+        ("model.ema_decay is beside model.class_path", "go under model.init_args")),
     # the other commands: pipeline, plan, stream, sweep
     Row("pipeline: a YAML that is not a mapping", "pipeline --config {text}",
         ("--config", "expected a mapping with experiment_dir and a list of stages")),
@@ -243,6 +259,9 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
     (tmp / "empty.ckpt").write_bytes(b"")
     (tmp / "old.gif").write_bytes(b"GIF89a someone's animation")
     (tmp / "list.yaml").write_text("- trainer\n- model\n")
+    misplaced = yaml.safe_load(stage1.read_text())
+    misplaced["model"]["ema_decay"] = 0.9
+    (tmp / "misplaced.yaml").write_text(yaml.safe_dump(misplaced))
     (tmp / "pipeline_missing_stage.yaml").write_text(yaml.safe_dump(
         {"experiment_dir": str(tmp / "exp"), "stages": [{"name": "stage1", "config": str(tmp / "nowhere.yaml")}]}))
     np.save(tmp / "nan_actions.npy", np.full((4, 2), np.nan, np.float32))
@@ -306,7 +325,8 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
             "stage3_heads": tmp / "stage3_heads.yaml", "stage1_wide": tmp / "stage1_wide.yaml",
             "truncated": tmp / "truncated.ckpt",
             "text": tmp / "text.ckpt", "empty": tmp / "empty.ckpt", "old_gif": tmp / "old.gif",
-            "list_yaml": tmp / "list.yaml", "pipeline_missing_stage": tmp / "pipeline_missing_stage.yaml",
+            "list_yaml": tmp / "list.yaml", "misplaced": tmp / "misplaced.yaml",
+            "pipeline_missing_stage": tmp / "pipeline_missing_stage.yaml",
             "nan_actions": tmp / "nan_actions.npy", "newer_ckpt": tmp / "newer.ckpt",
             "list_config_ckpt": tmp / "list_config.ckpt", "nan_ckpt": tmp / "nan.ckpt",
             "lora_key_ckpt": tmp / "lora_key.ckpt",
