@@ -42,11 +42,11 @@ def play(ckpt: Path, data: Path = Path("data/toy32"), host: str = "127.0.0.1", p
     """
     import torch
 
-    from lightning_aapt.data import dataset_codec, read_manifest
+    from lightning_aapt.data import ClipShapes, dataset_codec, read_manifest
     from lightning_aapt.inference.session import InteractiveSession
     from lightning_aapt.play.game import Game, PlayLog, frames_hash
     from lightning_aapt.play.game import replay as replay_log
-    from lightning_aapt.stages.checkpoints import load_backbone, recorded_settings
+    from lightning_aapt.stages.checkpoints import check_latent_size, load_backbone, recorded_settings
     from lightning_aapt.world.dataset import spec_from_manifest
     from lightning_aapt.world.live import LiveWorld
 
@@ -57,6 +57,8 @@ def play(ckpt: Path, data: Path = Path("data/toy32"), host: str = "127.0.0.1", p
         raise ConfigError(f"--data {data}: play streams a toy-world dataset (python -m lightning_aapt prepare "
                          "toy-world); other datasets have no world to steer or re-render yet")
     spec = spec_from_manifest(data)
+    shapes = ClipShapes.from_manifest(read_manifest(data))
+    check_latent_size(ckpt, (shapes.height, shapes.width), data)
     model = load_backbone(ckpt, flag="--ckpt").eval().to(device)
     if model.cfg.bidirectional:
         raise ConfigError(f"--ckpt {ckpt}: a bidirectional (stage-0) model cannot stream; play stages 1-3")

@@ -32,10 +32,10 @@ def sample(ckpt: Path, out: Path, frames: int = 80, steps: int = 1, data: Path =
     """
     import numpy as np
 
-    from lightning_aapt.data import MANIFEST, dataset_codec, read_manifest
+    from lightning_aapt.data import MANIFEST, ClipShapes, dataset_codec, read_manifest
     from lightning_aapt.evaluation.toy import policy_actions, stream_toy_clips
     from lightning_aapt.files import check_output
-    from lightning_aapt.stages.checkpoints import load_backbone
+    from lightning_aapt.stages.checkpoints import check_latent_size, load_backbone
     from lightning_aapt.video import to_uint8, write_video
     from lightning_aapt.world.dataset import clip_seeds, spec_from_manifest
 
@@ -48,6 +48,8 @@ def sample(ckpt: Path, out: Path, frames: int = 80, steps: int = 1, data: Path =
     if not (data / MANIFEST).is_file():
         raise ConfigError(f"--data {data}: no {MANIFEST} there; name the dataset the checkpoint was trained on "
                           "(the quick start's is data/toy32)")
+    shapes = ClipShapes.from_manifest(read_manifest(data))
+    check_latent_size(ckpt, (shapes.height, shapes.width), data)
     model = load_backbone(ckpt, flag="--ckpt").eval()
     if model.cfg.bidirectional:
         raise ConfigError(f"--ckpt {ckpt}: a bidirectional (stage-0) model cannot stream; sample stages 1-3")

@@ -178,6 +178,9 @@ def create_app(hub: Hub) -> Starlette:
             hub.players -= 1
             if game is not None:
                 hub.games.discard(game)
+                if game.recording:  # the tab closed or the server stops (Ctrl-C) mid-recording: written, not lost
+                    with contextlib.suppress(Exception):
+                        game.stop_recording(settings.record_dir, settings.fps, settings.record_scale)
             del game
 
     async def stream(game: Game, player: Player, reader: asyncio.Task, send) -> None:

@@ -291,6 +291,9 @@ class StageModule(L.LightningModule):
         checkpoint["stage"] = type(self).__name__
         checkpoint["backbone_config"] = dataclasses.asdict(self.cfg)
         checkpoint["lora"] = dataclasses.asdict(self.lora) if self.lora is not None else None
+        shapes = getattr(getattr(self.trainer, "datamodule", None), "shapes", None) if self._trainer else None
+        if shapes is not None:  # what `play`, `sample` and `eval` compare with the data they stream on
+            checkpoint["latent_size"] = [shapes.height, shapes.width]
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Resuming from a checkpoint of another stage, backbone or LoRA setting fails here, naming what differs."""

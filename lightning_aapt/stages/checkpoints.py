@@ -253,6 +253,18 @@ def recorded_settings(path: str | Path, flag: str = "--ckpt") -> dict:
     return dict(read_checkpoint(path, flag, weights=False).get("hyper_parameters") or {})
 
 
+def check_latent_size(path: str | Path, size: tuple[int, int], data: str | Path, flag: str = "--ckpt") -> None:
+    """Refuse to stream a checkpoint on latents of another size than it was trained on (a world of another
+    resolution), when it records the size (checkpoints written since it was recorded)."""
+    if is_wan_checkpoint(path):
+        return
+    recorded = read_checkpoint(path, flag, weights=False).get("latent_size")
+    if recorded is not None and tuple(recorded) != tuple(size):
+        raise CheckpointError(f"{flag}={path} was trained on {recorded[0]}x{recorded[1]} latents; --data {data} "
+                              f"holds {size[0]}x{size[1]} (a world of another resolution): give the dataset it was "
+                              "trained on")
+
+
 def save_backbone(model: CausalVideoDiT, path: str | Path, **extra) -> None:
     """Write `model` as a plain backbone checkpoint (`backbone_config` and its weights under `model.`, no optimizer
     state), atomically: what `load_backbone` and `init_from` read; `extra` entries are stored beside them."""

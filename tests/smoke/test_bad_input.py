@@ -82,6 +82,10 @@ ROWS = [
                                 "backbone_config must record the backbone's fields, got list"),
                                ("nan_ckpt", "a NaN weight", "weights hold NaN or infinite values"),
                                ("lora_key_ckpt", "an unknown LoRA setting", "its `lora` settings cannot be read"))],
+    Row("sample on a world of another resolution", "sample --ckpt {other_size_ckpt} --data {data} --out {out}/r.gif",
+        ("--ckpt=", "was trained on 9x9 latents", "a world of another resolution")),
+    Row("play on a world of another resolution", "play --ckpt {other_size_ckpt} --data {data}",
+        ("--ckpt=", "was trained on 9x9 latents")),
     Row("init_from a diverged checkpoint", "fit --config {stage1} --model.init_args.init_from={nan_ckpt}",
         ("init_from=", "weights hold NaN or infinite values", "use an earlier checkpoint")),
     # outputs: never an input, never an existing file unless told to, checked before the work
@@ -246,6 +250,7 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
                                              first: torch.full_like(checkpoint["state_dict"][first], float("nan"))}},
                tmp / "nan.ckpt")
     torch.save({**checkpoint, "lora": {"rank": 4, "bogus": 1}}, tmp / "lora_key.ckpt")
+    torch.save({**checkpoint, "latent_size": [9, 9]}, tmp / "other_size.ckpt")
     torch.save({**checkpoint, "optimizer_states": []}, tmp / "no_optimizer.ckpt")
     torch.save({k: v for k, v in checkpoint.items() if k != "loops"}, tmp / "no_loops.ckpt")
     data_other = tmp / "data_other"
@@ -329,7 +334,7 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
             "pipeline_missing_stage": tmp / "pipeline_missing_stage.yaml",
             "nan_actions": tmp / "nan_actions.npy", "newer_ckpt": tmp / "newer.ckpt",
             "list_config_ckpt": tmp / "list_config.ckpt", "nan_ckpt": tmp / "nan.ckpt",
-            "lora_key_ckpt": tmp / "lora_key.ckpt",
+            "lora_key_ckpt": tmp / "lora_key.ckpt", "other_size_ckpt": tmp / "other_size.ckpt",
             "no_optimizer": tmp / "no_optimizer.ckpt", "no_loops": tmp / "no_loops.ckpt", "data_other": data_other,
             "folder": tmp / "folder",
             "missing": tmp / "missing.ckpt", "foreign": tmp / "foreign.ckpt", "pickled": tmp / "pickled.ckpt",
@@ -357,3 +362,10 @@ def test_bad_input_is_named(row, files, capsys):
         text = out + err
     for words in row.words:
         assert words in text, f"{row.case}: {words!r} not in {text[-1500:]!r}"
+
+
+def test_a_stage_checkpoint_records_the_latent_size_it_trained_on(files):
+    from lightning_aapt.data import ClipShapes, read_manifest
+
+    shapes = ClipShapes.from_manifest(read_manifest(files["data"]))
+    assert torch.load(files["stage1_ckpt"], weights_only=True)["latent_size"] == [shapes.height, shapes.width]

@@ -101,6 +101,10 @@ def test_hostile_clients_and_pages_end_nothing(toy_data, tmp_path):
                 one.send(json.dumps({"type": "prompt", "text": text}))
                 assert why in text_reply(one, "error")["message"]
             frames(one, 3)  # still streaming
+            one.send(json.dumps({"type": "record", "on": True}))
+            frames(one, 3)
+        time.sleep(1.0)  # the tab closed mid-recording: the recording is written, not lost
+        assert [p.suffix for p in sorted((tmp_path / "rec").glob("play-*"))] == [".json", ".mp4"]
         with pytest.raises(InvalidStatus, match="403"):
             connect(f"ws://127.0.0.1:{server.port}/ws", origin="http://evil.example")
         rebound = urllib.request.Request(server.url + "/stats", headers={"Host": f"evil.example:{server.port}"})
