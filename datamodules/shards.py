@@ -6,6 +6,7 @@ One sample = one clip (docs/architecture.md §6): `latents.npy` (F, C, H, W) flo
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -96,7 +97,8 @@ class ShardWriter:
         if exc_type is None:
             self._close_shard()
         elif self._writer is not None:
-            self._writer.close()
+            with contextlib.suppress(OSError):  # a full disk fails here too: the first error is the one to report
+                self._writer.close()
             self._tmp.unlink(missing_ok=True)
             self.shards.pop()
 

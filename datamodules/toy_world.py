@@ -76,21 +76,20 @@ def prepare_toy_world(out: Path, spec: ToyWorldSpec, progress: bool = True, over
     channels = codec.latent_channels
     sums, squares, elements = np.zeros(channels), np.zeros(channels), 0  # of the stored training latents, float64
     total = spec.train_clips + spec.val_clips
-    bar = tqdm(total=total, desc=f"rendering toy world -> {out}", unit="clip", disable=not progress,
-               file=sys.stderr)
-    for split, count in (("train", spec.train_clips), ("val", spec.val_clips)):
-        with ShardWriter(out, split, spec.samples_per_shard) as writer:
-            for i in range(count):
-                frames, actions, meta = render_clip(spec, split, i)
-                text = encoder.encode([meta["caption"]])[0].numpy()
-                latents = encode_frames(codec, frames)  # (F, C, h, w) float16
-                if split == "train":
-                    x = np.moveaxis(latents.astype(np.float64), 1, 0).reshape(channels, -1)  # (C, F*h*w)
-                    sums, squares, elements = sums + x.sum(1), squares + (x * x).sum(1), elements + x.shape[1]
-                writer.write(f"{split}_{i:07d}", latents, text, actions, meta)
-                bar.update()
-        splits[split] = {"clips": count, "shards": writer.shards}
-    bar.close()
+    with tqdm(total=total, desc=f"rendering toy world -> {out}", unit="clip", disable=not progress,
+              file=sys.stderr) as bar:  # closed (its line ended) on an error too
+        for split, count in (("train", spec.train_clips), ("val", spec.val_clips)):
+            with ShardWriter(out, split, spec.samples_per_shard) as writer:
+                for i in range(count):
+                    frames, actions, meta = render_clip(spec, split, i)
+                    text = encoder.encode([meta["caption"]])[0].numpy()
+                    latents = encode_frames(codec, frames)  # (F, C, h, w) float16
+                    if split == "train":
+                        x = np.moveaxis(latents.astype(np.float64), 1, 0).reshape(channels, -1)  # (C, F*h*w)
+                        sums, squares, elements = sums + x.sum(1), squares + (x * x).sum(1), elements + x.shape[1]
+                    writer.write(f"{split}_{i:07d}", latents, text, actions, meta)
+                    bar.update()
+            splits[split] = {"clips": count, "shards": writer.shards}
     mean = sums / max(elements, 1)
     std = np.sqrt(np.maximum(squares / max(elements, 1) - mean**2, 0.0))
     stats = LatentStats(tuple(map(float, mean)), tuple(max(float(v), 1e-3) for v in std))

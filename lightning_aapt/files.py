@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from collections.abc import Iterator
@@ -19,6 +20,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except RuntimeError as err:  # torch.save's zip writer on a full disk: "unexpected pos 64 vs 0"
+        if "unexpected pos" not in str(err) and "PytorchStreamWriter" not in str(err):
+            raise
+        raise OSError(errno.ENOSPC, f"{path} not written (the disk filled up while writing it); a file there "
+                                    "before is unchanged") from None
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -18,6 +18,7 @@ Commands:
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 
@@ -49,6 +50,11 @@ def run(argv: list[str] | None = None) -> int:
         return main(argv)
     except Refusal as err:
         print(f"error: {refusal_message(err)}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a full disk, a read-only or unwritable folder: the file and the reason, one line
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise
+        print(f"error: {f'{err.filename}: ' if err.filename else ''}{err.strerror}", file=sys.stderr)
         return 2
 
 

@@ -196,3 +196,31 @@ def test_overwrite_replaces_only_a_dataset_prepare_wrote(tmp_path, capsys):
     assert "already holds a dataset (manifest.json); pass --overwrite true" in capsys.readouterr().err
     assert run(["prepare", "toy-world", "--out", str(data), "--overwrite", "true", *SMALL_WORLD]) == 0
     assert sorted(p.name for p in data.iterdir()) == ["manifest.json", "train-000000.tar", "val-000000.tar"]
+
+
+def test_a_full_disk_leaves_no_half_file_and_one_line(tmp_path, monkeypatch, capsys):
+    """torch.save's zip writer on a full disk ("unexpected pos") and a shard writer that cannot flush: the target
+    is not replaced, no temporary file is left, and the command says so in one line (exit 2)."""
+    import errno
+
+    from lightning_aapt.files import atomic_path
+
+    target = tmp_path / "model.ckpt"
+    target.write_bytes(b"the earlier one")
+    with pytest.raises(OSError, match=r"not written \(the disk filled up") as err, atomic_path(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file "
+                           "data/0: file write failed; unexpected pos 64 vs 0")
+    assert err.value.errno == errno.ENOSPC
+    assert target.read_bytes() == b"the earlier one" and sorted(p.name for p in tmp_path.iterdir()) == ["model.ckpt"]
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "data" / "train-000000.tar.tmp"))
+
+    monkeypatch.setattr(ShardWriter, "write", full)
+    from lightning_aapt.cli import run
+
+    assert run(["prepare", "toy-world", "--out", str(tmp_path / "data"), *SMALL_WORLD]) == 2
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert said == [f"error: {tmp_path / 'data' / 'train-000000.tar.tmp'}: No space left on device"]
+    assert not list((tmp_path / "data").glob("*.tmp")) and not (tmp_path / "data" / "manifest.json").exists()
