@@ -82,6 +82,11 @@ def evaluate(ckpt: Path, config: Path, out: Path | None = None, extractor: Liter
         seed: seed of everything random.
         overwrite: replace the report an earlier `eval` wrote to --out.
     """
+    for flag, value in (("--num_clips", num_clips), ("--horizon", horizon), ("--drift_clips", drift_clips),
+                        ("--window_frames", window_frames), ("--steps", steps)):
+        if value is not None and value < 1:
+            default = " (leave it out for the default)" if flag in ("--window_frames", "--steps") else ""
+            raise ConfigError(f"{flag} {value}: must be >= 1{default}")
     L.seed_everything(seed, verbose=False)
     out = out or ckpt.parent.parent / "eval" / ckpt.stem
     if out.exists() and not out.is_dir():

@@ -97,6 +97,10 @@ ROWS = [
         ("--out=", "expected a .gif or .mp4 file")),
     Row("sample onto an existing file", "sample --ckpt {stage1_ckpt} --frames 4 --out {old_gif}",
         ("--out=", "already exists", "--overwrite true")),
+    Row("eval --num_clips 0", "eval --ckpt {stage1_ckpt} --config {stage1} --num_clips 0",
+        ("--num_clips 0: must be >= 1",)),
+    Row("eval --steps 0", "eval --ckpt {stage1_ckpt} --config {stage1} --steps 0",
+        ("--steps 0: must be >= 1", "leave it out")),
     Row("eval --out a file", "eval --ckpt {stage1_ckpt} --config {stage1} --out {text}", ("--out=", "is a file")),
     Row("play --replay written over its own log", "play --ckpt {stage1_ckpt} --data {data} --replay {text} "
         "--out {text}", ("--out=", "is also --replay, which it reads")),
