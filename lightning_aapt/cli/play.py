@@ -53,11 +53,12 @@ def play(ckpt: Path, data: Path = Path("data/toy32"), host: str = "127.0.0.1", p
     check_settings(port, steps, context, scene, max_sessions, device)
     if replay is None:
         check_record_dir(record_dir)
-    if "toy_world" not in read_manifest(data):
+    manifest = read_manifest(data)
+    if "toy_world" not in manifest:
         raise ConfigError(f"--data {data}: play streams a toy-world dataset (python -m lightning_aapt prepare "
                          "toy-world); other datasets have no world to steer or re-render yet")
     spec = spec_from_manifest(data)
-    shapes = ClipShapes.from_manifest(read_manifest(data))
+    shapes = ClipShapes.from_manifest(manifest)
     check_latent_size(ckpt, (shapes.height, shapes.width), data)
     model = load_backbone(ckpt, flag="--ckpt").eval().to(device)
     if model.cfg.bidirectional:

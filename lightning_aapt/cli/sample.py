@@ -48,12 +48,12 @@ def sample(ckpt: Path, out: Path, frames: int = 80, steps: int = 1, data: Path =
     if not (data / MANIFEST).is_file():
         raise ConfigError(f"--data {data}: no {MANIFEST} there; name the dataset the checkpoint was trained on "
                           "(the quick start's is data/toy32)")
-    shapes = ClipShapes.from_manifest(read_manifest(data))
+    manifest = read_manifest(data)
+    shapes = ClipShapes.from_manifest(manifest)
     check_latent_size(ckpt, (shapes.height, shapes.width), data)
     model = load_backbone(ckpt, flag="--ckpt").eval()
     if model.cfg.bidirectional:
         raise ConfigError(f"--ckpt {ckpt}: a bidirectional (stage-0) model cannot stream; sample stages 1-3")
-    manifest = read_manifest(data)
     if "toy_world" not in manifest:
         return sample_dataset(model, data, manifest, out, frames, steps, clip, seed, context, scale)
     toy = spec_from_manifest(data)
