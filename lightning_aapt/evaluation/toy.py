@@ -229,12 +229,15 @@ def floor_videos(stream: ToyStream, scene_seeds: list[int], actions: torch.Tenso
 
 def score_toy_video(video: torch.Tensor, stream: ToyStream, window: int, extractor=None,
                     reference: torch.Tensor | None = None, latents: torch.Tensor | None = None,
-                    real_latents: torch.Tensor | None = None, fps: float | None = None) -> DriftReport:
+                    real_latents: torch.Tensor | None = None, fps: float | None = None,
+                    reference_features: dict | None = None) -> DriftReport:
     """Per-window metrics (`long_horizon_drift`) of a video (B, T, 3, S, S) of the stream's scenes against their
     re-rendered truth, windows from the first generated frame: agent error, action following, sharpness, pixel
     error, the objects, and the Fréchet distance to `reference` videos (other scenes' truth) when an extractor is
-    given."""
+    given (`reference_features`: one dict for every video scored against the same reference, as in
+    `long_horizon_drift`)."""
     name = metric_name(extractor) if extractor is not None else "fd"
     ref = reference if reference is not None else stream.truth
     return long_horizon_drift(video, ref, window, extractor, name, latents, real_latents, stream.truth,
-                              stream.agent_pos, fps=fps, first=stream.context_frames, objects=stream.objects)
+                              stream.agent_pos, fps=fps, first=stream.context_frames, objects=stream.objects,
+                              reference_features=reference_features)

@@ -114,8 +114,10 @@ def drift_reports(videos: dict[str, tuple[Tensor, Tensor | None]], reference: Te
                   objects: ObjectTruth | None = None) -> dict[str, DriftReport]:
     """`long_horizon_drift` of several videos of the same clips against the same reference and truth:
     {name: (video (B, T, 3, S, S), its latents or None)} -> {name: report}."""
+    reference_features: dict[int, Tensor] = {}  # the same reference windows for every video: extracted once
     return {name: long_horizon_drift(video, reference, window, extractor, metric, latents, real_latents, truth,
-                                     agent_pos, fps, first, objects) for name, (video, latents) in videos.items()}
+                                     agent_pos, fps, first, objects, reference_features)
+            for name, (video, latents) in videos.items()}
 
 
 @dataclass
@@ -144,7 +146,8 @@ class DriftReport:
 def long_horizon_drift(generated: Tensor, reference: Tensor, window: int, extractor=None, metric: str = "fd",
                        latents: Tensor | None = None, real_latents: Tensor | None = None,
                        truth: Tensor | None = None, agent_pos: Tensor | None = None,
-                       fps: float | None = None, first: int = 1, objects: ObjectTruth | None = None) -> DriftReport:
+                       fps: float | None = None, first: int = 1, objects: ObjectTruth | None = None,
+                       reference_features: dict[int, Tensor] | None = None) -> DriftReport:
     """Per-window drift metrics of streams `generated` (B, T, 3, S, S), decoded and not clamped.
 
     Args:
@@ -157,6 +160,9 @@ def long_horizon_drift(generated: Tensor, reference: Tensor, window: int, extrac
         agent_pos: (B, T, 2) the true agent positions (toy world).
         objects: the objects' truth of the same clips and frames (toy world).
         first: frames 0 .. first-1 are the given context (not scored; the first window starts at `first`).
+        reference_features: {window start: the extractor's features of the reference window}, filled on first use:
+            pass one dict to every call that scores streams against the same reference, extractor and window (a
+            report scoring ten streams extracts the reference once).
     """
     T = generated.shape[1]
     starts = window_starts(T, window, first)
@@ -174,9 +180,12 @@ def long_horizon_drift(generated: Tensor, reference: Tensor, window: int, extrac
     for s in starts:
         frames = slice(s, s + window)
         if extractor is not None:
-            ref = reference[:, frames] if reference.shape[1] >= T else reference[:, 1 : 1 + window]
+            features = reference_features if reference_features is not None else {}
+            if s not in features:
+                ref = reference[:, frames] if reference.shape[1] >= T else reference[:, 1 : 1 + window]
+                features[s] = extractor(ref.clamp(0, 1))
             fd = FrechetDistance()
-            fd.update(extractor(ref.clamp(0, 1)), real=True)
+            fd.update(features[s], real=True)
             fd.update(extractor(clamped[:, frames]), real=False)
             add(metric, fd.compute().item())
         if latents is not None and real_latents is not None:

@@ -22,7 +22,7 @@ frame with the objects painted out scores about 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -44,12 +44,28 @@ class ObjectTruth:
     centre: Tensor  # (B, T, N, 2) true centres (x, y) in pixels
     radius: Tensor  # (B, N) in pixels (0: padding)
     agent: Tensor  # (B, T, S, S) the agent's share of each pixel (it is scored by the agent metrics, not here)
+    true_alpha_cache: Tensor | None = field(default=None, repr=False)  # `true_alpha`, once computed
 
     def __getitem__(self, frames: slice) -> ObjectTruth:
         """The same clips, frames `frames` only."""
         return ObjectTruth(self.frames[:, frames], self.beneath[:, frames], self.visible[:, frames],
                            self.area[:, frames], self.colour, self.centre[:, frames], self.radius,
-                           self.agent[:, frames])
+                           self.agent[:, frames], None if self.true_alpha_cache is None else
+                           self.true_alpha_cache[:, frames])
+
+    def clips(self, clips: slice) -> ObjectTruth:
+        """Clips `clips` only, all their frames."""
+        return ObjectTruth(self.frames[clips], self.beneath[clips], self.visible[clips], self.area[clips],
+                           self.colour[clips], self.centre[clips], self.radius[clips], self.agent[clips],
+                           None if self.true_alpha_cache is None else self.true_alpha_cache[clips])
+
+    @property
+    def true_alpha(self) -> Tensor:
+        """(B, T, N, S, S) `colour_alpha` of the true frames, computed once (a report scores many streams of the same
+        clips; a frame's alpha depends on that frame only, so a slice of the truth slices it)."""
+        if self.true_alpha_cache is None:
+            self.true_alpha_cache = colour_alpha(self.frames, self)
+        return self.true_alpha_cache
 
     @property
     def scored(self) -> Tensor:
@@ -57,11 +73,15 @@ class ObjectTruth:
         return (self.area > 0) & (self.visible.sum(dim=(-2, -1)) >= 0.5 * self.area)
 
 
-def colour_alpha(frames: Tensor, truth: ObjectTruth) -> Tensor:
+def colour_alpha(frames: Tensor, truth: ObjectTruth, clips: int = 8) -> Tensor:
     """(B, T, N, S, S) how much of each object's colour each pixel of frames (B, T, 3, S, S) holds over what lies
     beneath it in the truth, in [0, 1]; 0 where the pixel is not that blend, is closer to another object's blend
     (similar colours, such as cyan and green, are not mistaken for each other), or shows the agent or another
-    object in the truth."""
+    object in the truth. Computed `clips` clips at a time (the same numbers; the (b, T, N, 3, S, S) intermediates
+    of 256 clips are a gigabyte each, and memory traffic, not arithmetic, is the cost)."""
+    if frames.shape[0] > clips:
+        return torch.cat([colour_alpha(frames[i : i + clips], truth.clips(slice(i, i + clips)))
+                          for i in range(0, frames.shape[0], clips)])
     beneath = truth.beneath[:, :, None]  # (B, T, 1, 3, S, S)
     contrast = truth.colour[:, None, :, :, None, None] - beneath  # (B, T, N, 3, S, S)
     offset = frames[:, :, None] - beneath  # (B, T, 1, 3, S, S)
@@ -115,7 +135,7 @@ def score_objects(frames: Tensor, truth: ObjectTruth) -> ObjectScores:
     dx = coords[None, None, None, None, :] - truth.centre[..., 0, None, None]  # (B, T, N, 1, S)
     dy = coords[None, None, None, :, None] - truth.centre[..., 1, None, None]  # (B, T, N, S, 1)
     near = (dx.pow(2) + dy.pow(2)).sqrt() <= truth.radius[:, None, :, None, None] + NEAR_PX  # (B, T, N, S, S)
-    made, real = colour_alpha(frames, truth), colour_alpha(truth.frames, truth)
+    made, real = colour_alpha(frames, truth), truth.true_alpha
     real_near = (real * near).sum(dim=(-2, -1)).clamp_min(1e-6)  # (B, T, N)
     anywhere = made.sum(dim=(-2, -1)) / real.sum(dim=(-2, -1)).clamp_min(1e-6)  # (B, T, N)
     distance = (centroid(made, coords) - centroid(real, coords)).norm(dim=-1)

@@ -90,3 +90,16 @@ def test_agent_mass_reads_a_faded_agent_below_one_and_a_second_agent_near_two():
     assert max(report_for(faded, truth, agent_pos, reference).curves["agent_mass"]) < 0.8
     doubled = torch.maximum(truth, truth.roll(shifts=(8, 8), dims=(-2, -1)))  # the agent's copy, half a frame away
     assert min(report_for(doubled, truth, agent_pos, reference).curves["agent_mass"]) > 1.7
+
+
+def test_reference_features_extracted_once_give_the_same_curves():
+    """Streams scored against one reference share its windows' features (a dict filled on first use)."""
+    truth, pos = episodes(0)
+    reference, _ = episodes(1000)
+    extractor = RandomVideoFeatures(width=16)
+    features = {}
+    first = long_horizon_drift(truth + 0.02, reference, WINDOW, extractor, reference_features=features)
+    assert sorted(features) == first.starts
+    shared = long_horizon_drift(truth, reference, WINDOW, extractor, reference_features=features)
+    alone = long_horizon_drift(truth, reference, WINDOW, extractor)
+    assert shared.curves["fd"] == alone.curves["fd"]

@@ -1,6 +1,7 @@
 """Object permanence metrics: the world's layers, the object scores against the re-rendered truth, lifetimes, the
 split of sharpness into detail kept and spurious detail, and the one-step amplitude transfer."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -12,7 +13,7 @@ from lightning_aapt.evaluation.critic import probe_videos
 from lightning_aapt.evaluation.toy import object_truth, policy_actions, rendered_episodes
 from lightning_aapt.evaluation.transfer import amplitude_transfer, half_life
 from lightning_aapt.metrics.drift import detail_scores, high_frequency_energy, long_horizon_drift
-from lightning_aapt.metrics.objects import lifetimes, score_objects
+from lightning_aapt.metrics.objects import colour_alpha, lifetimes, score_objects
 from lightning_aapt.text import HashTextEncoder
 from lightning_aapt.world import WorldConfig, initial_state, scripted_actions, simulate
 from lightning_aapt.world.live import LiveWorld
@@ -55,6 +56,22 @@ def test_the_truth_scores_perfect_and_painted_out_objects_score_nothing(scenes):
     gone = score_objects(objects.beneath, objects)
     assert gone.summary()["objects_kept"] == 0 and gone.summary()["object_mass"] < 0.02
     assert gone.summary()["object_position_px"] == WORLD.size  # lost objects count as the frame size
+
+
+def test_the_truths_alpha_is_computed_once_and_sliced_with_its_frames(scenes):
+    """A report scores ten streams of the same clips: the truth's colour alpha is kept on the truth, and a slice of
+    the truth (frames after the context) slices it; clips at a time or all at once give the same numbers."""
+    _, truth, objects, _ = scenes
+    objects = dataclasses.replace(objects, true_alpha_cache=None)  # the module's truth may hold it already
+    assert torch.equal(colour_alpha(truth, objects, clips=5), colour_alpha(truth, objects, clips=CLIPS))
+    blurred = (truth + truth.roll(1, dims=-1)) / 2
+    fresh = score_objects(blurred[:, 3:], objects[3:])
+    assert objects.true_alpha_cache is None
+    objects.true_alpha  # noqa: B018 (computed and kept)
+    assert objects[3:].true_alpha_cache is not None
+    again = score_objects(blurred[:, 3:], objects[3:])
+    assert torch.equal(fresh.near, again.near) and torch.equal(fresh.position_px, again.position_px)
+    assert torch.equal(objects[3:].true_alpha, colour_alpha(truth[:, 3:], objects[3:]))
 
 
 def test_half_contrast_objects_read_as_half_and_are_not_kept(scenes):
