@@ -21,10 +21,11 @@ from pathlib import Path
 
 from torch import Tensor
 
-from lightning_aapt.codecs import NormalizedCodec, codec_from_manifest
+from lightning_aapt.codecs import KNOWN_CODECS, NormalizedCodec, codec_from_manifest, known_codec
 from lightning_aapt.errors import DataError
 
 MANIFEST = "manifest.json"
+MIN_STD = 1e-8  # the least latent_stats.std: latents are divided by it
 
 
 @dataclass
@@ -76,8 +77,8 @@ def read_manifest(directory: str | Path) -> dict:
     try:
         manifest = json.loads(path.read_text())
     except FileNotFoundError:
-        raise FileNotFoundError(f"no {MANIFEST} in {directory}: write shards with `python -m lightning_aapt "
-                                "prepare` (it records shapes, codec and text encoder there)") from None
+        raise DataError(f"{directory}: no {MANIFEST} there: write shards with `python -m lightning_aapt prepare` (it "
+                        "records shapes, codec and text encoder there)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"{path} is not valid JSON: {err}") from None
     check_manifest(manifest, str(path))
@@ -109,9 +110,9 @@ def check_manifest(manifest, where: str) -> None:
                     isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values)):
                 raise DataError(f"{where}: latent_stats.{key} must be {channels} finite numbers (one per latent "
                                 f"channel of shapes.latents), got {str(values)[:80]}")
-        if min(stats["std"]) <= 0:
-            raise DataError(f"{where}: latent_stats.std must be > 0 in every channel (latents are divided by it), "
-                            f"got {min(stats['std'])}")
+        if min(stats["std"]) < MIN_STD:
+            raise DataError(f"{where}: latent_stats.std must be at least {MIN_STD:g} in every channel (latents are "
+                            f"divided by it: a smaller one makes them overflow), got {min(stats['std'])}")
     splits = manifest.get("splits")
     if splits is not None:
         for split, record in (splits.items() if isinstance(splits, dict) else [("splits", splits)]):
@@ -122,6 +123,8 @@ def check_manifest(manifest, where: str) -> None:
     codec = manifest.get("codec")
     if not (isinstance(codec, dict) and isinstance(codec.get("name"), str)):
         raise DataError(f"{where}: codec must be an object with the codec's 'name', got {str(codec)[:80]}")
+    if not known_codec(codec["name"]):
+        raise DataError(f"{where}: codec.name {codec['name']!r}: {KNOWN_CODECS}")
 
 
 def dataset_codec(directory: str | Path) -> NormalizedCodec:

@@ -21,3 +21,12 @@ class DataError(Refusal):
 class CheckpointError(Refusal):
     """A checkpoint that cannot be used where it was given; the message names the flag, the file and what it
     holds."""
+
+
+def check_at_least(*checks: tuple[str, int | None, int], why: dict[str, str] | None = None) -> None:
+    """Refuse the first (flag, value, least) whose value is below its least, as `--flag value: must be >= least`
+    and `why[flag]` (what the least means, or that leaving the flag out gives the default); None is a flag left
+    out."""
+    for flag, value, least in checks:
+        if value is not None and value < least:
+            raise ConfigError(f"{flag} {value}: must be >= {least}{(why or {}).get(flag, '')}")

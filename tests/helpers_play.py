@@ -24,26 +24,20 @@ def playable_checkpoint(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class PlayServer:
-    """`python -m lightning_aapt play` in a subprocess (as a user runs it), stopped on exit."""
+    """`python -m lightning_aapt play` in a subprocess (as a user runs it), stopped on exit. By default on
+    `--port 0`: the server takes a free port and prints it (`playing at http://127.0.0.1:PORT/`), which is read."""
 
-    def __init__(self, ckpt: Path, data: Path, *args: str, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.args = ["play", "--ckpt", str(ckpt), "--data", str(data), "--port", str(self.port), *args]
-        self.url = f"http://127.0.0.1:{self.port}"
+    def __init__(self, ckpt: Path, data: Path, *args: str, port: int = 0) -> None:
+        self.port = port
+        self.args = ["play", "--ckpt", str(ckpt), "--data", str(data), "--port", str(port), *args]
+        self.lines: list[str] = []
 
     def __enter__(self) -> PlayServer:
         import os
         import subprocess
         import sys
+        import threading
         import time
         import urllib.error
         import urllib.request
@@ -52,10 +46,22 @@ class PlayServer:
         env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
         self.process = subprocess.Popen([sys.executable, "-m", "lightning_aapt", *self.args], cwd=root, env=env,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.reader = threading.Thread(target=lambda: self.lines.extend(iter(self.process.stdout.readline, "")),
+                                       daemon=True)
+        self.reader.start()
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"play exited ({self.process.returncode}):\n{self.process.stdout.read()}")
+                self.reader.join(5)
+                raise AssertionError(f"play exited ({self.process.returncode}):\n{self.output}")
+            served = [line for line in list(self.lines) if line.startswith("playing at http://")]
+            if not served:
+                time.sleep(0.3)
+                continue
+            url = served[0].split()[2]  # http://HOST:PORT/ or, beyond loopback, http://HOST:PORT/?token=...
+            self.port = int(url.split("//")[1].split("/")[0].rsplit(":", 1)[1])
+            assert self.port > 0, served[0]  # --port 0: the port it got, not 0
+            self.url = f"http://127.0.0.1:{self.port}"
             try:
                 urllib.request.urlopen(self.url + "/stats", timeout=1).read()
                 return self
@@ -72,10 +78,18 @@ class PlayServer:
 
         return json.loads(urllib.request.urlopen(self.url + "/stats", timeout=5).read())
 
+    @property
+    def output(self) -> str:
+        """Everything the server printed so far (all of it once stopped)."""
+        return "".join(self.lines)
+
     def __exit__(self, *exc) -> None:
+        import subprocess
+
         self.process.terminate()
         try:
-            self.output, _ = self.process.communicate(timeout=10)
-        except Exception:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
             self.process.kill()
-            self.output, _ = self.process.communicate()
+            self.process.wait()
+        self.reader.join(10)

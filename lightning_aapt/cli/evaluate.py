@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from lightning_aapt.cli.lightning import build_lightning
 from lightning_aapt.cli.signature import run_function
 from lightning_aapt.data import first_clips
-from lightning_aapt.errors import CheckpointError, ConfigError
+from lightning_aapt.errors import CheckpointError, ConfigError, check_at_least
 from lightning_aapt.evaluation.drift import stream_drift
 from lightning_aapt.evaluation.generated_vs_real import generated_vs_real
 from lightning_aapt.evaluation.report import write_report
@@ -82,11 +82,10 @@ def evaluate(ckpt: Path, config: Path, out: Path | None = None, extractor: Liter
         seed: seed of everything random.
         overwrite: replace the report an earlier `eval` wrote to --out.
     """
-    for flag, value in (("--num_clips", num_clips), ("--horizon", horizon), ("--drift_clips", drift_clips),
-                        ("--window_frames", window_frames), ("--steps", steps)):
-        if value is not None and value < 1:
-            default = " (leave it out for the default)" if flag in ("--window_frames", "--steps") else ""
-            raise ConfigError(f"{flag} {value}: must be >= 1{default}")
+    default = " (leave it out for the default)"
+    check_at_least(("--num_clips", num_clips, 1), ("--horizon", horizon, 1), ("--drift_clips", drift_clips, 1),
+                   ("--window_frames", window_frames, 1), ("--steps", steps, 1),
+                   why={"--window_frames": default, "--steps": default})
     L.seed_everything(seed, verbose=False)
     out = out or ckpt.parent.parent / "eval" / ckpt.stem
     if out.exists() and not out.is_dir():

@@ -72,10 +72,15 @@ def check_config_files(argv: list[str]) -> None:
             spec = yaml.safe_load(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"--config {path}: no such file") from None
+        except IsADirectoryError:
+            raise ConfigError(f"--config {path}: is a folder; name a YAML file") from None
         except (OSError, UnicodeDecodeError) as err:
             raise ConfigError(f"--config {path}: not a text file ({err})") from None
         except yaml.YAMLError as err:
-            raise ConfigError(f"--config {path}: not YAML ({str(err).splitlines()[0]})") from None
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            why = getattr(err, "problem", None) or str(err).splitlines()[0]
+            raise ConfigError(f"--config {path}: not YAML{where} ({why})") from None
         if not isinstance(spec, dict):
             got = "an empty file" if spec is None else f"a {type(spec).__name__}"
             raise ConfigError(f"--config {path}: expected a mapping (trainer, model, data, ...), got {got}")
@@ -216,6 +221,7 @@ def run_lightning(argv: list[str] | None):
     """Run LightningCLI on `argv` and return it (its trainer holds the final metrics); a run SIGTERM stopped exits
     with status SIGTERM_STATUS."""
     from jsonargparse import ArgumentError
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from lightning_aapt.signals import SIGTERM_STATUS
@@ -233,6 +239,8 @@ def run_lightning(argv: list[str] | None):
         raise SystemExit(SIGTERM_STATUS) from None
     except ArgumentError as err:  # a value the parser refused: one line, not a usage text and a namespace dump
         raise parse_error(str(err)) from None
+    except MisconfigurationException as err:  # Lightning's own refusal of a trainer setting, one line
+        raise ConfigError(f"trainer: {str(err).strip().splitlines()[0]}") from None
     except ValueError as err:
         refused = config_error(err)
         if refused is None:

@@ -24,7 +24,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--config", type=Path, required=True, help="pipeline YAML (experiments/pipeline.yaml)")
     parser.add_argument("--experiment-dir", type=Path, help="override the YAML's experiment_dir")
     parser.add_argument("overrides", nargs="*", help="arguments added to every stage, e.g. --trainer.max_steps=5")
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)  # a stage's flags need no `--` before them
+    args.overrides = [*unknown, *args.overrides]
     spec = read_pipeline(args.config)
     check_report(spec, args.config)  # before hours of training, not after
     exp = Path(args.experiment_dir or spec["experiment_dir"])
@@ -76,6 +77,9 @@ def read_pipeline(path: Path) -> dict:
     if not isinstance(spec, dict) or not isinstance(spec.get("stages"), list) or not spec["stages"]:
         raise ConfigError(f"--config {path}: expected a mapping with experiment_dir and a list of stages "
                           "(experiments/pipeline.yaml is one)")
+    if not isinstance(spec.get("experiment_dir"), str):
+        raise ConfigError(f"--config {path}: experiment_dir must name the folder the stages' runs go in, got "
+                          f"{spec.get('experiment_dir')!r}")
     for i, stage in enumerate(spec["stages"]):
         if not isinstance(stage, dict) or not isinstance(stage.get("name"), str) or "config" not in stage:
             raise ConfigError(f"--config {path}: stages[{i}] needs a name and a config, got {str(stage)[:80]}")

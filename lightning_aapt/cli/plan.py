@@ -7,7 +7,7 @@ from typing import Literal
 
 from lightning_aapt.backbone import PRESETS, BackboneConfig
 from lightning_aapt.cli.signature import run_function
-from lightning_aapt.errors import ConfigError
+from lightning_aapt.errors import ConfigError, check_at_least
 
 
 def plan(config: Path | None = None, preset: str = "aapt-8b-like", gpus: int | None = None, batch: int | None = None,
@@ -40,9 +40,12 @@ def plan(config: Path | None = None, preset: str = "aapt-8b-like", gpus: int | N
 
     if preset not in PRESETS:
         raise ConfigError(f"--preset {preset!r}: choose one of {sorted(PRESETS)}")
-    for flag, value in (("--gpus", gpus), ("--batch", batch), ("--frames", frames), ("--text_tokens", text_tokens)):
-        if value is not None and value < 1:
-            raise ConfigError(f"{flag} {value}: must be >= 1 (leave it out for the config's own)")
+    own = " (leave it out for the config's own)"
+    check_at_least(("--gpus", gpus, 1), ("--batch", batch, 1), ("--frames", frames, 1),
+                   ("--text_tokens", text_tokens, 1), why=dict.fromkeys(("--gpus", "--batch", "--frames",
+                                                                          "--text_tokens"), own))
+    if len(latent_size) != 2 or min(latent_size) < 1:
+        raise ConfigError(f"--latent_size {list(latent_size)}: must be [H,W], each >= 1 (latent frame size)")
     if config is not None and not config.is_file():
         raise ConfigError(f"--config {config}: no such file")
     spec = OmegaConf.to_container(OmegaConf.load(config), resolve=True) if config else {}

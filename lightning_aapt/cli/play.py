@@ -3,6 +3,8 @@ beside it; or replay a recorded session exactly (`--replay`)."""
 
 from __future__ import annotations
 
+import errno
+import os
 import secrets
 import socket
 import sys
@@ -10,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from lightning_aapt.cli.signature import run_function
-from lightning_aapt.errors import ConfigError
+from lightning_aapt.errors import ConfigError, check_at_least
 
 
 def play(ckpt: Path, data: Path = Path("data/toy32"), host: str = "127.0.0.1", port: int = 8765,
@@ -42,7 +44,7 @@ def play(ckpt: Path, data: Path = Path("data/toy32"), host: str = "127.0.0.1", p
     """
     import torch
 
-    from lightning_aapt.data import ClipShapes, dataset_codec, read_manifest
+    from lightning_aapt.data import MANIFEST, ClipShapes, dataset_codec, read_manifest
     from lightning_aapt.inference.session import InteractiveSession
     from lightning_aapt.play.game import Game, PlayLog, frames_hash
     from lightning_aapt.play.game import replay as replay_log
@@ -53,6 +55,9 @@ def play(ckpt: Path, data: Path = Path("data/toy32"), host: str = "127.0.0.1", p
     check_settings(port, steps, context, scene, max_sessions, device)
     if replay is None:
         check_record_dir(record_dir)
+    if not (data / MANIFEST).is_file():
+        raise ConfigError(f"--data {data}: no {MANIFEST} there; name the dataset the checkpoint was trained on "
+                          "(the quick start's is data/toy32)")
     manifest = read_manifest(data)
     if "toy_world" not in manifest:
         raise ConfigError(f"--data {data}: play streams a toy-world dataset (python -m lightning_aapt prepare "
@@ -129,11 +134,9 @@ def check_settings(port: int, steps: int | None, context: int | None, scene: int
     """Every start-up setting, before a model is loaded or a port taken."""
     import torch
 
-    for flag, value, least in (("--steps", steps, 1), ("--context", context, 1), ("--scene", scene, 0),
-                               ("--max_sessions", max_sessions, 1)):
-        if value is not None and value < least:
-            default = " (leave it out for the checkpoint's own)" if flag in ("--steps", "--context") else ""
-            raise ConfigError(f"{flag} {value}: must be >= {least}{default}")
+    own = " (leave it out for the checkpoint's own)"
+    check_at_least(("--steps", steps, 1), ("--context", context, 1), ("--scene", scene, 0),
+                   ("--max_sessions", max_sessions, 1), why={"--steps": own, "--context": own})
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port {port}: must be in 0-65535 (0: any free port, printed)")
     try:
@@ -145,10 +148,13 @@ def check_settings(port: int, steps: int | None, context: int | None, scene: int
 
 
 def check_record_dir(record_dir: Path) -> None:
-    """The record button must not lose a recording to a folder it cannot write: checked before the server starts."""
+    """The record button must not lose a recording to a folder it cannot write: checked before the server starts,
+    without making the folder (the first recording does)."""
+    existing = next(p for p in (record_dir, *record_dir.absolute().parents) if p.exists())
     try:
-        record_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=record_dir):
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        with tempfile.NamedTemporaryFile(dir=existing):
             pass
     except OSError as err:
         raise ConfigError(f"--record_dir {record_dir}: cannot write there ({err.strerror}); name a writable "
@@ -156,15 +162,22 @@ def check_record_dir(record_dir: Path) -> None:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening socket on host:port, or a clear error when the port is taken."""
+    """A listening socket on host:port, or a clear error naming the host that does not resolve or is not this
+    machine's, or the port that is taken."""
     listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         listener.bind((host, port))
+    except socket.gaierror as err:
+        listener.close()
+        raise ConfigError(f"--host {host}: not a name or address this machine can resolve ({err.strerror}); the "
+                          "default 127.0.0.1 serves this machine only") from None
     except OSError as err:
         listener.close()
-        raise ConfigError(f"--port {port}: cannot listen on {host}:{port} ({err.strerror}); another program has it: "
-                          "pick another with --port") from None
+        if err.errno == errno.EADDRINUSE:
+            raise ConfigError(f"--port {port}: cannot listen on {host}:{port} ({err.strerror}); another program has "
+                              "it: pick another with --port") from None
+        raise ConfigError(f"--host {host} --port {port}: cannot listen there ({err.strerror})") from None
     listener.listen(64)
     return listener
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from lightning_aapt.cli.signature import run_function
-from lightning_aapt.errors import ConfigError
+from lightning_aapt.errors import ConfigError, check_at_least
 
 
 def sample(ckpt: Path, out: Path, frames: int = 80, steps: int = 1, data: Path = Path("data/toy32"), clip: int = 0,
@@ -40,11 +40,9 @@ def sample(ckpt: Path, out: Path, frames: int = 80, steps: int = 1, data: Path =
     from lightning_aapt.world.dataset import clip_seeds, spec_from_manifest
 
     check_output(out, "--out", overwrite, (".gif", ".mp4"), ckpt=ckpt, actions=actions)
-    for flag, value, least in (("--context", context, 1), ("--frames", frames, context + 1), ("--steps", steps, 1),
-                               ("--clip", clip, 0), ("--scale", scale, 1)):
-        if value < least:
-            why = f" (--context {context} real frames, then at least one generated)" if flag == "--frames" else ""
-            raise ConfigError(f"{flag} {value}: must be >= {least}{why}")
+    check_at_least(("--context", context, 1), ("--frames", frames, context + 1), ("--steps", steps, 1),
+                   ("--clip", clip, 0), ("--scale", scale, 1),
+                   why={"--frames": f" (--context {context} real frames, then at least one generated)"})
     if not (data / MANIFEST).is_file():
         raise ConfigError(f"--data {data}: no {MANIFEST} there; name the dataset the checkpoint was trained on "
                           "(the quick start's is data/toy32)")
@@ -70,6 +68,8 @@ def sample(ckpt: Path, out: Path, frames: int = 80, steps: int = 1, data: Path =
             raise ConfigError(f"--actions {actions}: holds NaN or infinite values")
     else:
         played = policy_actions([action_seed], frames, toy.persistence)
+    print(f"rendering the world's truth for {frames} frames, then streaming {frames - context} after {context} real "
+          "ones (the whole video is held to write one file: memory grows with --frames)", flush=True)
     stream = stream_toy_clips(model, dataset_codec(data), toy.text_encoder(), toy.world, [scene], played,
                               steps=steps, seed=seed, progress=True, context_frames=context)
     write_video(out, to_uint8(stream.side_by_side()), fps=toy.fps, scale=scale)

@@ -17,6 +17,29 @@ def run_function(function: Callable[..., int], argv: list[str], command: str) ->
     parameters = inspect.signature(function).parameters
     if "config" not in parameters:
         parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these arguments")
-    parser.add_function_arguments(function, as_positional=False)
+    groups = settings_groups(function)
+    parser.add_function_arguments(function, as_positional=False, skip=set(groups))
+    for name, cls in groups.items():  # a group takes a file of its fields too: `--spec world.yaml`
+        parser.add_class_arguments(cls, name, help=f"{name}: a YAML file of its fields, or --{name}.FIELD")
     values = parser.instantiate_classes(parser.parse_args(argv))
     return function(**{name: values[name] for name in parameters})
+
+
+def settings_groups(function: Callable[..., int]) -> dict[str, type]:
+    """The parameters that are settings dataclasses left out by default (`spec: ToyWorldSpec | None = None`: the
+    function uses the class's defaults), by name: each becomes a group of flags that also reads a file."""
+    import dataclasses
+    import types
+    import typing
+
+    try:
+        hints = typing.get_type_hints(function)
+    except NameError:  # an annotation only a type checker resolves: no groups
+        return {}
+    groups = {}
+    for name, parameter in inspect.signature(function).parameters.items():
+        kinds = typing.get_args(hints.get(name)) if isinstance(hints.get(name), types.UnionType) else ()
+        classes = [k for k in kinds if k is not type(None)]
+        if parameter.default is None and len(classes) == 1 and dataclasses.is_dataclass(classes[0]):
+            groups[name] = classes[0]
+    return groups

@@ -10,7 +10,7 @@ import torch
 
 from lightning_aapt.backbone import PRESETS, BackboneConfig, CausalVideoDiT
 from lightning_aapt.cli.signature import run_function
-from lightning_aapt.errors import ConfigError
+from lightning_aapt.errors import ConfigError, check_at_least
 from lightning_aapt.inference import StreamingGenerator
 
 
@@ -29,10 +29,7 @@ def stream(preset: str = "toy", frames: int = 240, steps: int = 1, batch: int = 
     """
     if preset not in PRESETS:
         raise ConfigError(f"--preset {preset!r}: choose one of {sorted(PRESETS)}")
-    for flag, value, least in (("--frames", frames, 1), ("--steps", steps, 1), ("--batch", batch, 1),
-                               ("--warmup", warmup, 0)):
-        if value < least:
-            raise ConfigError(f"{flag} {value}: must be >= {least}")
+    check_at_least(("--frames", frames, 1), ("--steps", steps, 1), ("--batch", batch, 1), ("--warmup", warmup, 0))
     torch.manual_seed(seed)
     cfg = BackboneConfig.preset(preset)
     model = CausalVideoDiT(cfg).eval()

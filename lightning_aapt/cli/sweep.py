@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from lightning_aapt.errors import ConfigError
+from lightning_aapt.errors import ConfigError, check_at_least
 from lightning_aapt.files import write_atomic
 from lightning_aapt.run_lock import RunLock
 
@@ -51,7 +51,11 @@ def parse_grid(specs: list[str]) -> list[tuple[str, list]]:
     grid = []
     for spec in specs:
         key, sep, values = spec.partition("=")
-        parsed = yaml.safe_load(values) if sep else None
+        try:
+            parsed = yaml.safe_load(values) if sep else None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--grid {spec!r}: the values are not YAML ({str(err).splitlines()[0]}); expected "
+                              "KEY=[v1,v2,...]") from None
         if not key or not isinstance(parsed, list) or not parsed:
             raise ConfigError(f"--grid {spec!r}: expected KEY=[v1,v2,...] (a YAML list)")
         grid.append((key.strip(), [number(v) for v in parsed]))
@@ -68,7 +72,10 @@ def expand(grid: list[tuple[str, list]], trials: list[str]) -> list[dict]:
             key, sep, value = item.partition("=")
             if not sep:
                 raise ConfigError(f"--trial {spec!r}: {item!r} is not KEY=VALUE")
-            trial[key] = number(yaml.safe_load(value))
+            try:
+                trial[key] = number(yaml.safe_load(value))
+            except yaml.YAMLError as err:
+                raise ConfigError(f"--trial {spec!r}: {value!r} is not YAML ({str(err).splitlines()[0]})") from None
         out.append(trial)
     if not out:
         raise ConfigError("sweep needs at least one --grid or --trial")
@@ -87,13 +94,17 @@ def sbatch_script(name: str, out: Path, config: str, trials: list[dict], extra: 
                   time: str, cpus_per_gpu: int, partition: str | None, account: str | None,
                   max_parallel: int | None) -> str:
     array = f"0-{len(trials) - 1}" + (f"%{max_parallel}" if max_parallel else "")
-    lines = ["#!/bin/bash", f"#SBATCH --job-name={name}", f"#SBATCH --array={array}", f"#SBATCH --nodes={nodes}",
+    # sbatch reads a directive's value as the shell would a word (quotes group whitespace): a name or an --out
+    # with spaces stays one value
+    lines = ["#!/bin/bash", f"#SBATCH --job-name={shlex.quote(name)}", f"#SBATCH --array={array}",
+             f"#SBATCH --nodes={nodes}",
              f"#SBATCH --ntasks-per-node={gpus}", f"#SBATCH --gpus-per-node={gpus}",
              f"#SBATCH --cpus-per-task={cpus_per_gpu}", f"#SBATCH --time={time}",
              "#SBATCH --signal=USR1@90            # Lightning's SLURMEnvironment: checkpoint, then requeue",
-             "#SBATCH --requeue", "#SBATCH --open-mode=append", f"#SBATCH --output={out}/slurm-%A_%a.out"]
-    lines += [f"#SBATCH --partition={partition}"] if partition else []
-    lines += [f"#SBATCH --account={account}"] if account else []
+             "#SBATCH --requeue", "#SBATCH --open-mode=append",
+             f"#SBATCH --output={shlex.quote(f'{out}/slurm-%A_%a.out')}"]
+    lines += [f"#SBATCH --partition={shlex.quote(partition)}"] if partition else []
+    lines += [f"#SBATCH --account={shlex.quote(account)}"] if account else []
     lines += ["", "set -euo pipefail", f"cd {shlex.quote(str(Path.cwd()))}", "", "case $SLURM_ARRAY_TASK_ID in"]
     for i, trial in enumerate(trials):
         args = trial_args(config, trial, out / f"trial_{i:03d}", extra)
@@ -130,10 +141,8 @@ def main(argv: list[str], train: Callable[[list[str]], int] | None = None) -> in
     args = parser.parse_args(argv)
     if not Path(args.config).is_file():
         raise ConfigError(f"--config {args.config}: no such file")
-    for flag, value in (("--nodes", args.nodes), ("--gpus", args.gpus), ("--cpus-per-gpu", args.cpus_per_gpu),
-                        ("--max-parallel", args.max_parallel)):
-        if value is not None and value < 1:
-            raise ConfigError(f"{flag} {value}: must be >= 1")
+    check_at_least(("--nodes", args.nodes, 1), ("--gpus", args.gpus, 1), ("--cpus-per-gpu", args.cpus_per_gpu, 1),
+                   ("--max-parallel", args.max_parallel, 1))
     trials = expand(parse_grid(args.grid), args.trial)
     out = Path(args.out).resolve()
     spec = {"config": args.config, "extra": extra, "trials": [

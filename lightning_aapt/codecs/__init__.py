@@ -7,6 +7,14 @@ from lightning_aapt.codecs.learned import LearnedCodec
 from lightning_aapt.codecs.normalized import LatentStats, NormalizedCodec
 from lightning_aapt.codecs.toy import ToyCodec
 
+KNOWN_CODECS = ("no decoder for it: toy-dct<block> is built in, learned-ae loads a trained autoencoder, wan2.1-vae / "
+                "wan2.2-vae load Wan's VAE; another VAE needs its LatentCodec adapter")
+
+
+def known_codec(name: str) -> bool:
+    """Whether `codec_from_name` can build the codec a manifest names."""
+    return bool(re.fullmatch(r"toy-dct\d+", name)) or name in (LearnedCodec.name, "wan2.1-vae", "wan2.2-vae")
+
 
 def codec_from_name(name: str, path: str | None = None, sha256: str | None = None) -> LatentCodec:
     """The codec a dataset's manifest names (`codec.name`, `codec.path`, `codec.sha256`): `toy-dct<b>` is built in;
@@ -25,8 +33,7 @@ def codec_from_name(name: str, path: str | None = None, sha256: str | None = Non
         from lightning_aapt.codecs.wan import WanVAECodec
 
         return WanVAECodec(path, name=name)
-    raise ValueError(f"no decoder for codec {name!r}: toy-dct<block> is built in, learned-ae loads a trained "
-                     "autoencoder, wan2.1-vae / wan2.2-vae load Wan's VAE; another VAE needs its LatentCodec adapter")
+    raise ValueError(f"codec {name!r}: {KNOWN_CODECS}")
 
 
 def latent_stats_from_manifest(manifest: dict) -> LatentStats:
@@ -47,5 +54,5 @@ def codec_from_manifest(manifest: dict) -> NormalizedCodec:
     return NormalizedCodec(codec, latent_stats_from_manifest(manifest))
 
 
-__all__ = ["LatentCodec", "LatentStats", "LearnedCodec", "NormalizedCodec", "ToyCodec", "codec_from_manifest",
-           "codec_from_name", "latent_stats_from_manifest"]
+__all__ = ["KNOWN_CODECS", "LatentCodec", "LatentStats", "LearnedCodec", "NormalizedCodec", "ToyCodec",
+           "codec_from_manifest", "codec_from_name", "known_codec", "latent_stats_from_manifest"]

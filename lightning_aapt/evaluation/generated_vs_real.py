@@ -99,6 +99,23 @@ def distances(fd: float, real: Tensor, fake: Tensor, name: str) -> dict[str, flo
     return values
 
 
+def read_cached_features(cache: Path, clips: int) -> torch.Tensor | None:
+    """The cached real features (clips, D), or None when there are none; a cache that cannot be read or holds
+    another number of clips (a write cut short by an older version, a disk error) is said and recomputed."""
+    if not cache.is_file():
+        return None
+    try:
+        features = torch.load(cache, map_location="cpu", weights_only=True)
+        if not isinstance(features, torch.Tensor) or features.ndim != 2 or features.shape[0] != clips:
+            raise ValueError(f"expected a ({clips}, D) tensor, got "
+                             f"{tuple(features.shape) if isinstance(features, torch.Tensor) else type(features)}")
+    except (OSError, RuntimeError, ValueError, EOFError) as err:
+        warnings.warn(f"the real-feature cache {cache} cannot be used ({str(err).splitlines()[0]}): the real "
+                      "features are computed again and the cache rewritten", stacklevel=2)
+        return None
+    return features
+
+
 def generated_vs_real(generate: Generate, batches: Iterable[VideoBatch], codec: LatentCodec, extractor,
                       num_clips: int, data_dir: str | Path, cache_dir: str | Path | None = None,
                       gather: Gather | None = None, world_size: int = 1, rank: int = 0,
@@ -116,7 +133,8 @@ def generated_vs_real(generate: Generate, batches: Iterable[VideoBatch], codec: 
     first = codec.decode(batches[0].latents[:1].float().cpu())  # (1, F, 3, S, S): the protocol's clip shape
     protocol = feature_protocol(extractor, per_rank * world_size, first, data_dir)
     cache = real_features_file(protocol, cache_dir)
-    hit = cache.is_file()  # checked by every rank before any collective below, so no write can race it
+    cached = read_cached_features(cache, world_size * per_rank)  # read by every rank before any collective below,
+    hit = cached is not None  # so no write can race it
     fake, real = collect_features(generate, batches, codec, extractor, per_rank, real=not hit)
     got = torch.tensor([len(fake)])
     used = int((gather(got) if gather is not None else got).min())  # every rank contributes the same count
@@ -130,7 +148,7 @@ def generated_vs_real(generate: Generate, batches: Iterable[VideoBatch], codec: 
     fake = fake[:used]
     every_fake = gather(fake) if gather is not None else fake
     if hit:  # rank-major, as gathered: the first `used` clips of every rank
-        cached = torch.load(cache, map_location="cpu", weights_only=True).reshape(world_size, per_rank, -1)
+        cached = cached.reshape(world_size, per_rank, -1)
         real, every_real = cached[rank, :used], cached[:, :used].flatten(0, 1)
     else:
         real = real[:used]

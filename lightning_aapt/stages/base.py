@@ -39,6 +39,23 @@ def finite_on_every_rank(loss: Tensor) -> bool:
     return bool(finite.item())
 
 
+def check_resumed_weights(state: dict | None, ours, where: str) -> None:
+    """Refuse resuming from weights that are not this model's (a key it lacks or does not have) or that hold NaN or
+    infinite values (a diverged run), naming them; a sharded checkpoint (no plain state dict here) is checked as its
+    shards load."""
+    if not isinstance(state, dict):
+        return
+    extra, missing = sorted(set(state) - set(ours)), sorted(set(ours) - set(state))
+    if extra or missing:
+        raise CheckpointError(f"{where}: its weights are not this model's: {len(extra)} it does not have "
+                              f"({', '.join(extra[:3])}), {len(missing)} missing ({', '.join(missing[:3])})")
+    bad = [key for key, value in state.items() if type(value) is Tensor and value.is_floating_point()
+           and not bool(torch.isfinite(value).all())]
+    if bad:
+        raise CheckpointError(f"{where}: its weights hold NaN or infinite values ({', '.join(bad[:3])}): the run "
+                              "diverged before this checkpoint; resume from an earlier one")
+
+
 class StageModule(L.LightningModule):
     """Base of the stage modules: owns `model` (the trained backbone) and `ema` (its moving average).
 
@@ -303,3 +320,5 @@ class StageModule(L.LightningModule):
         if saved != self.lora:
             raise CheckpointError(f"--ckpt_path: the checkpoint's LoRA settings differ from model.init_args.lora: "
                                   f"checkpoint {saved} vs config {self.lora}")
+        check_resumed_weights(checkpoint.get("state_dict"), self.state_dict().keys(),
+                              f"--ckpt_path={getattr(self._trainer, 'ckpt_path', None) or ''}")

@@ -4,7 +4,7 @@ Writing the shards is `datamodules/toy_world.py`'s job."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +12,7 @@ import numpy as np
 from lightning_aapt.codecs import LatentCodec, LearnedCodec, ToyCodec
 from lightning_aapt.codecs.learned import AutoencoderConfig, CodecTraining
 from lightning_aapt.data import DataError, read_manifest
+from lightning_aapt.errors import ConfigError
 from lightning_aapt.text import HashTextEncoder
 from lightning_aapt.world.scene import Episode, WorldConfig, scripted_actions, simulate
 
@@ -79,6 +80,9 @@ class ToyWorldSpec:
     samples_per_shard: int = 100
 
     def __post_init__(self) -> None:
+        for name, least in (("train_clips", 1), ("val_clips", 1), ("clip_frames", 2), ("samples_per_shard", 1)):
+            if getattr(self, name) < least:
+                raise ConfigError(f"a toy world's {name} must be >= {least}, got {getattr(self, name)}")
         if not self.fps > 0:
             raise ValueError(f"a toy world's fps must be > 0, got {self.fps}")
         if self.codec_recipe is not None and self.codec_path is None:
@@ -122,10 +126,22 @@ class ToyWorldSpec:
         """The spec a dataset's manifest records (a toy-world dataset's)."""
         if "toy_world" not in manifest:
             raise DataError(f"{where}: not a toy-world dataset (its manifest has no 'toy_world' spec)")
-        recorded = dict(manifest["toy_world"])
+        recorded = manifest["toy_world"]
+        world = recorded.get("world") if isinstance(recorded, dict) else None
+        if not isinstance(world, dict):
+            raise DataError(f"{where}: toy_world must be an object of the world's settings with its 'world', got "
+                            f"{str(recorded)[:80]}")
+        for key, settings, known in (("toy_world", recorded, cls), ("toy_world.world", world, WorldConfig)):
+            unknown = sorted(set(settings) - {f.name for f in fields(known)})
+            if unknown:
+                raise DataError(f"{where}: {key} records settings this version does not know ({unknown}): the "
+                                "dataset was written by a newer version; update, or write it again")
         recipe = recorded.get("codec_recipe")
-        return cls(**{**recorded, "world": WorldConfig(**recorded["world"]),
-                      "codec_recipe": None if recipe is None else CodecRecipe.from_dict(recipe)})
+        try:
+            return cls(**{**recorded, "world": WorldConfig(**world),
+                          "codec_recipe": None if recipe is None else CodecRecipe.from_dict(recipe)})
+        except (TypeError, ValueError) as err:
+            raise DataError(f"{where}: toy_world cannot be built ({err})") from None
 
     def shapes(self) -> dict:
         """Shapes of one sample, as the manifest records them."""
@@ -160,4 +176,4 @@ def render_clip(spec: ToyWorldSpec, split: str, index: int) -> tuple[np.ndarray,
 
 def spec_from_manifest(directory: str | Path) -> ToyWorldSpec:
     """The spec the toy-world dataset in `directory` was made with (to re-render its ground truth)."""
-    return ToyWorldSpec.from_manifest(read_manifest(directory), where=str(directory))
+    return ToyWorldSpec.from_manifest(read_manifest(directory), where=str(Path(directory) / "manifest.json"))

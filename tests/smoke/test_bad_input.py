@@ -10,6 +10,7 @@ import dataclasses
 import io
 import json
 import shutil
+import socket
 import tarfile
 import zipfile
 from dataclasses import dataclass
@@ -86,6 +87,38 @@ ROWS = [
         ("--ckpt=", "was trained on 9x9 latents", "a world of another resolution")),
     Row("play on a world of another resolution", "play --ckpt {other_size_ckpt} --data {data}",
         ("--ckpt=", "was trained on 9x9 latents")),
+    Row("init_from a checkpoint of a newer version", "fit --config {stage1} --model.init_args.init_from={newer_ckpt}",
+        ("init_from=", "does not know (['quantum'])")),
+    Row("resume from a diverged checkpoint", "fit --config {stage1} --ckpt_path {nan_ckpt}",
+        ("--ckpt_path=", "NaN")),
+    Row("a checkpoint whose dim does not split into its heads", "sample --ckpt {dim47_ckpt} --data {data} "
+        "--out {out}/d.gif", ("--ckpt=", "dim=47")),
+    Row("resume from a checkpoint with no optimizer_states key", "fit --config {stage1} --ckpt_path {no_optimizer_key}",
+        ("--ckpt_path=", "holds no optimizer state")),
+    Row("resume from a checkpoint with a weight the model lacks", "fit --config {stage1} --ckpt_path {extra_weight}",
+        ("--ckpt_path=", "extra_weight")),
+    Row("resume from what merge writes", "fit --config {stage1} --ckpt_path {merged}",
+        ("--ckpt_path=", "init_from")),
+    Row("merge onto a folder", "merge --ckpt {stage1_ckpt} --out {folder}", ("--out=", "folder")),
+    Row("sample with a checkpoint of another text width", "sample --ckpt {text32_ckpt} --data {data} "
+        "--out {out}/t.gif", ("--ckpt=", "text")),
+    Row("play with a checkpoint of another text width", "play --ckpt {text32_ckpt} --data {data}",
+        ("--ckpt=", "text")),
+    Row("eval --drift_clips 0", "eval --ckpt {stage1_ckpt} --config {stage1} --drift_clips 0",
+        ("--drift_clips 0: must be >= 1",)),
+    Row("plan: a missing config", "plan --config {missing}", ("--config", "no such file")),
+    Row("plan --latent_size [0,0]", "plan --latent_size [0,0]", ("--latent_size",)),
+    Row("pipeline: stages given as a mapping", "pipeline --config {pipeline_stage_map}", ("stages",)),
+    Row("pipeline: no experiment_dir", "pipeline --config {pipeline_no_dir}", ("experiment_dir",)),
+    Row("sweep: a grid without brackets", "sweep --config {stage1} --grid model.init_args.optimizer.lr=1e-4 "
+        "--out {out}/sweep", ("--grid", "KEY=[v1,v2,...]")),
+    Row("sweep: an unclosed bracket", "sweep --config {stage1} --grid model.init_args.optimizer.lr=[1e-4 "
+        "--out {out}/sweep", ("--grid",)),
+    Row("sweep summary of a folder without trials", "sweep summary {folder}", ("trials.json",)),
+    Row("play: a host that does not resolve", "play --ckpt {stage1_ckpt} --data {data} --host nosuchhost.invalid",
+        ("--host nosuchhost.invalid: not a name or address this machine can resolve",)),
+    Row("play: a port another program has", "play --ckpt {stage1_ckpt} --data {data} --port {taken_port}",
+        ("cannot listen on 127.0.0.1:", "another program has it")),
     Row("init_from a diverged checkpoint", "fit --config {stage1} --model.init_args.init_from={nan_ckpt}",
         ("init_from=", "weights hold NaN or infinite values", "use an earlier checkpoint")),
     # outputs: never an input, never an existing file unless told to, checked before the work
@@ -116,6 +149,7 @@ ROWS = [
         ("--data", "no manifest.json there", "data/toy32")),
     Row("sample a stage-0 checkpoint", "sample --ckpt {stage0_ckpt} --data {data} --out {out}/s.gif",
         ("--ckpt", "bidirectional (stage-0) model cannot stream")),
+    Row("play without its dataset", "play --ckpt {stage1_ckpt} --data {misspelled}", ("--data",)),
     Row("play a stage-0 checkpoint", "play --ckpt {stage0_ckpt} --data {data}",
         ("--ckpt", "bidirectional (stage-0) model cannot stream")),
     *[Row(f"play {flags}", f"play --ckpt {{stage1_ckpt}} --data {{data}} {flags}", words)
@@ -142,6 +176,10 @@ ROWS = [
     Row("an empty config", "fit --config {empty}", ("--config", "got an empty file")),
     Row("a setting beside model.class_path", "fit --config {misplaced}",
         ("model.ema_decay is beside model.class_path", "go under model.init_args")),
+    Row("a config that is a folder", "fit --config {folder}", ("--config", "is a folder")),
+    Row("data given as a number", "fit --config {data_number}", ("error: data:", "a dict with parameters")),
+    Row("a tab-indented config", "fit --config {tabs_yaml}", ("--config", "tabs_yaml.yaml", "line 2")),
+    Row("a negative max_steps", "fit --config {stage1} --trainer.max_steps=-5", ("trainer:", "max_steps", "-5")),
     # the other commands: pipeline, plan, stream, sweep
     Row("pipeline: a YAML that is not a mapping", "pipeline --config {text}",
         ("--config", "expected a mapping with experiment_dir and a list of stages")),
@@ -191,11 +229,23 @@ ROWS = [
     *[Row(f"a manifest with {case}", f"fit --config {{stage1}} --data.init_args.data_dir={{manifest_{key}}}",
           ("manifest.json", words))
       for key, case, words in (("shapes3", "3-entry latent shapes", "shapes.latents must be 4 positive integers"),
-                               ("zero_std", "a zero std", "latent_stats.std must be > 0"),
+                               ("zero_std", "a zero std", "latent_stats.std must be at least 1e-08"),
                                ("std10", "10 std entries for 48 channels", "latent_stats.std must be 48 finite"),
                                ("list", "a list for an object", "expected a JSON object"),
                                ("no_splits", "no splits", "listing its shards"),
                                ("binary", "binary bytes", "is not valid JSON"))],
+    Row("a manifest whose std is 1e-30", "fit --config {stage1} --data.init_args.data_dir={manifest_tiny_std}",
+        ("manifest.json", "latent_stats.std")),
+    Row("a manifest naming a codec this version does not know", "sample --ckpt {stage1_ckpt} "
+        "--data {manifest_codec} --out {out}/k.gif", ("manifest.json", "sd-vae")),
+    Row("a manifest whose toy world has a setting this version does not know", "sample --ckpt {stage1_ckpt} "
+        "--data {manifest_toy_key} --out {out}/k.gif", ("manifest.json", "new_knob")),
+    Row("prepare a negative number of clips", "prepare toy-world --out {data}_negative --spec {negative_spec}",
+        ("train_clips", "-5")),
+    Row("prepare with a world file as --spec", "prepare toy-world --out {data}_from_file --spec {tiny_world}",
+        ("train and", "val clips to", "from_file"), rc=0),
+    Row("prepare onto a finished dataset", "prepare toy-world --out {data} --spec {tiny_world}",
+        ("already holds a dataset", "--overwrite true")),
     Row("a misspelled data_dir", "fit --config {stage1} --data.init_args.data_dir={misspelled}",
         ("data.init_args.data_dir=", "no manifest.json", "toy_world is not set")),
     Row("a misspelled data_dir with toy_world set", "fit --config {stage1} --data.init_args.data_dir={misspelled} "
@@ -281,6 +331,20 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
     with zipfile.ZipFile(tmp / "plain.zip", "w") as z:
         z.writestr("a.txt", "just a zip")
 
+    (tmp / "data_number.yaml").write_text(yaml.safe_dump({**yaml.safe_load(stage1.read_text()), "data": 5}))
+    (tmp / "tabs_yaml.yaml").write_text("trainer:\n\tmax_steps: 1\n")
+    (tmp / "negative_spec.json").write_text(json.dumps({**dataclasses.asdict(TINY_SPEC), "train_clips": -5}))
+    torch.save({**checkpoint, "backbone_config": {**checkpoint["backbone_config"], "dim": 47}}, tmp / "dim47.ckpt")
+    torch.save({k: v for k, v in checkpoint.items() if k != "optimizer_states"}, tmp / "no_optimizer_key.ckpt")
+    torch.save({**checkpoint, "state_dict": {**checkpoint["state_dict"], "model.extra_weight": torch.zeros(2)}},
+               tmp / "extra_weight.ckpt")
+    torch.save({**checkpoint, "backbone_config": {**checkpoint["backbone_config"], "text_dim": 32}},
+               tmp / "text32.ckpt")
+    assert run(["merge", "--ckpt", str(stage1_ckpt), "--out", str(tmp / "merged.ckpt")]) == 0
+    (tmp / "pipeline_stage_map.yaml").write_text(yaml.safe_dump(
+        {"experiment_dir": str(tmp / "exp"), "stages": {"stage1": str(stage1)}}))
+    (tmp / "pipeline_no_dir.yaml").write_text(yaml.safe_dump({"stages": [{"name": "stage1", "config": str(stage1)}]}))
+
     no_shapes = tmp / "no_shapes"
     shutil.copytree(toy_data, no_shapes)
     manifest = json.loads((no_shapes / "manifest.json").read_text())
@@ -314,6 +378,9 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
         "list": lambda m: [m],
         "no_splits": lambda m: {k: v for k, v in m.items() if k != "splits"},
         "binary": lambda m: b"\x89PNG\r\n\x1a\n\x00\xff",
+        "tiny_std": lambda m: {**m, "latent_stats": {**stats, "std": [1e-30] * len(stats["std"])}},
+        "codec": lambda m: {**m, "codec": {**m["codec"], "name": "sd-vae"}},
+        "toy_key": lambda m: {**m, "toy_world": {**m["toy_world"], "new_knob": 1}},
     }
     edited = {f"manifest_{name}": edited_manifest(name, edit) for name, edit in manifests.items()}
 
@@ -326,6 +393,9 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
                     info = tarfile.TarInfo(f"{shard.stem}_{i:04d}.{member}")
                     info.size = 10
                     t.addfile(info, io.BytesIO(b"not an npy"))
+    taken = socket.socket()  # another program's port, held while the module's rows run
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
     out = tmp / "out"
     out.mkdir()
     (out / "notes.txt").write_text("someone's files")
@@ -343,7 +413,13 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
             "folder": tmp / "folder",
             "missing": tmp / "missing.ckpt", "foreign": tmp / "foreign.ckpt", "pickled": tmp / "pickled.ckpt",
             "plain_zip": tmp / "plain.zip", "no_shapes": no_shapes, "truncated_shard": truncated_shard,
-            "all_bad": all_bad, "misspelled": tmp / "dat", **edited, "tiny_world": tiny_world, "data": data, "out": out}
+            "all_bad": all_bad, "misspelled": tmp / "dat", **edited,
+            **{name: tmp / f"{name}.yaml" for name in ("data_number", "tabs_yaml", "pipeline_stage_map",
+                                                        "pipeline_no_dir")},
+            "negative_spec": tmp / "negative_spec.json",
+            **{name: tmp / f"{name}.ckpt" for name in ("dim47", "no_optimizer_key", "extra_weight", "merged")},
+            "dim47_ckpt": tmp / "dim47.ckpt", "text32_ckpt": tmp / "text32.ckpt", "tiny_world": tiny_world,
+            "data": data, "out": out, "taken_port": taken.getsockname()[1], "taken_socket": taken}
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.case for r in ROWS])

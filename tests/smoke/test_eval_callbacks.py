@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -75,6 +76,12 @@ def test_eval_command_writes_its_report(toy_data, tmp_path):
     with pytest.raises(ConfigError, match="already holds a report: pass --overwrite true"):
         main(args)
     assert main([*args, "--overwrite", "true"]) == 0
+    cache = next((tmp_path / "c").glob("fd_rand3d-*.pt"))  # a cache cut short: said, recomputed, rewritten
+    cache.write_bytes(cache.read_bytes()[:100])
+    with pytest.warns(UserWarning, match="real-feature cache .* cannot be used"):
+        assert main([*args, "--overwrite", "true"]) == 0
+    assert json.loads((tmp_path / "report_merged" / "report.json").read_text())["fd"] == again["fd"]
+    assert torch.load(cache, weights_only=True).shape[0] == 4
 
     with pytest.raises(CheckpointError, match=r"--ckpt=.*no such file"):
         main(["eval", "--ckpt", str(tmp_path / "missing.ckpt"), "--config", str(config)])

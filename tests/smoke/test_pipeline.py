@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from lightning_aapt.cli import main
-from lightning_aapt.errors import Refusal
+from lightning_aapt.errors import ConfigError, Refusal
 from tests.helpers_cli import EXPERIMENTS, TINY_BACKBONE
 
 pytestmark = pytest.mark.smoke
@@ -94,6 +94,17 @@ def test_a_config_without_a_report_summarises_stage_times_only(tmp_path):
     text = long_stream_summary(tmp_path, {"stages": []}, {"stage1": {"seconds": 12.0}})
     assert "stage1 12 s" in text and "no report.streams" in text
     assert json.loads((tmp_path / "summary.json").read_text())["streams"] == {}
+
+
+def test_stage_flags_are_forwarded_without_a_separator(tmp_path):
+    """`pipeline --config X --trainer.max_steps=5`, as `--help` shows it, passes the flag to every stage (it reaches
+    the first stage's trainer, which refuses this value by name)."""
+    spec = {"experiment_dir": str(tmp_path / "exp"), "stages": [{"name": "stage0",
+                                                                 "config": str(EXPERIMENTS / "stage0.yaml")}]}
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ConfigError, match=r"trainer: .*max_steps.*-5"):
+        main(["pipeline", "--config", str(config), "--trainer.max_steps=-5"])
 
 
 @pytest.mark.parametrize("entry, message", [({"stage": "stage9", "steps": 1}, "stage 'stage9' is not one of"),

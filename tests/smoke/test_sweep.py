@@ -41,6 +41,12 @@ def test_sbatch_script_is_valid_and_complete(tmp_path):
                       "--signal=USR1@90", "--requeue", "--partition=gpu"):
         assert f"#SBATCH {directive}" in script, directive
     assert "srun " in script and "--trainer.num_nodes=2" in script and "trial_002" in script
+    spaced = tmp_path / "my sweeps" / "lr test"  # sbatch splits a directive at whitespace outside quotes
+    assert main(["sweep", "--config", str(config), "--grid", "model.init_args.optimizer.lr=[1e-4]", "--out",
+                 str(spaced), "--name", "lr test"]) == 0
+    script = (spaced / "sweep.sbatch").read_text()
+    assert "#SBATCH --job-name='lr test'" in script
+    assert f"#SBATCH --output='{spaced}/slurm-%A_%a.out'" in script
     with pytest.raises(ValueError, match="KEY=\\[v1,v2"):
         main(["sweep", "--config", str(config), "--grid", "lr=3", "--out", str(out)])
     # another sweep into the same --out would replace these trials: refused, trials.json as it was
