@@ -188,7 +188,10 @@ def serve(app, listener: socket.socket, url: str) -> None:
     # a message larger than the protocol allows is refused by the WebSocket layer before it is read into memory
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", ws_max_size=1 << 16))
     print(f"playing at {url} (Ctrl-C stops)", flush=True)
-    server.run(sockets=[listener])
+    try:
+        server.run(sockets=[listener])
+    except KeyboardInterrupt:  # uvicorn raises it again once every session has ended (recordings written)
+        print("stopped", flush=True)
 
 
 def main(argv: list[str]) -> int:

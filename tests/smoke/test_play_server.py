@@ -117,3 +117,19 @@ def test_hostile_clients_and_pages_end_nothing(toy_data, tmp_path):
     assert "warning: --host 0.0.0.0 lets other machines reach this server" in server.output
     token = server.output.split("?token=")[1].split()[0]
     assert len(token) >= 16
+
+
+def test_a_recording_in_progress_is_written_when_the_server_is_stopped(toy_data, tmp_path):
+    """Ctrl-C on the server while a player records: the recording is written as the session ends, not lost."""
+    import signal
+
+    ckpt = playable_checkpoint(tmp_path / "tiny.ckpt")
+    with PlayServer(ckpt, toy_data, "--record_dir", str(tmp_path / "rec")) as server:
+        with connect(f"ws://127.0.0.1:{server.port}/ws", origin=server.url) as one:
+            assert json.loads(one.recv(timeout=30))["type"] == "hello"
+            one.send(json.dumps({"type": "record", "on": True}))
+            frames(one, 4)
+            server.process.send_signal(signal.SIGINT)
+            server.process.wait(timeout=30)
+    assert [p.suffix for p in sorted((tmp_path / "rec").glob("play-*"))] == [".json", ".mp4"]
+    assert "Traceback" not in server.output, server.output
