@@ -449,3 +449,17 @@ def test_a_stage_checkpoint_records_the_latent_size_it_trained_on(files):
 
     shapes = ClipShapes.from_manifest(read_manifest(files["data"]))
     assert torch.load(files["stage1_ckpt"], weights_only=True)["latent_size"] == [shapes.height, shapes.width]
+
+
+def test_unicode_and_spaces_in_paths_work(files, tmp_path):
+    """A dataset, a checkpoint, a config and an output whose paths hold spaces and accents are read and written as
+    any other (the rows split their commands at spaces, so these run here)."""
+    odd = tmp_path / "dössier ü"
+    shutil.copytree(files["data"], odd / "dätä é")
+    shutil.copy(files["stage1_ckpt"], odd / "läst ckpt.ckpt")
+    shutil.copy(files["stage1"], odd / "stäge 1.yaml")
+    out = odd / "vidéo é" / "x é.gif"
+    assert run(["sample", "--ckpt", str(odd / "läst ckpt.ckpt"), "--data", str(odd / "dätä é"), "--frames", "4",
+                "--out", str(out)]) == 0
+    assert out.stat().st_size > 0
+    assert run(["plan", "--config", str(odd / "stäge 1.yaml")]) == 0

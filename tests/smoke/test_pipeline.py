@@ -83,7 +83,9 @@ def test_sample_writes_a_video_next_to_the_truth(toy_data, tmp_path, capsys):
     out = tmp_path / "stream.mp4"
     assert main(["sample", "--ckpt", str(tmp_path / "stage1/checkpoints/last.ckpt"), "--frames", "12",
                  "--out", str(out), "--data", str(toy_data), "--steps", "2"]) == 0
-    assert out.stat().st_size > 0 and "pixel MSE vs truth" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert out.stat().st_size > 0 and "pixel MSE vs truth" in printed
+    assert "memory grows with --frames" in printed.splitlines()[0]  # said before any work, as a long one would be
 
 
 def test_a_config_without_a_report_summarises_stage_times_only(tmp_path):

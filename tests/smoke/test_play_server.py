@@ -87,7 +87,7 @@ def test_hostile_clients_and_pages_end_nothing(toy_data, tmp_path):
     import urllib.error
     import urllib.request
 
-    from websockets.exceptions import InvalidStatus
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
 
     odd = tmp_path / "<img src=x onerror=alert(1)>"
     odd.mkdir()
@@ -110,6 +110,16 @@ def test_hostile_clients_and_pages_end_nothing(toy_data, tmp_path):
         rebound = urllib.request.Request(server.url + "/stats", headers={"Host": f"evil.example:{server.port}"})
         with pytest.raises(urllib.error.HTTPError, match="400"):
             urllib.request.urlopen(rebound, timeout=5)
+        for path in ("/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "//etc/passwd", "/play.js/../../server.py"):
+            with pytest.raises(urllib.error.HTTPError, match="404"):  # four exact routes, no files served
+                urllib.request.urlopen(server.url + path, timeout=5)
+        with connect(f"ws://127.0.0.1:{server.port}/ws", origin=server.url) as big:
+            assert json.loads(big.recv(timeout=30))["type"] == "hello"
+            big.send("x" * (1 << 20))  # refused by the WebSocket layer before it is read into memory
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    big.recv(timeout=10)
+            assert closed.value.rcvd.code == 1009  # message too big
     assert "Traceback" not in server.output, server.output
     with PlayServer(ckpt, toy_data, "--host", "0.0.0.0", "--record_dir", str(tmp_path / "rec")) as server, \
             pytest.raises(urllib.error.HTTPError, match="403"):
@@ -124,12 +134,12 @@ def test_a_recording_in_progress_is_written_when_the_server_is_stopped(toy_data,
     import signal
 
     ckpt = playable_checkpoint(tmp_path / "tiny.ckpt")
-    with PlayServer(ckpt, toy_data, "--record_dir", str(tmp_path / "rec")) as server:
-        with connect(f"ws://127.0.0.1:{server.port}/ws", origin=server.url) as one:
-            assert json.loads(one.recv(timeout=30))["type"] == "hello"
-            one.send(json.dumps({"type": "record", "on": True}))
-            frames(one, 4)
-            server.process.send_signal(signal.SIGINT)
-            server.process.wait(timeout=30)
+    with PlayServer(ckpt, toy_data, "--record_dir", str(tmp_path / "rec")) as server, \
+            connect(f"ws://127.0.0.1:{server.port}/ws", origin=server.url) as one:
+        assert json.loads(one.recv(timeout=30))["type"] == "hello"
+        one.send(json.dumps({"type": "record", "on": True}))
+        frames(one, 4)
+        server.process.send_signal(signal.SIGINT)
+        server.process.wait(timeout=30)
     assert [p.suffix for p in sorted((tmp_path / "rec").glob("play-*"))] == [".json", ".mp4"]
     assert "Traceback" not in server.output, server.output
