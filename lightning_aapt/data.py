@@ -71,12 +71,16 @@ class ClipShapes:
         return cls(f, c, h, w, *shapes["text"], controls[1] if controls else 0)
 
 
-def read_manifest(directory: str | Path) -> dict:
-    """The manifest of the dataset in `directory`, its fields checked (`check_manifest`)."""
+def read_manifest(directory: str | Path, flag: str | None = None) -> dict:
+    """The manifest of the dataset in `directory`, its fields checked (`check_manifest`); `flag`: the command's
+    flag that named the folder (a command streaming a checkpoint on it)."""
     path = Path(directory) / MANIFEST
     try:
         manifest = json.loads(path.read_text())
     except FileNotFoundError:
+        if flag is not None:
+            raise DataError(f"{flag} {directory}: no {MANIFEST} there; name the dataset the checkpoint was trained "
+                            "on (the quick start's is data/toy32)") from None
         raise DataError(f"{directory}: no {MANIFEST} there: write shards with `python -m lightning_aapt prepare` (it "
                         "records shapes, codec and text encoder there)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:

@@ -44,7 +44,7 @@ def play(ckpt: Path, data: Path = Path("data/toy32"), host: str = "127.0.0.1", p
     """
     import torch
 
-    from lightning_aapt.data import MANIFEST, ClipShapes, dataset_codec, read_manifest
+    from lightning_aapt.data import ClipShapes, dataset_codec, read_manifest
     from lightning_aapt.inference.session import InteractiveSession
     from lightning_aapt.play.game import Game, PlayLog, frames_hash
     from lightning_aapt.play.game import replay as replay_log
@@ -55,10 +55,7 @@ def play(ckpt: Path, data: Path = Path("data/toy32"), host: str = "127.0.0.1", p
     check_settings(port, steps, context, scene, max_sessions, device)
     if replay is None:
         check_record_dir(record_dir)
-    if not (data / MANIFEST).is_file():
-        raise ConfigError(f"--data {data}: no {MANIFEST} there; name the dataset the checkpoint was trained on "
-                          "(the quick start's is data/toy32)")
-    manifest = read_manifest(data)
+    manifest = read_manifest(data, flag="--data")
     if "toy_world" not in manifest:
         raise ConfigError(f"--data {data}: play streams a toy-world dataset (python -m lightning_aapt prepare "
                          "toy-world); other datasets have no world to steer or re-render yet")

@@ -32,7 +32,7 @@ def sample(ckpt: Path, out: Path, frames: int = 80, steps: int = 1, data: Path =
     """
     import numpy as np
 
-    from lightning_aapt.data import MANIFEST, ClipShapes, dataset_codec, read_manifest
+    from lightning_aapt.data import ClipShapes, dataset_codec, read_manifest
     from lightning_aapt.evaluation.toy import policy_actions, stream_toy_clips
     from lightning_aapt.files import check_output
     from lightning_aapt.stages.checkpoints import check_latent_size, load_backbone
@@ -43,10 +43,7 @@ def sample(ckpt: Path, out: Path, frames: int = 80, steps: int = 1, data: Path =
     check_at_least(("--context", context, 1), ("--frames", frames, context + 1), ("--steps", steps, 1),
                    ("--clip", clip, 0), ("--scale", scale, 1),
                    why={"--frames": f" (--context {context} real frames, then at least one generated)"})
-    if not (data / MANIFEST).is_file():
-        raise ConfigError(f"--data {data}: no {MANIFEST} there; name the dataset the checkpoint was trained on "
-                          "(the quick start's is data/toy32)")
-    manifest = read_manifest(data)
+    manifest = read_manifest(data, flag="--data")
     shapes = ClipShapes.from_manifest(manifest)
     check_latent_size(ckpt, (shapes.height, shapes.width), data)
     model = load_backbone(ckpt, flag="--ckpt").eval()

@@ -7,13 +7,14 @@ from lightning_aapt.codecs.learned import LearnedCodec
 from lightning_aapt.codecs.normalized import LatentStats, NormalizedCodec
 from lightning_aapt.codecs.toy import ToyCodec
 
+WAN_CODECS = ("wan2.1-vae", "wan2.2-vae")
 KNOWN_CODECS = ("no decoder for it: toy-dct<block> is built in, learned-ae loads a trained autoencoder, wan2.1-vae / "
                 "wan2.2-vae load Wan's VAE; another VAE needs its LatentCodec adapter")
 
 
 def known_codec(name: str) -> bool:
     """Whether `codec_from_name` can build the codec a manifest names."""
-    return bool(re.fullmatch(r"toy-dct\d+", name)) or name in (LearnedCodec.name, "wan2.1-vae", "wan2.2-vae")
+    return bool(re.fullmatch(r"toy-dct\d+", name)) or name in (LearnedCodec.name, *WAN_CODECS)
 
 
 def codec_from_name(name: str, path: str | None = None, sha256: str | None = None) -> LatentCodec:
@@ -27,7 +28,7 @@ def codec_from_name(name: str, path: str | None = None, sha256: str | None = Non
         if not path:
             raise ValueError(f"codec {name} needs its file's path (the manifest's codec.path)")
         return LearnedCodec(path, sha256)
-    if name in ("wan2.1-vae", "wan2.2-vae"):
+    if name in WAN_CODECS:
         if not path:
             raise ValueError(f"codec {name} needs the VAE's path (the manifest's codec.path)")
         from lightning_aapt.codecs.wan import WanVAECodec

@@ -22,7 +22,7 @@ frame with the objects painted out scores about 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 from torch import Tensor
@@ -54,10 +54,8 @@ class ObjectTruth:
                            self.true_alpha_cache[:, frames])
 
     def clips(self, clips: slice) -> ObjectTruth:
-        """Clips `clips` only, all their frames."""
-        return ObjectTruth(self.frames[clips], self.beneath[clips], self.visible[clips], self.area[clips],
-                           self.colour[clips], self.centre[clips], self.radius[clips], self.agent[clips],
-                           None if self.true_alpha_cache is None else self.true_alpha_cache[clips])
+        """Clips `clips` only, all their frames (every field is batch-first)."""
+        return ObjectTruth(*(None if (v := getattr(self, f.name)) is None else v[clips] for f in fields(self)))
 
     @property
     def true_alpha(self) -> Tensor:

@@ -45,7 +45,8 @@ def check_resumed_weights(state: dict | None, ours, where: str) -> None:
     shards load."""
     if not isinstance(state, dict):
         return
-    extra, missing = sorted(set(state) - set(ours)), sorted(set(ours) - set(state))
+    ours, saved = set(ours), set(state)
+    extra, missing = sorted(saved - ours), sorted(ours - saved)
     if extra or missing:
         raise CheckpointError(f"{where}: its weights are not this model's: {len(extra)} it does not have "
                               f"({', '.join(extra[:3])}), {len(missing)} missing ({', '.join(missing[:3])})")
