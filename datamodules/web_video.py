@@ -390,8 +390,7 @@ class WebVideoDataModule(L.LightningDataModule):
     @property
     def model_dims(self) -> dict[str, int]:
         """Backbone fields the data decides (linked into the model by the CLI)."""
-        s = self.shapes
-        return {"latent_channels": s.latent_channels, "text_dim": s.text_dim, "control_dim": s.control_dim}
+        return self.shapes.model_dims
 
     def prepare_data(self) -> None:
         if self.toy_world is None:

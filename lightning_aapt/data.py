@@ -70,6 +70,11 @@ class ClipShapes:
         controls = shapes.get("controls")
         return cls(f, c, h, w, *shapes["text"], controls[1] if controls else 0)
 
+    @property
+    def model_dims(self) -> dict[str, int]:
+        """The backbone fields the data decides: latent channels, text width, control width."""
+        return {"latent_channels": self.latent_channels, "text_dim": self.text_dim, "control_dim": self.control_dim}
+
 
 def read_manifest(directory: str | Path, flag: str | None = None) -> dict:
     """The manifest of the dataset in `directory`, its fields checked (`check_manifest`); `flag`: the command's

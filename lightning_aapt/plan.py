@@ -25,7 +25,7 @@ from typing import Literal
 import torch
 
 from lightning_aapt.backbone import BackboneConfig, CausalVideoDiT
-from lightning_aapt.stages.lora import LoraConfig, named_like
+from lightning_aapt.backbone.lora import LoraConfig, named_like
 
 
 def parameter_count(cfg: BackboneConfig) -> int:
@@ -104,7 +104,7 @@ class Workload:
         rollout_frames: stage 3's generated video length (default 2 x frames, long-video training).
         frozen_networks: frozen copies of the backbone held beside the trained ones (stage 2's teacher, and its
             EMA target; stage 3's distillation teacher).
-        lora: the generator trains LoRA adapters (`stages/lora.py`) instead of all its weights.
+        lora: the generator trains LoRA adapters (`backbone/lora.py`) instead of all its weights.
     """
 
     latent_size: tuple[int, int] = (52, 92)

@@ -22,3 +22,26 @@ def toy_data(tmp_path_factory):
     out = tmp_path_factory.mktemp("toy") / "data"
     prepare_toy_world(out, TINY_SPEC, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_chain(toy_data, tmp_path_factory):
+    """Stages 0-3 trained a few steps each from their shipped YAMLs (tiny backbone, the tiny dataset), once per test
+    run and shared: each stage starts from the one before (stage 3's discriminator from stage 1).
+    {"stage0": (config, last.ckpt), ..., "stage3": (...)}; tests read these files, never write them."""
+    from tests.helpers_cli import fit, tiny_config
+
+    tmp = tmp_path_factory.mktemp("chain")
+    chain, before = {}, None
+    for stage, args in (("stage0", {}), ("stage1", {}), ("stage2", {"grid_steps": 4, "eval_steps": [1, 2]}),
+                        ("stage3", {"steps": 4, "val_every": 2, "disc_warmup_steps": 0})):
+        steps, val_every = args.pop("steps", 3), args.pop("val_every", None)
+        if before is not None:
+            args["init_from"] = str(before)
+        if stage == "stage3":
+            args["disc_init_from"] = str(chain["stage1"][1])
+        config = tiny_config(stage, tmp, toy_data, steps=steps, val_every=val_every, **args)
+        fit(config)
+        before = tmp / stage / "checkpoints" / "last.ckpt"
+        chain[stage] = (config, before)
+    return chain

@@ -13,7 +13,7 @@ from typing import Literal
 import yaml
 
 from callbacks.base import EveryNValidations
-from lightning_aapt.stages.checkpoints import AtomicCheckpointIO
+from lightning_aapt.stages.checkpoint_io import AtomicCheckpointIO
 from tests.helpers_cli import checkpointing_only, tiny_config
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lightning_aapt.backbone import BackboneConfig, CausalVideoDiT
-from lightning_aapt.stages.checkpoints import save_backbone
+from lightning_aapt.checkpoints import save_backbone
 from tests.helpers import randomize
 from tests.helpers_cli import TINY_BACKBONE
 

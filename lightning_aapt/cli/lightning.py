@@ -34,8 +34,8 @@ def config_error(err: Exception) -> ConfigError | None:
 def settings_classes() -> dict[str, type]:
     """The settings a config gives as a mapping of a dataclass's fields, by the key a user types."""
     from lightning_aapt.backbone import BackboneConfig
+    from lightning_aapt.backbone.lora import LoraConfig
     from lightning_aapt.parallel import ParallelConfig
-    from lightning_aapt.stages.lora import LoraConfig
     from lightning_aapt.stages.optim import OptimizerConfig
     from lightning_aapt.stages.randomness import TimestepConfig
     from lightning_aapt.world.scene import WorldConfig
@@ -185,7 +185,7 @@ def check_resume(config) -> None:
     """Refuse, before anything is built, a `--ckpt_path` that is not a readable lightning_aapt checkpoint of the
     configured stage, or (for `fit`: resuming continues a run) whose recorded stage settings contradict the config,
     naming every differing key with both values. How attention runs and how the stage is sharded may change."""
-    from lightning_aapt.stages.checkpoints import (
+    from lightning_aapt.checkpoints import (
         LIGHTNING_CKPT_NAMES,
         check_stage,
         read_checkpoint,
@@ -266,3 +266,35 @@ def build_lightning(args: list[str]):
         raise refused from None
     finally:
         sys.argv = saved
+
+
+def build_datamodule(config: Path, flag: str = "--config"):
+    """The data module of a stage config alone (its `data` section; the model, trainer and the checkpoints they
+    start from are parsed as plain mappings and never built), e.g. for `eval`, which takes its generator from
+    `--ckpt`."""
+    from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser
+
+    from datamodules.web_video import WebVideoDataModule
+
+    if not config.is_file():
+        raise ConfigError(f"{flag} {config}: no such experiment YAML")
+    check_config_files(["--config", str(config)])
+    parser = ArgumentParser(parser_mode="omegaconf", exit_on_error=False, allow_abbrev=False)
+    parser.add_argument("--config", action=ActionConfigFile)
+    parser.add_argument("--seed_everything", type=bool | int, default=True)
+    parser.add_argument("--ckpt_path", type=str | None, default=None)
+    for section in ("trainer", "model", "optimizer", "lr_scheduler"):  # read, not built
+        parser.add_argument(f"--{section}", type=dict | None, default=None)
+    parser.add_subclass_arguments(WebVideoDataModule, "data", required=True)
+    try:
+        return parser.instantiate(parser.parse_args(["--config", str(config)])).data
+    except ArgumentError as err:
+        if "required: data" in str(err):
+            raise ConfigError(f"{flag} {config}: no data section (data.class_path and data.init_args: the evaluation "
+                              "data)") from None
+        raise ConfigError(f"{flag} {config}: {parse_error(str(err))}") from None
+    except ValueError as err:
+        refused = config_error(err)
+        if refused is None:
+            raise
+        raise ConfigError(f"{flag} {config}: {refused}") from None

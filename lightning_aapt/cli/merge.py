@@ -1,5 +1,6 @@
 """`python -m lightning_aapt merge`: a LoRA stage checkpoint's adapters folded into its base weights, written as a
-plain backbone checkpoint (what `init_from`, `eval`, `sample` and any later stage read, with no peft)."""
+plain backbone checkpoint with how it samples (what `init_from`, `eval`, `sample`, `play` and any later stage read,
+with no peft)."""
 
 from __future__ import annotations
 
@@ -14,19 +15,21 @@ def merge(ckpt: Path, out: Path, weights: Literal["ema", "trained"] = "ema", ove
 
     Args:
         ckpt: a stage checkpoint (LoRA or not).
-        out: the plain checkpoint to write (.ckpt): `backbone_config` and the merged weights, no optimizer state.
+        out: the plain checkpoint to write (.ckpt): `backbone_config`, the merged weights and how it samples; no
+            optimizer state.
         weights: "ema" (the averaged weights, when the stage kept an EMA) or "trained".
         overwrite: replace an existing --out (never --ckpt itself).
     """
+    from lightning_aapt.checkpoints import load_generator, save_generator
     from lightning_aapt.files import check_output
-    from lightning_aapt.stages.checkpoints import load_backbone, save_backbone
 
     check_output(out, "--out", overwrite, ckpt=ckpt)
-    model = load_backbone(ckpt, prefer_ema=weights == "ema", flag="--ckpt")
+    generator = load_generator(ckpt, "--ckpt", prefer_ema=weights == "ema")
+    model = generator.model
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_backbone(model, out, lora=None, merged_from=str(ckpt))
-    print(f"wrote {out}: {sum(p.numel() for p in model.parameters()):,} parameters ({weights} weights of {ckpt}, "
-          "adapters merged)")
+    save_generator(generator, out, lora=None, merged_from=str(ckpt))
+    print(f"wrote {out}: {sum(p.numel() for p in model.parameters()):,} parameters ({generator.weights} weights of "
+          f"{ckpt}, adapters merged)")
     return 0
 
 

@@ -162,6 +162,7 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     re-rendered truth and the floors (repeat the last context frame; perfect physics); write a report and a video."""
     import json
 
+    from lightning_aapt.checkpoints import load_backbone
     from lightning_aapt.data import dataset_codec
     from lightning_aapt.evaluation.toy import (
         floor_videos,
@@ -174,7 +175,6 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     from lightning_aapt.evaluation.transfer import amplitude_transfer
     from lightning_aapt.metrics.extractors import make_extractor
     from lightning_aapt.provenance import versions, versions_line
-    from lightning_aapt.stages.checkpoints import load_backbone
     from lightning_aapt.video import contact_sheet, to_uint8, write_image, write_video
     from lightning_aapt.world.dataset import spec_from_manifest
 

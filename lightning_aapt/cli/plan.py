@@ -35,8 +35,8 @@ def plan(config: Path | None = None, preset: str = "aapt-8b-like", gpus: int | N
     """
     from omegaconf import OmegaConf
 
+    from lightning_aapt.backbone.lora import LoraConfig
     from lightning_aapt.plan import Workload, report
-    from lightning_aapt.stages.lora import LoraConfig
 
     if preset not in PRESETS:
         raise ConfigError(f"--preset {preset!r}: choose one of {sorted(PRESETS)}")

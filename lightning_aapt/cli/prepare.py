@@ -74,7 +74,7 @@ def videos(out: Path, videos: Path, vae: Path, text_encoder: Path, captions: Pat
     codec = WanVAECodec(vae, dtype=torch_dtype, device=device)
     encoder = UMT5TextEncoder(text_encoder, tokenizer, dtype=torch_dtype, device=device)
     if transformer is not None:
-        from lightning_aapt.backbone.wan import inspect_wan
+        from lightning_aapt.checkpoints.wan import inspect_wan
 
         cfg = inspect_wan(transformer).config
         if (cfg.latent_channels, cfg.text_dim) != (codec.latent_channels, encoder.dim):

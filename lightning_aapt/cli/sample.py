@@ -11,8 +11,8 @@ from lightning_aapt.cli.signature import run_function
 from lightning_aapt.errors import ConfigError, check_at_least
 
 
-def sample(ckpt: Path, out: Path, frames: int = 80, steps: int = 1, data: Path = Path("data/toy32"), clip: int = 0,
-           actions: Path | None = None, seed: int = 0, context: int = 2, scale: int = 4,
+def sample(ckpt: Path, out: Path, frames: int = 80, steps: int | None = None, data: Path = Path("data/toy32"),
+           clip: int = 0, actions: Path | None = None, seed: int = 0, context: int | None = None, scale: int = 4,
            overwrite: bool = False) -> int:
     """Stream a stage's generator (EMA weights) from a validation clip: on the toy world next to the re-rendered
     truth; on other data (e.g. `prepare videos`) decoded latent frame by latent frame as a live stream would be.
@@ -21,36 +21,39 @@ def sample(ckpt: Path, out: Path, frames: int = 80, steps: int = 1, data: Path =
         ckpt: stage checkpoint (stage 1, 2 or 3).
         out: output .gif or .mp4.
         frames: latent frames of the stream, the real context frames included.
-        steps: network evaluations per frame (1 for stage 3).
+        steps: network evaluations per frame (default: the checkpoint's own, 1 for stage 3).
         data: the dataset (its manifest): the toy world, or shards written by `prepare`.
         clip: validation clip whose first frames and caption start the stream.
         actions: .npy (frames, 2) actions; default the scripted policy.
         seed: noise seed.
-        context: real frames the stream starts from (fed through the cache).
+        context: real frames the stream starts from, fed through the cache (default: the checkpoint's own).
         scale: pixel upscaling of the written video.
         overwrite: replace an existing --out.
     """
     import numpy as np
 
+    from lightning_aapt.checkpoints import load_generator
     from lightning_aapt.data import ClipShapes, dataset_codec, read_manifest
     from lightning_aapt.evaluation.toy import policy_actions, stream_toy_clips
     from lightning_aapt.files import check_output
-    from lightning_aapt.stages.checkpoints import check_latent_size, load_backbone
     from lightning_aapt.video import to_uint8, write_video
     from lightning_aapt.world.dataset import clip_seeds, spec_from_manifest
 
     check_output(out, "--out", overwrite, (".gif", ".mp4"), ckpt=ckpt, actions=actions)
-    check_at_least(("--context", context, 1), ("--frames", frames, context + 1), ("--steps", steps, 1),
-                   ("--clip", clip, 0), ("--scale", scale, 1),
-                   why={"--frames": f" (--context {context} real frames, then at least one generated)"})
+    default = " (leave it out for the checkpoint's own)"
+    check_at_least(("--context", context, 1), ("--steps", steps, 1), ("--clip", clip, 0), ("--scale", scale, 1),
+                   why={"--context": default, "--steps": default})
     manifest = read_manifest(data, flag="--data")
     shapes = ClipShapes.from_manifest(manifest)
-    check_latent_size(ckpt, (shapes.height, shapes.width), data)
-    model = load_backbone(ckpt, flag="--ckpt").eval()
-    if model.cfg.bidirectional:
-        raise ConfigError(f"--ckpt {ckpt}: a bidirectional (stage-0) model cannot stream; sample stages 1-3")
+    generator = load_generator(ckpt, "--ckpt")
+    generator.check_streams("sample")
+    generator.check_data((shapes.height, shapes.width), shapes.model_dims, f"--data {data}")
+    model, shift = generator.model.eval(), generator.sampling.shift
+    steps, context = steps or generator.sampling.steps, context or generator.sampling.context_frames
+    check_at_least(("--frames", frames, context + 1),
+                   why={"--frames": f" (--context {context} real frames, then at least one generated)"})
     if "toy_world" not in manifest:
-        return sample_dataset(model, data, manifest, out, frames, steps, clip, seed, context, scale)
+        return sample_dataset(model, data, manifest, out, frames, steps, shift, clip, seed, context, scale)
     toy = spec_from_manifest(data)
     scene, action_seed = clip_seeds(toy, "val", clip)
     if actions:
@@ -68,7 +71,7 @@ def sample(ckpt: Path, out: Path, frames: int = 80, steps: int = 1, data: Path =
     print(f"rendering the world's truth for {frames} frames, then streaming {frames - context} after {context} real "
           "ones (the whole video is held to write one file: memory grows with --frames)", flush=True)
     stream = stream_toy_clips(model, dataset_codec(data), toy.text_encoder(), toy.world, [scene], played,
-                              steps=steps, seed=seed, progress=True, context_frames=context)
+                              steps=steps, shift=shift, seed=seed, progress=True, context_frames=context)
     write_video(out, to_uint8(stream.side_by_side()), fps=toy.fps, scale=scale)
     error = stream.frame_error()[context:]
     print(f"wrote {out}: {frames} frames (generated left, truth right, {context} real context frames); pixel MSE vs "
@@ -77,8 +80,8 @@ def sample(ckpt: Path, out: Path, frames: int = 80, steps: int = 1, data: Path =
     return 0
 
 
-def sample_dataset(model, data: Path, manifest: dict, out: Path, frames: int, steps: int, clip: int, seed: int,
-                   context: int, scale: int) -> int:
+def sample_dataset(model, data: Path, manifest: dict, out: Path, frames: int, steps: int, shift: float, clip: int,
+                   seed: int, context: int, scale: int) -> int:
     """A stream from validation clip `clip` of a dataset without a world to re-render: its first `context` latent
     frames and caption, then the generator's; every latent frame decoded as it comes (`codec.stream_decoder()`)."""
     import itertools
@@ -96,7 +99,7 @@ def sample_dataset(model, data: Path, manifest: dict, out: Path, frames: int, st
         raise ConfigError(f"--clip {clip}: {data} has only {len(batches)} validation clip(s)")
     batch = batches[clip]
     param = next(model.parameters())
-    generator = StreamingGenerator(model, steps=steps, seed=seed)
+    generator = StreamingGenerator(model, steps=steps, shift=shift, seed=seed)
     generator.reset(batch.text.to(param), context=batch.latents.to(param))
     begin = time.perf_counter()
     latents = torch.cat([batch.latents.to(param), generator.generate(frames - context)], dim=1).float().cpu()

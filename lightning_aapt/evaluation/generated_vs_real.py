@@ -142,9 +142,9 @@ def generated_vs_real(generate: Generate, batches: Iterable[VideoBatch], codec: 
         raise ValueError(f"FVD needs at least 2 validation clips per rank; got {used}: raise "
                          "trainer.limit_val_batches")
     if used < per_rank:
-        warnings.warn(f"FVD asked for {num_clips} clips ({per_rank} per rank) but the validation data gave {used} "
-                      f"per rank: the number is over {used * world_size} clips (recorded in its protocol); raise "
-                      "trainer.limit_val_batches or lower num_clips", stacklevel=2)
+        warnings.warn(f"the distance asked for {num_clips} clips ({per_rank} per rank) but the validation data gave "
+                      f"{used} per rank: the number is over {used * world_size} clips (recorded in its protocol); "
+                      "lower num_clips (--num_clips), or in training raise trainer.limit_val_batches", stacklevel=2)
     fake = fake[:used]
     every_fake = gather(fake) if gather is not None else fake
     if hit:  # rank-major, as gathered: the first `used` clips of every rank

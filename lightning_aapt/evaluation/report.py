@@ -23,6 +23,10 @@ def markdown(result: dict) -> str:
              "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v:.6g} |" for k, v in fd["values"].items()]
     lines += ["", "Protocol:", ""] + [f"- {k}: {v}" for k, v in fd["protocol"].items()]
+    if drift is None:
+        lines += ["", "No long-horizon drift: a bidirectional (stage-0) model samples whole clips jointly and cannot "
+                  "stream past them; evaluate a causal stage (1-3) for drift and amplitude transfer."]
+        return "\n".join(lines) + "\n"
     curves = drift["curves"]
     fps = drift.get("fps") or 1
     lines += ["", f"## Long-horizon drift: {result['drift_frames']} frames ({result['horizon']}x the clip), "
@@ -53,12 +57,15 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(out: Path, result: dict, drift: Drift) -> str:
-    """Write the report files to `out` (created); returns the Markdown."""
+def write_report(out: Path, result: dict, drift: Drift | None) -> str:
+    """Write the report files to `out` (created; the drift plot and stream only with a `drift`); returns the
+    Markdown."""
     out.mkdir(parents=True, exist_ok=True)
     text = markdown(result)
     write_atomic(out / "report.json", json.dumps(result, indent=2).encode())
     write_atomic(out / "report.md", text.encode())
+    if drift is None:
+        return text
     Image.fromarray(plot_curves(drift.report)).save(out / "drift_plot.png")
     video = drift.generated[0].clamp(0, 1)
     if drift.truth is not None:

@@ -187,7 +187,7 @@ def teacher_forced_toy_clips(model: CausalVideoDiT, codec: LatentCodec, encoder:
     frames before it (teacher forcing: `teacher_forced_frames` on the encoded truth, K Euler steps), never from the
     generator's own: the model's errors without exposure bias. Its gap to the stream is what continuing from its
     own frames costs. No time is measured (`seconds_per_frame` is nan)."""
-    from lightning_aapt.stages.teacher_forcing import teacher_forced_frames
+    from lightning_aapt.inference.teacher_forcing import teacher_forced_frames
 
     frames, K = actions.shape[1], context_frames
     episodes, truth, agent_pos = rendered_episodes(scene_seeds, actions, world, K)  # truth (B, T, 3, S, S)

@@ -79,7 +79,7 @@ def amplitude_transfer(model: torch.nn.Module, codec: LatentCodec, encoder: Text
     from `context_frames` on (K: streams start after K true frames; one frame cannot show how things move).
 
     Returns {"objects" | "agent": {"amplitudes", "a_out", "half_life", "error_vs_copy"}}."""
-    from lightning_aapt.stages.teacher_forcing import teacher_forced_frames
+    from lightning_aapt.inference.teacher_forcing import teacher_forced_frames
 
     episodes, truth, _ = rendered_episodes(scene_seeds, actions, world, 1)  # truth (B, T, 3, S, S)
     param = next(model.parameters())

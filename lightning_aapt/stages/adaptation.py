@@ -11,14 +11,14 @@ by `StreamingGenerator`.
 from __future__ import annotations
 
 from lightning_aapt.backbone import AttentionBackend, BackboneConfig
+from lightning_aapt.backbone.lora import LoraConfig
 from lightning_aapt.data import VideoBatch
 from lightning_aapt.diffusion import add_noise, flow_matching_loss
+from lightning_aapt.inference.teacher_forcing import teacher_forcing
 from lightning_aapt.parallel import ParallelConfig
 from lightning_aapt.stages.base import StageModule
-from lightning_aapt.stages.lora import LoraConfig
 from lightning_aapt.stages.optim import OptimizerConfig
 from lightning_aapt.stages.randomness import RandomStream, TimestepConfig
-from lightning_aapt.stages.teacher_forcing import teacher_forcing
 
 
 class DiffusionAdaptation(StageModule):

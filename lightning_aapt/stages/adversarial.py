@@ -43,16 +43,16 @@ from lightning_aapt.adversarial import (
 )
 from lightning_aapt.adversarial.rollout import Rollout, extend_controls, regenerate, rollout
 from lightning_aapt.backbone import AttentionBackend, BackboneConfig
+from lightning_aapt.backbone.lora import LoraConfig
+from lightning_aapt.checkpoints import load_backbone
 from lightning_aapt.data import VideoBatch
 from lightning_aapt.diffusion import shift_time
 from lightning_aapt.errors import ConfigError
+from lightning_aapt.inference.teacher_forcing import teacher_forced_frames
 from lightning_aapt.parallel import ParallelConfig
 from lightning_aapt.stages.base import StageModule, finite_on_every_rank
-from lightning_aapt.stages.checkpoints import load_backbone
-from lightning_aapt.stages.lora import LoraConfig
 from lightning_aapt.stages.optim import OptimizerConfig, adamw, warmup_factor
 from lightning_aapt.stages.randomness import RandomStream, TimestepConfig
-from lightning_aapt.stages.teacher_forcing import teacher_forced_frames
 
 ADAM_GAN = OptimizerConfig(lr=3e-6, betas=(0.0, 0.9), weight_decay=0.0, warmup_steps=0)
 

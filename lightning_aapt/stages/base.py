@@ -15,18 +15,18 @@ import torch
 from torch import Tensor
 
 from lightning_aapt.backbone import AttentionBackend, BackboneConfig, CausalVideoDiT
+from lightning_aapt.backbone.lora import LoraConfig, add_lora
+from lightning_aapt.checkpoints import check_backbone, check_stage, init_backbone_from
 from lightning_aapt.data import VideoBatch
 from lightning_aapt.diffusion import sample_timesteps
 from lightning_aapt.errors import CheckpointError, ConfigError
 from lightning_aapt.inference import stream_after_context
+from lightning_aapt.inference.clips import sample_clips, sampling_protocol
+from lightning_aapt.inference.teacher_forcing import next_frame_errors
 from lightning_aapt.parallel import ParallelConfig, parallelize
 from lightning_aapt.stages.averaging import averaged_copy, move_average
-from lightning_aapt.stages.checkpoints import check_backbone, check_stage, init_backbone_from
-from lightning_aapt.stages.lora import LoraConfig, add_lora
 from lightning_aapt.stages.optim import OptimizerConfig, adamw, lr_factor
 from lightning_aapt.stages.randomness import RandomStream, TimestepConfig, sample_generators
-from lightning_aapt.stages.sampling import sample_clips
-from lightning_aapt.stages.teacher_forcing import next_frame_errors
 
 
 def finite_on_every_rank(loss: Tensor) -> bool:
@@ -246,9 +246,7 @@ class StageModule(L.LightningModule):
 
     def sampling_protocol(self) -> dict:
         """How `predict_step` samples, for the protocol recorded beside a generated-vs-real number."""
-        return {"generator_steps_per_frame": self.sample_steps,
-                "conditioning": f"first {self.context_frames} real frames (context), text and actions of each "
-                                f"validation clip; {'EMA' if self.ema is not None else 'trained'} weights"}
+        return sampling_protocol(self.sampling_model, self.sample_steps, self.context_frames, self.ema is not None)
 
     @property
     def sampling_model(self) -> CausalVideoDiT:

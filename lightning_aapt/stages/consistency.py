@@ -17,16 +17,16 @@ import torch
 from torch import Tensor
 
 from lightning_aapt.backbone import AttentionBackend, BackboneConfig
+from lightning_aapt.backbone.lora import LoraConfig
+from lightning_aapt.checkpoints import load_backbone
 from lightning_aapt.data import VideoBatch
 from lightning_aapt.diffusion import add_noise, euler_step, timestep_schedule, x0_from_velocity
+from lightning_aapt.inference.teacher_forcing import teacher_forcing
 from lightning_aapt.parallel import ParallelConfig
 from lightning_aapt.stages.averaging import averaged_copy, move_average
 from lightning_aapt.stages.base import StageModule
-from lightning_aapt.stages.checkpoints import load_backbone
-from lightning_aapt.stages.lora import LoraConfig
 from lightning_aapt.stages.optim import OptimizerConfig
 from lightning_aapt.stages.randomness import TimestepConfig
-from lightning_aapt.stages.teacher_forcing import teacher_forcing
 
 
 class ConsistencyDistillation(StageModule):

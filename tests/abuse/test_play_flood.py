@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import connect
 
-from lightning_aapt.play.protocol import unpack_frame
+from lightning_aapt.cli.play.protocol import unpack_frame
 from tests.helpers_play import PlayServer, playable_checkpoint
 
 pytestmark = pytest.mark.abuse

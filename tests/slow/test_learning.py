@@ -80,8 +80,8 @@ def test_stage1_passes_sprites_on(chain, data_dir):
     """Issue 32's stage-1 gate, first half, at the quick start's budget: fed 2 real frames of 64 validation scenes,
     one step (1 NFE, teacher-forced) passes a sprite on at nearly full contrast (object a_out(1) >= 0.97: a stream
     that loses 3% a frame halves a sprite in 23 frames; measured once: 0.990)."""
+    from lightning_aapt.checkpoints import load_backbone
     from lightning_aapt.evaluation.transfer import transfer_metrics, validation_transfer
-    from lightning_aapt.stages.checkpoints import load_backbone
 
     transfer = transfer_metrics(validation_transfer(load_backbone(last(chain, "stage1")).eval(), data_dir, 64, 8))
     assert transfer["objects_a_out_1"] >= 0.97, transfer
@@ -92,8 +92,8 @@ def test_stage1_passes_sprites_on(chain, data_dir):
 def test_stage1_learns_how_the_agent_pushes_sprites(chain, data_dir):
     """Issue 32's stage-1 gate, second half: teacher-forced, stage 1 predicts the pixels of sprites that move (the
     pushed ones) at most 0.5x as wrongly as copying the previous frame."""
+    from lightning_aapt.checkpoints import load_backbone
     from lightning_aapt.evaluation.transfer import transfer_metrics, validation_transfer
-    from lightning_aapt.stages.checkpoints import load_backbone
 
     transfer = transfer_metrics(validation_transfer(load_backbone(last(chain, "stage1")).eval(), data_dir, 64, 8))
     assert transfer["objects_error_vs_copy"] <= 0.5, transfer
@@ -123,8 +123,8 @@ def test_stage3_discriminator_sees_objects_before_the_generator_trains(chain, da
     """Issue 32's discriminator gate: after the shipped warm-up (D only, against the stage-2 generator) it tells
     real clips from the same clips with their sprites painted out: P(real higher) > 0.9 and a margin of at least
     0.5 logit, clean (t = 0) and at its training noise levels (`evaluation/critic.py`, 64 validation scenes)."""
+    from lightning_aapt.checkpoints import load_discriminator
     from lightning_aapt.evaluation.critic import critic_margins
-    from lightning_aapt.stages.checkpoints import load_discriminator
 
     shipped = shipped_config("stage3")["model"]["init_args"]
     warmup = shipped["disc_warmup_steps"]
@@ -139,9 +139,9 @@ def test_stage3_discriminator_sees_objects_before_the_generator_trains(chain, da
 def agent_error(checkpoint, data_dir, scenes: int = 64, frames: int = 80) -> float:
     """Mean agent position error (px) of 1-NFE streams of `frames` frames after 2 real ones, over validation scenes
     of the toy world at `data_dir`, against the world's re-rendering of the same actions (the report's measure)."""
+    from lightning_aapt.checkpoints import load_backbone
     from lightning_aapt.data import dataset_codec
     from lightning_aapt.evaluation.toy import policy_actions, score_toy_video, stream_toy_clips
-    from lightning_aapt.stages.checkpoints import load_backbone
     from lightning_aapt.world.dataset import clip_seeds, spec_from_manifest
 
     toy = spec_from_manifest(data_dir)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lightning_aapt.backbone import BackboneConfig, CausalVideoDiT
-from lightning_aapt.backbone.wan import weight_sources
+from lightning_aapt.checkpoints.wan import weight_sources
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,7 @@ def write_random_safetensors(path, shapes: dict[str, tuple[int, ...]]) -> None:
 
 MEASURE = """
 import sys
-from lightning_aapt.backbone.wan import load_wan
+from lightning_aapt.checkpoints.wan import load_wan
 def hwm():
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) * 1024
 before = hwm()

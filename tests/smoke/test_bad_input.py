@@ -21,6 +21,8 @@ import pytest
 import torch
 import yaml
 
+from lightning_aapt.backbone import CausalVideoDiT
+from lightning_aapt.checkpoints import recorded_backbone, save_backbone
 from lightning_aapt.cli import run
 from tests.conftest import TINY_SPEC
 from tests.helpers_cli import fit, tiny_config
@@ -40,13 +42,12 @@ class Row:
 
 ROWS = [
     # checkpoints, through every reader: eval, sample, merge, play, init_from, disc_init_from, fit --ckpt_path
-    Row("eval: a checkpoint of another stage", "eval --ckpt {stage0_ckpt} --config {stage1}",
-        ("--ckpt=", "a BidirectionalPretraining checkpoint", "model.class_path is DiffusionAdaptation")),
-    Row("eval: a checkpoint of another backbone", "eval --ckpt {stage1_ckpt} --config {stage1_wide}",
-        ("--ckpt=", "dim: checkpoint 48 vs config 64")),
-    Row("eval: a stage-3 checkpoint under other discriminator heads",
-        "eval --ckpt {stage3_ckpt} --config {stage3_heads}",
-        ("--ckpt=", "does not fit the AdversarialPostTraining", "disc_head_layers: checkpoint None, config [0, 1]")),
+    Row("eval: a config without a data section", "eval --ckpt {stage1_ckpt} --config {no_data}",
+        ("--config", "no data section")),
+    Row("eval: a checkpoint on a world of another resolution", "eval --ckpt {other_size_ckpt} --config {stage1}",
+        ("--ckpt=", "was trained on 9x9 latents", "a world of another resolution")),
+    Row("eval: a checkpoint of another text width", "eval --ckpt {text32_ckpt} --config {stage1}",
+        ("--ckpt=", "text_dim: checkpoint 32, data 64")),
     Row("eval: a truncated file", "eval --ckpt {truncated} --config {stage1}", ("--ckpt=", "truncated", "bytes")),
     Row("eval: a directory", "eval --ckpt {folder} --config {stage1}",
         ("--ckpt=", "folder without meta.pt", "not a sharded checkpoint")),
@@ -101,9 +102,9 @@ ROWS = [
         ("--ckpt_path=", "init_from")),
     Row("merge onto a folder", "merge --ckpt {stage1_ckpt} --out {folder}", ("--out=", "folder")),
     Row("sample with a checkpoint of another text width", "sample --ckpt {text32_ckpt} --data {data} "
-        "--out {out}/t.gif", ("--ckpt=", "text")),
+        "--out {out}/t.gif", ("--ckpt=", "text_dim: checkpoint 32, data 64")),
     Row("play with a checkpoint of another text width", "play --ckpt {text32_ckpt} --data {data}",
-        ("--ckpt=", "text")),
+        ("--ckpt=", "text_dim: checkpoint 32, data 64")),
     Row("eval --drift_clips 0", "eval --ckpt {stage1_ckpt} --config {stage1} --drift_clips 0",
         ("--drift_clips 0: must be >= 1",)),
     Row("plan: a missing config", "plan --config {missing}", ("--config", "no such file")),
@@ -286,12 +287,9 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
     stage3 = tiny_config("stage3", tmp / "stage3", data, steps=1, init_from=str(stage1_ckpt),
                          disc_init_from=str(stage1_ckpt))
     fit(stage3)
-    heads = yaml.safe_load(stage3.read_text())
-    heads["model"]["init_args"]["disc_head_layers"] = [0, 1]  # two heads; the tiny default is one (block 1)
-    (tmp / "stage3_heads.yaml").write_text(yaml.safe_dump(heads))
-    wide = yaml.safe_load(stage1.read_text())
-    wide["model"]["init_args"]["backbone"]["dim"] = 64
-    (tmp / "stage1_wide.yaml").write_text(yaml.safe_dump(wide))
+    no_data = yaml.safe_load(stage1.read_text())
+    del no_data["data"]
+    (tmp / "no_data.yaml").write_text(yaml.safe_dump(no_data))
     tiny_world = tmp / "tiny_world.yaml"
     tiny_world.write_text(json.dumps(dataclasses.asdict(TINY_SPEC)))  # JSON is YAML
 
@@ -338,8 +336,8 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
     torch.save({k: v for k, v in checkpoint.items() if k != "optimizer_states"}, tmp / "no_optimizer_key.ckpt")
     torch.save({**checkpoint, "state_dict": {**checkpoint["state_dict"], "model.extra_weight": torch.zeros(2)}},
                tmp / "extra_weight.ckpt")
-    torch.save({**checkpoint, "backbone_config": {**checkpoint["backbone_config"], "text_dim": 32}},
-               tmp / "text32.ckpt")
+    text32 = recorded_backbone(checkpoint["backbone_config"]).replace(text_dim=32)
+    save_backbone(CausalVideoDiT(text32), tmp / "text32.ckpt")  # whole and consistent: only the data differs
     assert run(["merge", "--ckpt", str(stage1_ckpt), "--out", str(tmp / "merged.ckpt")]) == 0
     (tmp / "pipeline_stage_map.yaml").write_text(yaml.safe_dump(
         {"experiment_dir": str(tmp / "exp"), "stages": {"stage1": str(stage1)}}))
@@ -401,7 +399,7 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
     (out / "notes.txt").write_text("someone's files")
     return {"stage0": stage0, "stage1": stage1, "stage3": stage3, "stage0_ckpt": stage0_ckpt,
             "stage1_ckpt": stage1_ckpt, "stage3_ckpt": tmp / "stage3" / "stage3" / "checkpoints" / "last.ckpt",
-            "stage3_heads": tmp / "stage3_heads.yaml", "stage1_wide": tmp / "stage1_wide.yaml",
+            "no_data": tmp / "no_data.yaml",
             "truncated": tmp / "truncated.ckpt",
             "text": tmp / "text.ckpt", "empty": tmp / "empty.ckpt", "old_gif": tmp / "old.gif",
             "list_yaml": tmp / "list.yaml", "misplaced": tmp / "misplaced.yaml",

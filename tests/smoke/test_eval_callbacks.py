@@ -3,11 +3,9 @@
 import json
 
 import pytest
-import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lightning_aapt.errors import CheckpointError, ConfigError
 from tests.helpers_cli import fit, tiny_config
 
 pytestmark = pytest.mark.smoke
@@ -46,42 +44,3 @@ def test_fd_and_drift_are_logged_with_their_protocol(toy_data, tmp_path):
     assert drift["starts"] == [2, 6, 10, 14] and len(drift["curves"]["pixel_mse_truth"]) == 4  # after 2 context frames
     assert {"sharpness", "action_following_px", "agent_error_px", "objects_kept", "detail_kept"} <= set(drift["curves"])
     assert "median_lifetime" in drift["summary"]
-
-
-def test_eval_command_writes_its_report(toy_data, tmp_path):
-    from lightning_aapt.cli import main
-
-    config = tiny_config("stage1", tmp_path, toy_data, steps=2, init_from=None, sample_steps=1)
-    fit(config)
-    ckpt = tmp_path / "stage1" / "checkpoints" / "last.ckpt"
-    out = tmp_path / "report"
-    args = ["eval", "--ckpt", str(ckpt), "--config", str(config), "--out", str(out), "--num_clips", "4",
-            "--horizon", "3", "--drift_clips", "3", "--window_frames", "4", "--cache_dir", str(tmp_path / "c")]
-    assert main(args) == 0
-    result = json.loads((out / "report.json").read_text())
-    assert result["global_step"] == 2 and result["model"] == "DiffusionAdaptation"
-    assert set(result["fd"]["values"]) == {"fd_rand3d", "kd_rand3d"}  # 4 clips: no subsets, no spread
-    assert result["drift"]["starts"] == [2, 6, 10, 14]
-    assert "| last / first |" in (out / "report.md").read_text()
-    assert set(result["transfer"]) == {"objects", "agent"} and "amplitude transfer" in (out / "report.md").read_text()
-    assert (out / "drift_plot.png").stat().st_size > 0 and (out / "drift_stream.gif").stat().st_size > 0
-
-    # A plain backbone checkpoint (`merge`, EMA weights) evaluates to the stage checkpoint's numbers.
-    merged = tmp_path / "merged.ckpt"
-    assert main(["merge", "--ckpt", str(ckpt), "--out", str(merged)]) == 0
-    args[2], args[6] = str(merged), str(tmp_path / "report_merged")
-    assert main(args) == 0
-    again = json.loads((tmp_path / "report_merged" / "report.json").read_text())
-    assert again["fd"]["values"] == result["fd"]["values"] and again["drift"] == result["drift"]
-    with pytest.raises(ConfigError, match="already holds a report: pass --overwrite true"):
-        main(args)
-    assert main([*args, "--overwrite", "true"]) == 0
-    cache = next((tmp_path / "c").glob("fd_rand3d-*.pt"))  # a cache cut short: said, recomputed, rewritten
-    cache.write_bytes(cache.read_bytes()[:100])
-    with pytest.warns(UserWarning, match="real-feature cache .* cannot be used"):
-        assert main([*args, "--overwrite", "true"]) == 0
-    assert json.loads((tmp_path / "report_merged" / "report.json").read_text())["fd"] == again["fd"]
-    assert torch.load(cache, weights_only=True).shape[0] == 4
-
-    with pytest.raises(CheckpointError, match=r"--ckpt=.*no such file"):
-        main(["eval", "--ckpt", str(tmp_path / "missing.ckpt"), "--config", str(config)])

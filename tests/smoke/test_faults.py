@@ -19,10 +19,10 @@ import torch
 import yaml
 
 from datamodules.web_video import WebVideoDataModule
+from lightning_aapt.checkpoints import read_checkpoint
 from lightning_aapt.errors import ConfigError
 from lightning_aapt.signals import SIGTERM_STATUS
 from lightning_aapt.stages.base import finite_on_every_rank
-from lightning_aapt.stages.checkpoints import read_checkpoint
 from tests.conftest import TINY_SPEC
 from tests.helpers_cli import checkpointing_only, fit, tiny_config
 from tests.helpers_faults import resumable_config

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from lightning_aapt.backbone import BackboneConfig, CausalVideoDiT
+from lightning_aapt.backbone.lora import LoraConfig, add_lora
+from lightning_aapt.checkpoints import load_backbone, save_backbone
 from lightning_aapt.cli import main
 from lightning_aapt.stages import DiffusionAdaptation
-from lightning_aapt.stages.checkpoints import load_backbone, save_backbone
-from lightning_aapt.stages.lora import LoraConfig, add_lora
 from tests.helpers import randomize, tiny_inputs
 from tests.helpers_cli import TINY_BACKBONE, checkpointing_only, fit, tiny_config
 from tests.helpers_parallel import scalars

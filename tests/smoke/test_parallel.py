@@ -4,7 +4,7 @@ import pytest
 import torch
 import yaml
 
-from lightning_aapt.stages.checkpoints import load_backbone
+from lightning_aapt.checkpoints import load_backbone
 from tests.helpers_cli import fit, tiny_config
 from tests.helpers_parallel import run_cli, scalars
 

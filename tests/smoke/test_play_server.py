@@ -9,8 +9,8 @@ import pytest
 from websockets.sync.client import connect
 
 from lightning_aapt.cli import main
+from lightning_aapt.cli.play.protocol import unpack_frame
 from lightning_aapt.errors import ConfigError
-from lightning_aapt.play.protocol import unpack_frame
 from tests.helpers_play import PlayServer, playable_checkpoint
 
 pytestmark = pytest.mark.smoke

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from lightning_aapt.backbone import BackboneConfig
+from lightning_aapt.checkpoints import recorded_backbone
 from lightning_aapt.stages import BidirectionalPretraining, DiffusionAdaptation
-from lightning_aapt.stages.checkpoints import recorded_backbone
 from tests.helpers_cli import fit, tiny_config
 from tests.helpers_parallel import scalars
 

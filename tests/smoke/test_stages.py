@@ -4,10 +4,10 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from lightning_aapt.checkpoints import load_backbone
 from lightning_aapt.cli import main
 from lightning_aapt.errors import Refusal
 from lightning_aapt.stages import DiffusionAdaptation
-from lightning_aapt.stages.checkpoints import load_backbone
 from tests.helpers_cli import fit, tiny_config
 
 pytestmark = pytest.mark.smoke

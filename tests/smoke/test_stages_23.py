@@ -121,8 +121,8 @@ def test_stage3_refuses_segments_longer_than_the_real_clips(chain, toy_data, tmp
 
 
 def test_teacher_forcing_refuses_a_long_rollout(chain):
+    from lightning_aapt.checkpoints import load_backbone
     from lightning_aapt.stages import AdversarialPostTraining
-    from lightning_aapt.stages.checkpoints import load_backbone
 
     stage1 = str(chain / "stage1/checkpoints/last.ckpt")
     with pytest.raises(ValueError, match="num_rollout_frames"):

@@ -1,10 +1,10 @@
-"""LoRA of the backbone (stages/lora.py): frozen base, zero start, and merging back equal to the adapted model."""
+"""LoRA of the backbone (backbone/lora.py): frozen base, zero start, and merging back equal to the adapted model."""
 
 import pytest
 import torch
 
+from lightning_aapt.backbone.lora import LoraConfig, add_lora, merged_state
 from lightning_aapt.stages.averaging import averaged_copy, move_average
-from lightning_aapt.stages.lora import LoraConfig, add_lora, merged_state
 from lightning_aapt.stages.optim import OptimizerConfig, adamw
 from tests.helpers import randomize, tiny_inputs, tiny_model
 

@@ -219,8 +219,8 @@ def test_the_discriminator_probes_change_only_what_they_name(scenes):
 
 def test_a_checkpoint_without_a_discriminator_is_refused_by_name(tmp_path):
     from lightning_aapt.backbone import BackboneConfig, CausalVideoDiT
+    from lightning_aapt.checkpoints import load_discriminator, save_backbone
     from lightning_aapt.errors import CheckpointError
-    from lightning_aapt.stages.checkpoints import load_discriminator, save_backbone
 
     cfg = BackboneConfig.preset("tiny", bidirectional=False, recycled_input=True, window_frames=4, sink_frames=1)
     save_backbone(CausalVideoDiT(cfg), tmp_path / "plain.ckpt")

@@ -52,8 +52,8 @@ def test_fsdp_divides_the_states_and_the_8b_preset_is_planned():
 
 
 def test_lora_and_frozen_teachers_are_counted():
+    from lightning_aapt.backbone.lora import LoraConfig, add_lora
     from lightning_aapt.plan import trainable_parameters
-    from lightning_aapt.stages.lora import LoraConfig, add_lora
 
     cfg = BackboneConfig.preset("tiny", control_dim=2)
     lora = LoraConfig(rank=3)

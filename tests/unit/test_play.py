@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from lightning_aapt.cli.play.game import Game, PlayLog, frames_hash, replay
+from lightning_aapt.cli.play.protocol import Action, BadMessage, NewScene, pack_frame, parse, unpack_frame
 from lightning_aapt.data import dataset_codec
 from lightning_aapt.errors import ConfigError
 from lightning_aapt.inference import StreamingGenerator
 from lightning_aapt.inference.session import InteractiveSession, Pacer, paced
-from lightning_aapt.play.game import Game, PlayLog, frames_hash, replay
-from lightning_aapt.play.protocol import Action, BadMessage, NewScene, pack_frame, parse, unpack_frame
 from lightning_aapt.world.dataset import spec_from_manifest
 from lightning_aapt.world.live import LiveWorld
 from lightning_aapt.world.scene import simulate
@@ -96,7 +96,7 @@ def test_a_logged_session_replays_exactly(parts, tmp_path):
 
 
 def test_two_recordings_stopped_in_one_second_keep_both(parts, tmp_path, monkeypatch):
-    import lightning_aapt.play.game as game_module
+    import lightning_aapt.cli.play.game as game_module
 
     model, codec, encoder, world = parts
     monkeypatch.setattr(game_module.time, "strftime", lambda fmt: "20261207-120000")  # one second for both

@@ -8,7 +8,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from lightning_aapt.backbone.attention import rotary_tables, token_mask
 from lightning_aapt.inference import OverlappedDecoder, StreamingGenerator
-from lightning_aapt.stages.teacher_forcing import teacher_forced_frames, teacher_forcing
+from lightning_aapt.inference.teacher_forcing import teacher_forced_frames, teacher_forcing
 from tests.helpers import LATENT, tiny_model
 
 pytestmark = pytest.mark.unit

@@ -11,7 +11,7 @@ import torch
 
 from lightning_aapt.backbone import BackboneConfig, CausalVideoDiT, convert_to_causal
 from lightning_aapt.backbone.config import PRESETS
-from lightning_aapt.backbone.wan import inspect_wan, load_wan, weight_sources
+from lightning_aapt.checkpoints.wan import inspect_wan, load_wan, weight_sources
 from tests.helpers import frames_slice
 
 pytestmark = pytest.mark.wan
@@ -194,7 +194,7 @@ def test_the_1_3b_preset_is_wan_made_causal():
 
 def test_init_from_accepts_a_wan_folder(saved):
     """A stage's causal backbone initialised from a Wan folder is the converted Wan model, new inputs at zero."""
-    from lightning_aapt.stages.checkpoints import init_backbone_from
+    from lightning_aapt.checkpoints import init_backbone_from
 
     wan = load_wan(saved / "single")
     causal = wan.cfg.replace(bidirectional=False, recycled_input=True, window_frames=2, control_dim=3)

@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lightning_aapt.cli.play.protocol import BadMessage, parse
 from lightning_aapt.errors import ConfigError
 from lightning_aapt.evaluation.toy import object_truth
 from lightning_aapt.files import atomic_path
 from lightning_aapt.inference.session import InteractiveSession
 from lightning_aapt.metrics.drift import agent_error, locate_agent
 from lightning_aapt.metrics.objects import score_objects
-from lightning_aapt.play.protocol import BadMessage, parse
 from lightning_aapt.video import write_video
 from lightning_aapt.world.live import LiveWorld
 

@@ -44,11 +44,11 @@ def play(ckpt: Path, data: Path = Path("data/toy32"), host: str = "127.0.0.1", p
     """
     import torch
 
+    from lightning_aapt.checkpoints import load_generator
+    from lightning_aapt.cli.play.game import Game, PlayLog, frames_hash
+    from lightning_aapt.cli.play.game import replay as replay_log
     from lightning_aapt.data import ClipShapes, dataset_codec, read_manifest
     from lightning_aapt.inference.session import InteractiveSession
-    from lightning_aapt.play.game import Game, PlayLog, frames_hash
-    from lightning_aapt.play.game import replay as replay_log
-    from lightning_aapt.stages.checkpoints import check_latent_size, load_backbone, recorded_settings
     from lightning_aapt.world.dataset import spec_from_manifest
     from lightning_aapt.world.live import LiveWorld
 
@@ -61,22 +61,15 @@ def play(ckpt: Path, data: Path = Path("data/toy32"), host: str = "127.0.0.1", p
                          "toy-world); other datasets have no world to steer or re-render yet")
     spec = spec_from_manifest(data)
     shapes = ClipShapes.from_manifest(manifest)
-    check_latent_size(ckpt, (shapes.height, shapes.width), data)
-    model = load_backbone(ckpt, flag="--ckpt").eval().to(device)
-    if model.cfg.bidirectional:
-        raise ConfigError(f"--ckpt {ckpt}: a bidirectional (stage-0) model cannot stream; play stages 1-3")
+    generator = load_generator(ckpt, "--ckpt")
+    generator.check_streams("play")
+    generator.check_data((shapes.height, shapes.width), shapes.model_dims, f"--data {data}")
+    model = generator.model.eval().to(device)
     codec = dataset_codec(data)
-    if (model.cfg.latent_channels, model.cfg.control_dim) != (codec.latent_channels, spec.world.action_dim):
-        raise ConfigError(f"--ckpt {ckpt} takes {model.cfg.latent_channels} latent channels and {model.cfg.control_dim}"
-                         f" controls; --data {data} has {codec.latent_channels} and {spec.world.action_dim}")
-    recorded = recorded_settings(ckpt)
-    shift = float((recorded.get("timesteps") or {}).get("shift", 1.0))
-    steps = steps or int(recorded.get("sample_steps", 1))
-    context = context or int(recorded.get("context_frames", 2))
+    shift = generator.sampling.shift
+    steps = steps or generator.sampling.steps
+    context = context or generator.sampling.context_frames
     encoder = spec.text_encoder()
-    if model.cfg.text_dim != encoder.dim:
-        raise ConfigError(f"--ckpt {ckpt} reads {model.cfg.text_dim}-wide text; --data {data}'s text encoder writes "
-                          f"{encoder.dim}: play the checkpoint on the dataset it was trained on")
 
     def session(steps: int, shift: float, seed: int) -> InteractiveSession:
         return InteractiveSession(model, codec, encoder, steps=steps, shift=shift, seed=seed)
@@ -106,7 +99,7 @@ def play(ckpt: Path, data: Path = Path("data/toy32"), host: str = "127.0.0.1", p
               "printed below (no other authentication, and frames travel unencrypted)", file=sys.stderr)
     listener = bind(host, port)
     port = listener.getsockname()[1]  # the one it got, for --port 0
-    from lightning_aapt.play.server import Hub, PlaySettings, create_app
+    from lightning_aapt.cli.play.server import Hub, PlaySettings, create_app
 
     def make_game(first: int) -> Game:
         return Game(session(steps, shift, seed), LiveWorld(spec.world), context, first)

@@ -35,9 +35,9 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from lightning_aapt.cli.play.game import Game
+from lightning_aapt.cli.play.protocol import Action, BadMessage, NewScene, Pause, Prompt, Record, pack_frame, parse
 from lightning_aapt.inference.session import Pacer
-from lightning_aapt.play.game import Game
-from lightning_aapt.play.protocol import Action, BadMessage, NewScene, Pause, Prompt, Record, pack_frame, parse
 
 MAX_MESSAGES_PER_SECOND = 240  # a player's messages read a second (held keys send a few dozen)
 
@@ -108,7 +108,7 @@ class Hub:
 
 
 def page() -> str:
-    return resources.files("lightning_aapt.play").joinpath("static", "index.html").read_text()
+    return resources.files("lightning_aapt.cli.play").joinpath("static", "index.html").read_text()
 
 
 def create_app(hub: Hub) -> Starlette:
@@ -126,7 +126,7 @@ def create_app(hub: Hub) -> Starlette:
         return HTMLResponse(page().replace("{{title}}", html.escape(settings.title)))
 
     async def script(request):
-        return Response(resources.files("lightning_aapt.play").joinpath("static", "play.js").read_text(),
+        return Response(resources.files("lightning_aapt.cli.play").joinpath("static", "play.js").read_text(),
                         media_type="text/javascript")
 
     async def stats(request):

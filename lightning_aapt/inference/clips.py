@@ -1,6 +1,6 @@
-"""How a stage samples clips for `predict` (and so for the FD and video callbacks): a causal model streams each clip
-after its first real frames (fed through the cache) driven by the clip's own controls; a bidirectional one
-samples the clip jointly.
+"""How a generator samples clips like a batch's, for a stage's `predict` (and so the FD and video callbacks) and for
+`eval`: a causal model streams each clip after its first real frames (fed through the cache) driven by the clip's
+own controls; a bidirectional one samples the clip jointly.
 
 Notation: B batch, F frames, K context frames, C latent channels, H/W latent height/width.
 """
@@ -13,7 +13,7 @@ from torch import Tensor
 from lightning_aapt.backbone import CausalVideoDiT
 from lightning_aapt.data import VideoBatch
 from lightning_aapt.diffusion import euler_sample, frames_velocity, timestep_schedule
-from lightning_aapt.inference import stream_after_context
+from lightning_aapt.inference.streaming import stream_after_context
 
 
 def sample_clips(model: CausalVideoDiT, batch: VideoBatch, context_frames: int, steps: int, shift: float,
@@ -31,3 +31,12 @@ def sample_clips(model: CausalVideoDiT, batch: VideoBatch, context_frames: int, 
 
     velocity = frames_velocity(model, None, batch.text, batch.controls)
     return euler_sample(velocity, noise, timestep_schedule(steps, shift, device=noise.device))
+
+
+def sampling_protocol(model: CausalVideoDiT, steps: int, context_frames: int, ema: bool) -> dict:
+    """How `sample_clips` sampled, for the protocol recorded beside a generated-vs-real number."""
+    conditioning = ("text and actions of each validation clip, the whole clip sampled jointly from noise"
+                    if model.cfg.bidirectional else
+                    f"first {context_frames} real frames (context), text and actions of each validation clip")
+    return {"generator_steps_per_frame": steps,
+            "conditioning": f"{conditioning}; {'EMA' if ema else 'trained'} weights"}
