@@ -3,7 +3,6 @@ checkpoint (resumable), then long streams of the causal stages scored against th
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from collections import Counter
@@ -11,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from lightning_aapt.cli.lightning import run_lightning
+from lightning_aapt.cli.signature import OneLineParser
 from lightning_aapt.errors import ConfigError
 from lightning_aapt.files import write_atomic
 
@@ -19,7 +19,7 @@ def main(argv: list[str]) -> int:
     """Run the stages of a pipeline YAML in order; finished stages are skipped, interrupted ones resumed."""
     import json
 
-    parser = argparse.ArgumentParser(prog="python -m lightning_aapt pipeline",
+    parser = OneLineParser(prog="python -m lightning_aapt pipeline",
                                      description="Run AAPT's stages in order, each starting from the previous.")
     parser.add_argument("--config", type=Path, required=True, help="pipeline YAML (experiments/pipeline.yaml)")
     parser.add_argument("--experiment-dir", type=Path, help="override the YAML's experiment_dir")

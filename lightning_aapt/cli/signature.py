@@ -1,19 +1,27 @@
 """The extra commands' plumbing: a command is a typed function; jsonargparse turns its signature into flags
 (`--name value`; a tuple as `[a,b]`, a bool as `true`/`false`, a dataclass field as `--spec.field`), its docstring
-into `--help`, and reads the same values from a YAML (`--config FILE`, unless the command has its own `config`)."""
+into `--help`, and reads the same values from a YAML (`--config FILE`, unless the command has its own `config`).
+A value the parser refuses is one `ConfigError` (the key and the reason), which `cli.run` prints as one `error:` line.
+"""
 
 from __future__ import annotations
 
+import argparse
 import inspect
 from collections.abc import Callable
+
+from lightning_aapt.errors import ConfigError
 
 
 def run_function(function: Callable[..., int], argv: list[str], command: str) -> int:
     """Parse `argv` into `function`'s keyword arguments and call it."""
-    from jsonargparse import ActionConfigFile, ArgumentParser
+    from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser
+
+    from lightning_aapt.cli.lightning import parse_error
 
     doc = inspect.getdoc(function) or ""
-    parser = ArgumentParser(prog=f"python -m lightning_aapt {command}", description=doc.split("\n\n")[0])
+    parser = ArgumentParser(prog=f"python -m lightning_aapt {command}", description=doc.split("\n\n")[0],
+                            exit_on_error=False, allow_abbrev=False)
     parameters = inspect.signature(function).parameters
     if "config" not in parameters:
         parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these arguments")
@@ -21,8 +29,20 @@ def run_function(function: Callable[..., int], argv: list[str], command: str) ->
     parser.add_function_arguments(function, as_positional=False, skip=set(groups))
     for name, cls in groups.items():  # a group takes a file of its fields too: `--spec world.yaml`
         parser.add_class_arguments(cls, name, help=f"{name}: a YAML file of its fields, or --{name}.FIELD")
-    values = parser.instantiate_classes(parser.parse_args(argv))
+    try:
+        values = parser.instantiate(parser.parse_args(argv))
+    except ArgumentError as err:  # "frames: Expected ..." said as the flag a user types
+        refused = str(parse_error(str(err)))
+        key = refused.split(":", 1)[0]
+        raise ConfigError(f"--{refused}" if key.replace(".", "").replace("_", "").isalnum() else refused) from None
     return function(**{name: values[name] for name in parameters})
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse (`pipeline`, `sweep`) whose refusal is a `ConfigError`: one `error:` line, not a usage text."""
+
+    def error(self, message: str):
+        raise ConfigError(f"{self.prog}: {message}")
 
 
 def settings_groups(function: Callable[..., int]) -> dict[str, type]:

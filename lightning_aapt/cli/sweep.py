@@ -30,6 +30,7 @@ from pathlib import Path
 
 import yaml
 
+from lightning_aapt.cli.signature import OneLineParser
 from lightning_aapt.errors import ConfigError, check_at_least
 from lightning_aapt.files import write_atomic
 from lightning_aapt.run_lock import RunLock
@@ -122,7 +123,7 @@ def main(argv: list[str], train: Callable[[list[str]], int] | None = None) -> in
         return summary_command(argv[1:])
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
-    parser = argparse.ArgumentParser(prog="python -m lightning_aapt sweep", description=__doc__,
+    parser = OneLineParser(prog="python -m lightning_aapt sweep", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True)
     parser.add_argument("--grid", action="append", default=[], help='KEY=[v1,v2] (repeat for a product)')
@@ -206,7 +207,7 @@ def summary(out: Path) -> str:
 
 
 def summary_command(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lightning_aapt sweep summary")
+    parser = OneLineParser(prog="python -m lightning_aapt sweep summary")
     parser.add_argument("dir", help="a sweep directory (holds trials.json)")
     out = Path(parser.parse_args(argv).dir)
     if not (out / "trials.json").is_file():

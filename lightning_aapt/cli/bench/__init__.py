@@ -20,6 +20,7 @@ from lightning_aapt.backbone import PRESETS, BackboneConfig
 from lightning_aapt.cli.bench import data, efficiency, projection, streaming, training
 from lightning_aapt.cli.bench.timing import machine
 from lightning_aapt.cli.signature import run_function
+from lightning_aapt.errors import ConfigError, check_at_least
 
 SUITES = ("streaming", "efficiency", "training", "data", "projection")
 
@@ -50,9 +51,12 @@ def bench(suite: Suite, preset: str | None = None, latent_size: tuple[int, int] 
         command: the command line, recorded with the figures (set by `main`).
     """
     if preset is not None and preset not in PRESETS:
-        raise SystemExit(f"--preset {preset!r}: choose one of {sorted(PRESETS)}")
+        raise ConfigError(f"--preset {preset!r}: choose one of {sorted(PRESETS)}")
     if methods is not None and (unknown := set(methods) - set(streaming.METHODS)):
-        raise SystemExit(f"--methods: {sorted(unknown)} unknown; choose from {list(streaming.METHODS)}")
+        raise ConfigError(f"--methods: {sorted(unknown)} unknown; choose from {list(streaming.METHODS)}")
+    check_at_least(("--frames", frames, 1), ("--window", window, 0), ("--rounds", rounds, 1),
+                   *[("--batches", b, 1) for b in batches], *[("--latent_size", s, 1) for s in latent_size or ()],
+                   why={"--window": " (0 keeps the preset's)"})
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     suites = SUITES if suite == "all" else (suite,)
