@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Real time on one GPU, in one go (about 10 minutes on an H200): the GPU tests of the streaming step (CUDA graphs
-# equal to eager, cache equal to full sequence), then `bench` at the three shapes the README's GPU table lists.
+# equal to eager, cache equal to full sequence), then `bench` at the three shapes docs/performance.md's GPU table lists.
 #   bash experiments/gpu/realtime.sh [OUT_DIR]      (default runs/gpu; JSON per shape, Markdown on stdout)
 set -euo pipefail
 out=${1:-runs/gpu}

@@ -15,7 +15,7 @@ import yaml
 
 from tests.helpers_cli import EXPERIMENTS, fit, shipped_config
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3 * 3600)]  # long runs: up to hours
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import torch
 from lightning_aapt.backbone import BackboneConfig, CausalVideoDiT
 from lightning_aapt.checkpoints.wan import weight_sources
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3 * 3600)]  # long runs: up to hours
 
 
 def diffusers_shapes(cfg: BackboneConfig) -> dict[str, tuple[int, ...]]:

@@ -6,7 +6,7 @@ import torch.multiprocessing as mp
 
 from datamodules.web_video import WebVideoDataModule
 
-pytestmark = pytest.mark.smoke
+pytestmark = [pytest.mark.smoke, pytest.mark.processes]
 
 
 def _rank(rank: int, world: int, init: str, data_dir: str, out: dict) -> None:

@@ -28,7 +28,7 @@ from tests.helpers_cli import checkpointing_only, fit, tiny_config
 from tests.helpers_faults import resumable_config
 from tests.helpers_parallel import cli_command, run_cli, scalars
 
-pytestmark = pytest.mark.smoke
+pytestmark = [pytest.mark.smoke, pytest.mark.processes]
 
 
 def start(*args: str) -> subprocess.Popen:

@@ -7,7 +7,7 @@ import torch.multiprocessing as mp
 
 from lightning_aapt.metrics import FrechetDistance
 
-pytestmark = pytest.mark.smoke
+pytestmark = [pytest.mark.smoke, pytest.mark.processes]
 
 
 def data():

@@ -10,7 +10,7 @@ from lightning_aapt.data import VideoBatch
 from lightning_aapt.evaluation.generated_vs_real import generated_vs_real
 from lightning_aapt.metrics.extractors import RandomVideoFeatures
 
-pytestmark = pytest.mark.smoke
+pytestmark = [pytest.mark.smoke, pytest.mark.processes]
 
 
 def drifting(batch, batch_idx):

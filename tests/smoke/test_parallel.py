@@ -8,7 +8,7 @@ from lightning_aapt.checkpoints import load_backbone
 from tests.helpers_cli import fit, tiny_config
 from tests.helpers_parallel import run_cli, scalars
 
-pytestmark = pytest.mark.smoke
+pytestmark = [pytest.mark.smoke, pytest.mark.processes]
 
 STRATEGIES = {
     "fsdp2": {"class_path": "lightning.pytorch.strategies.ModelParallelStrategy",
