@@ -50,7 +50,7 @@ from lightning_aapt.diffusion import shift_time
 from lightning_aapt.errors import ConfigError
 from lightning_aapt.inference.teacher_forcing import teacher_forced_frames
 from lightning_aapt.parallel import ParallelConfig
-from lightning_aapt.stages.base import StageModule, finite_on_every_rank
+from lightning_aapt.stages.base import StageModule
 from lightning_aapt.stages.optim import OptimizerConfig, adamw, warmup_factor
 from lightning_aapt.stages.randomness import RandomStream, TimestepConfig
 
@@ -292,7 +292,7 @@ class AdversarialPostTraining(StageModule):
     def apply_update(self, optimizer, loss: Tensor, params, name: str) -> bool:
         """Step `optimizer` on `loss` (already back-propagated) unless it is not finite on some rank; True if
         stepped. Each network counts its own consecutive non-finite losses (`name`: "d" or "g")."""
-        if not finite_on_every_rank(loss):
+        if not self.finite_on_every_rank(loss):
             optimizer.zero_grad(set_to_none=True)
             self.bad_steps[name] += 1
             self.log(f"train/skipped_{name}_steps", 1.0, reduce_fx="sum", batch_size=1)
@@ -301,7 +301,7 @@ class AdversarialPostTraining(StageModule):
                                    f"(loss {loss}); lower the learning rates or raise r1_gamma/r2_gamma")
             return False
         self.bad_steps[name] = 0
-        if self.grad_clip > 0:
+        if self.grad_clip > 0:  # not self.clip_gradients: it clips the same way but drops the norm logged here
             norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
             self.log(f"train/grad_norm_{name}", norm, batch_size=1)
         optimizer.step()

@@ -29,16 +29,6 @@ from lightning_aapt.stages.optim import OptimizerConfig, adamw, lr_factor
 from lightning_aapt.stages.randomness import RandomStream, TimestepConfig, sample_generators
 
 
-def finite_on_every_rank(loss: Tensor) -> bool:
-    """Whether `loss` is finite on every rank: one all-reduce when there are several, and a host sync. Ranks must
-    agree to step or to stop (or skip): one that stops alone leaves the others waiting in a collective, one that
-    skips alone parts its weights from theirs."""
-    finite = torch.isfinite(loss.detach()).to(torch.float32).reshape(1)
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
-    return bool(finite.item())
-
-
 def check_resumed_weights(state: dict | None, ours, where: str) -> None:
     """Refuse resuming from weights that are not this model's (a key it lacks or does not have) or that hold NaN or
     infinite values (a diverged run), naming them; a sharded checkpoint (no plain state dict here) is checked as its
@@ -200,11 +190,18 @@ class StageModule(L.LightningModule):
         noise = self.sample_randn((B, trained, *batch.latents.shape[2:]), RandomStream.NOISE, batch.latents.dtype)
         losses = self.per_frame_losses(batch, t, noise)
         loss = self.log_losses("train", losses, t, B)
-        if not finite_on_every_rank(loss):  # a non-finite step would poison the weights and the EMA alike
+        if not self.finite_on_every_rank(loss):  # a non-finite step would poison the weights and the EMA alike
             raise FloatingPointError(f"step {self.global_step}: the training loss is {loss.item()}; stopped before "
                                      "its optimizer step, so the weights and checkpoints are those before it: lower "
                                      "model.init_args.optimizer.lr (or check the data for extreme values)")
         return loss
+
+    def finite_on_every_rank(self, loss: Tensor) -> bool:
+        """Whether `loss` is finite on every rank (the strategy's boolean all-reduce; a host sync). Ranks must agree to
+        step or to stop (or skip): one that stops alone leaves the others waiting in a collective, one that skips
+        alone parts its weights from theirs."""
+        finite = bool(torch.isfinite(loss.detach()).item())
+        return self.trainer.strategy.reduce_boolean_decision(finite, all=True)
 
     def evaluate(self, split: str, batch: VideoBatch, batch_idx: int) -> None:
         """Loss at fixed noise and one fixed t per clip, so numbers compare across runs and steps: `<split>/loss`

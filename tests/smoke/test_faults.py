@@ -22,7 +22,7 @@ from datamodules.web_video import WebVideoDataModule
 from lightning_aapt.checkpoints import read_checkpoint
 from lightning_aapt.errors import ConfigError
 from lightning_aapt.signals import SIGTERM_STATUS
-from lightning_aapt.stages.base import finite_on_every_rank
+from lightning_aapt.stages.base import StageModule
 from tests.conftest import TINY_SPEC
 from tests.helpers_cli import checkpointing_only, fit, tiny_config
 from tests.helpers_faults import resumable_config
@@ -246,9 +246,22 @@ def test_a_non_finite_loss_stops_stages_0_to_2_before_its_step(toy_data, tmp_pat
 
 
 def _judge(rank: int, world: int, init: str, out: dict) -> None:
+    """`StageModule.finite_on_every_rank` under a real DDP strategy (gloo) on rank `rank` of `world`."""
+    from types import SimpleNamespace
+
+    from lightning.fabric.plugins.environments import LightningEnvironment
+    from lightning.pytorch.strategies import DDPStrategy
+
+    os.environ["LOCAL_RANK"] = str(rank)
+    env = LightningEnvironment()
+    env.set_world_size(world)
+    env.set_global_rank(rank)
+    strategy = DDPStrategy(parallel_devices=[torch.device("cpu")] * world, cluster_environment=env,
+                           process_group_backend="gloo")
     torch.distributed.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
-    out[rank] = (finite_on_every_rank(torch.tensor(float("nan") if rank == 0 else 1.0)),
-                 finite_on_every_rank(torch.tensor(2.0)))
+    module = SimpleNamespace(trainer=SimpleNamespace(strategy=strategy))
+    out[rank] = (StageModule.finite_on_every_rank(module, torch.tensor(float("nan") if rank == 0 else 1.0)),
+                 StageModule.finite_on_every_rank(module, torch.tensor(2.0)))
     torch.distributed.destroy_process_group()
 
 

@@ -99,7 +99,7 @@ def test_approximated_r1_tends_to_the_exact_r1():
             approx = approximate_gradient_penalty(d, x.expand(draws, -1, -1, -1, -1), sigma)  # (draws, F)
         estimate = approx.sum(1).mean().item() / sigma**2  # E ||D(x + s eps) - D(x)||^2 / s^2 -> ||grad D||^2
         errors[sigma] = abs(estimate - exact) / exact
-    assert errors[1e-3] < 0.05, errors
+    assert errors[1e-3] < 0.05 and errors[1e-3] < errors[0.3], errors  # the estimate closes in on it as sigma falls
 
 
 def test_discriminator_refuses_a_bidirectional_backbone():

@@ -39,8 +39,9 @@ def test_same_sink_and_window_give_identical_outputs_whatever_came_between(sink)
     assert not torch.equal(short[0], long[0])  # the first shared frame still sees different history
 
 
-def test_absolute_offset_does_not_change_full_sequence_outputs():
-    """Unbounded window: a clip gives the same outputs whether it starts a stream or follows a sink."""
+def test_streaming_frame_by_frame_equals_the_full_sequence_with_an_unbounded_window():
+    """Unbounded window, no sink: a clip streamed frame by frame through the cache (each frame at its own absolute
+    position) gives the full-sequence forward's outputs."""
     model = tiny_model(window_frames=None, sink_frames=0)
     inputs = tiny_inputs(model.cfg, batch=1, frames=5)
     with torch.no_grad():
