@@ -24,7 +24,9 @@ from typing import Literal
 
 import torch
 
+from lightning_aapt.adversarial.rollout import rollout_lengths
 from lightning_aapt.backbone import BackboneConfig, CausalVideoDiT
+from lightning_aapt.backbone.attention import frame_visible
 from lightning_aapt.backbone.lora import LoraConfig, named_like
 
 
@@ -74,15 +76,13 @@ def forward_flops(cfg: BackboneConfig, tokens: int, query_frames: int, visible_k
 
 
 def average_visible(frames: int, cfg: BackboneConfig) -> float:
-    """Mean number of key frames a frame of a causal clip of `frames` frames sees under the mask rule."""
+    """Mean number of key frames a frame of a causal clip of `frames` frames sees under the mask rule
+    (`backbone.attention.frame_visible`)."""
     if cfg.bidirectional:
         return float(frames)
-    total = 0
-    for f in range(frames):
-        window = f + 1 if cfg.window_frames is None else min(f + 1, cfg.window_frames)
-        sinks = min(cfg.sink_frames, max(f + 1 - window, 0))
-        total += window + sinks
-    return total / frames
+    f = torch.arange(frames)
+    visible = frame_visible(f[:, None], f[None, :], cfg.window_frames, f[None, :] < cfg.sink_frames)
+    return visible.sum().item() / frames
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,9 @@ class Workload:
         stage: 1 (teacher forcing, one pass), 2 (consistency distillation: the frozen teacher's and the target's
             passes without gradients, the student's with) or 3 (adversarial: generator + discriminator of the same
             size).
-        rollout_frames: stage 3's generated video length (default 2 x frames, long-video training).
+        rollout_frames: stage 3's generated video length, its first real frame included (`num_rollout_frames`;
+            default: the clip, at least one segment: `adversarial.rollout.rollout_lengths`, as the stage).
+        segment_frames: stage 3's judged segment length (`segment_frames`; default: the clip).
         frozen_networks: frozen copies of the backbone held beside the trained ones (stage 2's teacher, and its
             EMA target; stage 3's distillation teacher).
         lora: the generator trains LoRA adapters (`backbone/lora.py`) instead of all its weights.
@@ -117,6 +119,7 @@ class Workload:
     activation_checkpointing: bool = True
     stage: Literal[1, 2, 3] = 1
     rollout_frames: int | None = None
+    segment_frames: int | None = None
     frozen_networks: int = 0
     lora: LoraConfig | None = None
 
@@ -137,7 +140,7 @@ def plan(cfg: BackboneConfig, work: Workload) -> dict[str, float]:
         step = B * clip * (2 + 1 + backward)
         networks = 1
     else:
-        R = work.rollout_frames or 2 * F
+        R = rollout_lengths(F, work.rollout_frames, work.segment_frames)[1]
         video = forward_flops(cfg, tokens, R, average_visible(R, cfg), L)
         rollout = R * per_frame  # no-grad streaming, 1 NFE per frame
         disc = 4 * clip * (1 + backward)  # real, fake and their two perturbed (R1/R2) passes, back-propagated

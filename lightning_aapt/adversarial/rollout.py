@@ -107,3 +107,11 @@ def extend_controls(controls: Tensor | None, frames: int) -> Tensor | None:
     index = torch.arange(frames, device=controls.device) % period
     index = torch.where(index < F, index, period - index)
     return controls[:, index]
+
+
+def rollout_lengths(clip_frames: int, rollout_frames: int | None, segment_frames: int | None) -> tuple[int, int]:
+    """(S, R) for clips of `clip_frames` frames: frames per judged segment (default: the clip) and frames of the
+    rollout, its first real frame included (default: the clip; at least one segment). The one rule of stage 3 and
+    of `plan`."""
+    S = segment_frames or clip_frames
+    return S, max(rollout_frames or clip_frames, S)

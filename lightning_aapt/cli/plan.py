@@ -74,7 +74,8 @@ def plan(config: Path | None = None, preset: str = "aapt-8b-like", gpus: int | N
         precision=precision or parallel.get("precision", "bf16"),
         activation_checkpointing=(activation_checkpointing if activation_checkpointing is not None
                                   else parallel.get("activation_checkpointing", True)),
-        stage=stage, rollout_frames=init.get("num_rollout_frames"), frozen_networks=frozen_networks(stage, init),
+        stage=stage, rollout_frames=init.get("num_rollout_frames"), segment_frames=init.get("segment_frames"),
+        frozen_networks=frozen_networks(stage, init),
         lora=LoraConfig(**init["lora"]) if init.get("lora") else None)
     print(report(str(config) if config else preset, cfg, work, gpu_memory_gib))
     return 0

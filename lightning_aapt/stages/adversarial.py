@@ -41,7 +41,7 @@ from lightning_aapt.adversarial import (
     fade_out_detail,
     relativistic_losses,
 )
-from lightning_aapt.adversarial.rollout import Rollout, extend_controls, regenerate, rollout
+from lightning_aapt.adversarial.rollout import Rollout, extend_controls, regenerate, rollout, rollout_lengths
 from lightning_aapt.backbone import AttentionBackend, BackboneConfig
 from lightning_aapt.backbone.lora import LoraConfig
 from lightning_aapt.checkpoints import load_backbone
@@ -319,8 +319,7 @@ class AdversarialPostTraining(StageModule):
     def rollout_frames(self, F: int) -> tuple[int, int, int]:
         """(S, R, K) for clips of F frames: frames per judged segment, frames of the rollout (first real frame
         included), real context frames it continues from."""
-        S = self.segment_frames or F
-        return S, max(self.num_rollout_frames or F, S), self.rollout_context_frames
+        return (*rollout_lengths(F, self.num_rollout_frames, self.segment_frames), self.rollout_context_frames)
 
     def check_clip_frames(self, num_frames: int) -> None:
         super().check_clip_frames(num_frames)

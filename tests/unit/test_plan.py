@@ -65,3 +65,16 @@ def test_lora_and_frozen_teachers_are_counted():
     adapted = plan(wan, Workload(gpus=1, sharding="ddp", lora=LoraConfig(rank=32)))
     assert adapted["trained_parameters"] < 0.05 * adapted["parameters"]
     assert adapted["memory_states"] < 0.3 * plan(wan, Workload(gpus=1, sharding="ddp"))["memory_states"]
+
+
+def test_stage3_plans_the_rollout_the_stage_rolls_out_under_the_mask_rule():
+    cfg = BackboneConfig.preset("tiny", control_dim=2).replace(window_frames=4, sink_frames=1)
+    base = {"latent_size": (4, 4), "frames": 8, "stage": 3, "gpus": 1}
+
+    def flops(**work) -> float:
+        return plan(cfg, Workload(**base, **work))["flops_per_training_step"]
+
+    assert flops() == flops(rollout_frames=8) != flops(rollout_frames=16)  # the clip by default, as the stage
+    assert flops(rollout_frames=4, segment_frames=6) == flops(rollout_frames=6, segment_frames=6)  # >= a segment
+    assert flops(rollout_frames=6) == flops()  # a segment is the whole clip by default
+    assert average_visible(10, cfg) == (1 + 2 + 3 + 4 + 5 * 6) / 10  # window 4 + 1 sink, counted by hand

@@ -1,5 +1,6 @@
 """Stage 3's bookkeeping: non-finite guards per network, discriminator warm-up."""
 
+import lightning as L
 import pytest
 import torch
 
@@ -16,6 +17,8 @@ def tiny_stage3(**kwargs) -> AdversarialPostTraining:
 
 def test_a_generator_that_is_never_finite_aborts_although_the_discriminator_steps_fine():
     module = tiny_stage3()
+    module.trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)  # its strategy
+    module.log = lambda *args, **kwargs: None  # outside a fit loop; what is logged is not under test here
     opt_g = torch.optim.SGD(module.model.parameters(), lr=0.0)
     opt_d = torch.optim.SGD(module.discriminator.parameters(), lr=0.0)
     with pytest.raises(RuntimeError, match="non-finite G losses"):
