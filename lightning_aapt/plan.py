@@ -130,7 +130,7 @@ def plan(cfg: BackboneConfig, work: Workload) -> dict[str, float]:
     params = parameter_count(cfg)
     F, B, L = work.frames, work.batch_per_gpu, work.text_tokens
     clip = forward_flops(cfg, tokens, F, average_visible(F, cfg), L)
-    steady = (cfg.window_frames or F) + (cfg.sink_frames if cfg.window_frames else 0)
+    steady = cfg.visible_frames or F
     per_frame = forward_flops(cfg, tokens, 1, steady, L, text_kv_cached=True) if not cfg.bidirectional else clip / F
     backward = 3 if work.activation_checkpointing else 2  # recompute = one more forward
     if work.stage == 1:

@@ -83,7 +83,7 @@ def attention_layout(q_frames: Frames, k_frames: Frames, cfg: BackboneConfig) ->
     if not cfg.uses_sink_positions:
         return Layout(tuple(f - base for f in q_frames), tuple(f - base for f in k_frames), None, None,
                       full_sequence, q_frames, k_frames)
-    pinned_at = cfg.window_frames + cfg.sink_frames - 1
+    pinned_at = cfg.visible_frames - 1
     k_sink = tuple(f if f < cfg.sink_frames else -1 for f in k_frames)
     k_pos = tuple(max(f - base, -1) if s >= 0 else f - base for f, s in zip(k_frames, k_sink, strict=True))
     return Layout(tuple(f - base for f in q_frames), k_pos, tuple(min(f, pinned_at) for f in q_frames), k_sink,

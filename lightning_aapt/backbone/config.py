@@ -115,6 +115,12 @@ class BackboneConfig:
         return self.head_dim - 2 * spatial, spatial, spatial
 
     @property
+    def visible_frames(self) -> int | None:
+        """Frames a new frame's attention reads once the stream is long: its window plus the sink frames (None: an
+        unbounded window, every frame so far). The one place the two are added."""
+        return None if self.window_frames is None else self.window_frames + self.sink_frames
+
+    @property
     def uses_sink_positions(self) -> bool:
         """True when sink frames can leave the window and need their own RoPE layout (see attention.py)."""
         return not self.bidirectional and self.window_frames is not None and self.sink_frames > 0

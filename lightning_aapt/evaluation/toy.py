@@ -157,7 +157,7 @@ def stream_toy_clips(model: CausalVideoDiT, codec: LatentCodec, encoder: TextEnc
     gen.generate(1, None if later is None else later[:, :1])  # warm-up, not timed
     start(gen)
     n = frames - K
-    full = min(n, max((model.cfg.window_frames or 0) + model.cfg.sink_frames + 1 - (K - 1), 0))  # window full
+    full = min(n, max((model.cfg.visible_frames or model.cfg.sink_frames) + 2 - K, 0))  # window full
     begin = time.perf_counter()
     head = gen.generate(full, None if later is None else later[:, :full])
     filled = gen.memory_bytes()

@@ -42,7 +42,7 @@ class StepGraphs:
                              "step attends to one frame more, so no two steps are alike")
         self.gen = gen
         self.period = cfg.window_frames  # ring phases
-        self.steady_from = 2 * (cfg.window_frames + cfg.sink_frames)  # cache positions: every layout settled
+        self.steady_from = 2 * cfg.visible_frames  # cache positions: every layout settled
         self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, Tensor]] = {}
         self.seen: set[int] = set()
         self.epoch: tuple | None = None

@@ -18,7 +18,7 @@ def run(cfg: BackboneConfig, latent_size: tuple[int, int], device: torch.device,
         frames: int = 60) -> dict:
     model = build(cfg, device, dtype)
     frame_times(model, latent_size, 8, 1, device)  # warm-up
-    window = (cfg.window_frames or 8) + cfg.sink_frames
+    window = cfg.visible_frames or 8
     times = frame_times(model, latent_size, max(frames, window + 20), 1, device)[window + 2 :]
     seconds = statistics.median(times)
     tokens = (latent_size[0] // cfg.patch_size) * (latent_size[1] // cfg.patch_size)

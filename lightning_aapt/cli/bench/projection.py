@@ -13,7 +13,7 @@ VIDEO_FRAMES_PER_LATENT = 4
 def run(measured_mfu: float | None = None, latent_size: tuple[int, int] = (52, 92), fps: float = 24.0) -> dict:
     cfg = BackboneConfig.preset("aapt-8b-like")
     tokens = (latent_size[0] // cfg.patch_size) * (latent_size[1] // cfg.patch_size)
-    window = cfg.window_frames + cfg.sink_frames
+    window = cfg.visible_frames
     flops = forward_flops(cfg, tokens, 1, window, text_tokens=512, text_kv_cached=True)
     latent_fps_needed = fps / VIDEO_FRAMES_PER_LATENT
     out = {"flops_per_latent_frame": flops, "tokens_per_frame": tokens,

@@ -119,7 +119,7 @@ def cached(key: str, label: str, model: CausalVideoDiT, latent_size: tuple[int, 
     def call() -> Tensor:
         return state["gen"].step(state["controls"])[:, None]  # (B, 1, C, H, W)
 
-    window = (cfg.window_frames or 8) + cfg.sink_frames
+    window = cfg.visible_frames or 8
     # with graphs: eager until settled, each ring phase once eagerly, then once captured; replays after that
     warmup = 2 * window + 2 * (cfg.window_frames or 0) + 2 if cuda_graphs else window + 2
     return Method(key, label, batch, batch, warmup, start, call, weight_bytes=weight_bytes(model))
@@ -156,7 +156,7 @@ def recompute(model: CausalVideoDiT, latent_size: tuple[int, int]) -> Method:
     """No KV cache: each frame is a masked forward over its visible context (S + W frames) and itself."""
     cfg = model.cfg
     p = next(model.parameters())
-    frames = (cfg.window_frames or 32) + (cfg.sink_frames if cfg.window_frames else 0)
+    frames = cfg.visible_frames or 32
     x = torch.randn(1, frames, cfg.latent_channels, *latent_size, device=p.device, dtype=p.dtype)
     t = torch.ones(1, frames, device=p.device, dtype=p.dtype)
     text = torch.randn(1, 16, cfg.text_dim, device=p.device, dtype=p.dtype)
