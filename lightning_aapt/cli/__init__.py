@@ -5,8 +5,8 @@ Commands:
     pipeline --config PIPELINE.yaml   run the stages in order, each from the previous one (resumable)
     eval --ckpt CKPT --config X.yaml  FD/kernel distance and long-horizon drift of a checkpoint -> report.md/json
     plan --config X.yaml              parameters, FLOPs per step / frame, memory per GPU, before launching
-    sweep --config X --grid K=[a,b]   trials of overrides: --local here, or an sbatch job array (--submit)
-    sweep summary DIR                 every trial's final metrics -> DIR/summary.md, summary.csv
+    sweep --config X --grid K=[a,b]   trials of overrides: --local true here, or an sbatch job array (--submit true)
+    sweep summary --dir DIR           every trial's final metrics -> DIR/summary.md, summary.csv
     sample --ckpt CKPT --frames N --out FILE.gif|mp4   stream a stage's generator next to the toy truth
     play --ckpt CKPT [--port P]       steer the generated world live in the browser (the truth beside it)
     prepare toy-world --out DIR       render the toy world into WebDataset shards + manifest.json

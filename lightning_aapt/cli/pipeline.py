@@ -10,31 +10,32 @@ from dataclasses import replace
 from pathlib import Path
 
 from lightning_aapt.cli.lightning import run_lightning
-from lightning_aapt.cli.signature import OneLineParser
+from lightning_aapt.cli.signature import run_function
 from lightning_aapt.errors import ConfigError
 from lightning_aapt.files import write_atomic
 
 
-def main(argv: list[str]) -> int:
-    """Run the stages of a pipeline YAML in order; finished stages are skipped, interrupted ones resumed."""
+def pipeline(config: Path, experiment_dir: Path | None = None, overrides: list[str] | None = None) -> int:
+    """Run AAPT's stages in order, each starting from the previous; finished stages are skipped, interrupted ones
+    resumed; then the report of long streams. LightningCLI arguments after `--` go to every stage.
+
+    Args:
+        config: the pipeline YAML (experiments/pipeline.yaml).
+        experiment_dir: where the stages' runs go (default: the YAML's experiment_dir).
+        overrides: (after `--`) LightningCLI arguments added to every stage, e.g. -- --trainer.max_steps=5.
+    """
     import json
 
-    parser = OneLineParser(prog="python -m lightning_aapt pipeline",
-                                     description="Run AAPT's stages in order, each starting from the previous.")
-    parser.add_argument("--config", type=Path, required=True, help="pipeline YAML (experiments/pipeline.yaml)")
-    parser.add_argument("--experiment-dir", type=Path, help="override the YAML's experiment_dir")
-    parser.add_argument("overrides", nargs="*", help="arguments added to every stage, e.g. --trainer.max_steps=5")
-    args, unknown = parser.parse_known_args(argv)  # a stage's flags need no `--` before them
-    args.overrides = [*unknown, *args.overrides]
-    spec = read_pipeline(args.config)
-    check_report(spec, args.config)  # before hours of training, not after
-    exp = Path(args.experiment_dir or spec["experiment_dir"])
+    overrides = overrides or []
+    spec = read_pipeline(config)
+    check_report(spec, config)  # before hours of training, not after
+    exp = Path(experiment_dir or spec["experiment_dir"])
     exp.mkdir(parents=True, exist_ok=True)
     finished = {}
     for stage in spec["stages"]:
         name = stage["name"]
         done = exp / name / "DONE.json"
-        extra = [*stage.get("args", []), *spec.get("args", []), *args.overrides]
+        extra = [*stage.get("args", []), *spec.get("args", []), *overrides]
         record = finished_record(done)
         if record is not None:
             check_same_data(exp / name, stage_data_dir(stage["config"], extra))
@@ -62,6 +63,10 @@ def main(argv: list[str]) -> int:
     summary = long_stream_summary(exp, spec, finished)
     print(summary)
     return 0
+
+
+def main(argv: list[str]) -> int:
+    return run_function(pipeline, argv, "pipeline")
 
 
 def read_pipeline(path: Path) -> dict:
@@ -134,7 +139,7 @@ def check_same_data(run: Path, data_dir: str | None) -> None:
     trained = config_data_dir(saved)
     if trained is not None and Path(trained) != Path(data_dir):
         raise ConfigError(f"experiment_dir: {run} finished on data_dir={trained}, but its config now trains on "
-                          f"{data_dir}; move {run.parent} away (or pass --experiment-dir) to train it again")
+                          f"{data_dir}; move {run.parent} away (or pass --experiment_dir) to train it again")
 
 
 def check_report(spec: dict, path: Path) -> None:

@@ -2,21 +2,21 @@
 
     sweep --config X.yaml --grid "model.init_args.optimizer.lr=[1e-4,3e-4]" --grid "data.init_args.batch_size=[4,8]"
           [--trial "model.init_args.ema_decay=0.99 data.init_args.num_frames=6"] --out runs/sweeps/NAME
-          [--local | --submit] [--nodes 1 --gpus 8 --time 24:00:00 --partition P --account A] [-- extra args]
+          [--local true | --submit true] [--nodes 1 --gpus 8 --time 24:00:00 --partition P --account A]
+          [-- LightningCLI arguments for every trial]
 
 Each trial is one run directory `OUT/trial_NNN` (its TensorBoard logs, checkpoints and SLURM requeue checkpoints
-live there; `OUT/trials.json` lists every trial's overrides). `--local` runs the trials one after another in
+live there; `OUT/trials.json` lists every trial's overrides). `--local true` runs the trials one after another in
 this machine's Python. Otherwise an sbatch job-array script `OUT/sweep.sbatch` is written (one array task per
-trial; `srun` launches one process per GPU, which Lightning's `SLURMEnvironment` picks up) and `--submit` hands
+trial; `srun` launches one process per GPU, which Lightning's `SLURMEnvironment` picks up) and `--submit true` hands
 it to `sbatch`. Preemption: SLURM sends SIGUSR1 90 s before the time limit (`--signal=USR1@90`); Lightning's
 `SLURMEnvironment` saves `hpc_ckpt_*.ckpt` in the trial directory and requeues the task (`--requeue`), which
 resumes from it, exactly (see the data module's resume notes).
-`sweep summary OUT` collects each trial's last logged metrics into `OUT/summary.md` and `OUT/summary.csv`.
+`sweep summary --dir OUT` collects each trial's last logged metrics into `OUT/summary.md` and `OUT/summary.csv`.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import itertools
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from lightning_aapt.cli.signature import OneLineParser
+from lightning_aapt.cli.signature import run_function
 from lightning_aapt.errors import ConfigError, check_at_least
 from lightning_aapt.files import write_atomic
 from lightning_aapt.run_lock import RunLock
@@ -117,60 +117,75 @@ def sbatch_script(name: str, out: Path, config: str, trials: list[dict], extra: 
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str], train: Callable[[list[str]], int] | None = None) -> int:
-    """`train(args)` runs one trial's LightningCLI command (default: this package's `fit`)."""
+def sweep(config: Path, out: Path, grid: list[str] | None = None, trial: list[str] | None = None, local: bool = False,
+          submit: bool = False, name: str | None = None, nodes: int = 1, gpus: int = 8, cpus_per_gpu: int = 8,
+          time: str = "24:00:00", partition: str | None = None, account: str | None = None,
+          max_parallel: int | None = None, overrides: list[str] | None = None) -> int:
+    """Trials of config overrides, run here one after another or written as a SLURM job array. LightningCLI arguments
+    after `--` go to every trial; `sweep summary --dir OUT` collects the trials' metrics.
+
+    Args:
+        config: the stage's experiment YAML every trial starts from.
+        out: sweep directory (one trial_NNN run directory per trial).
+        grid: KEY=[v1,v2] (repeat for a product), e.g. --grid "model.init_args.optimizer.lr=[1e-4,3e-4]".
+        trial: "KEY=V KEY2=V2": one more trial (repeatable).
+        local: run the trials here, one after another.
+        submit: sbatch the written script.
+        name: SLURM job name (default: the --out directory's name).
+        nodes: nodes per trial.
+        gpus: GPUs per node (one task each).
+        cpus_per_gpu: CPUs per GPU.
+        time: SLURM time limit.
+        partition: SLURM partition.
+        account: SLURM account.
+        max_parallel: array tasks running at once.
+        overrides: (after `--`) LightningCLI arguments added to every trial.
+    """
+    return run_sweep(config, out, grid or [], trial or [], local, submit, name, nodes, gpus, cpus_per_gpu, time,
+                     partition, account, max_parallel, overrides or [])
+
+
+def main(argv: list[str]) -> int:
     if argv and argv[0] == "summary":
-        return summary_command(argv[1:])
-    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
-    parser = OneLineParser(prog="python -m lightning_aapt sweep", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--grid", action="append", default=[], help='KEY=[v1,v2] (repeat for a product)')
-    parser.add_argument("--trial", action="append", default=[], help='"KEY=V KEY2=V2": one more trial')
-    parser.add_argument("--out", required=True, help="sweep directory (one trial_NNN run directory per trial)")
-    parser.add_argument("--local", action="store_true", help="run the trials here, one after another")
-    parser.add_argument("--submit", action="store_true", help="sbatch the written script")
-    parser.add_argument("--name", help="SLURM job name (default: the --out directory's name)")
-    parser.add_argument("--nodes", type=int, default=1)
-    parser.add_argument("--gpus", type=int, default=8, help="GPUs per node (one task each)")
-    parser.add_argument("--cpus-per-gpu", type=int, default=8)
-    parser.add_argument("--time", default="24:00:00")
-    parser.add_argument("--partition")
-    parser.add_argument("--account")
-    parser.add_argument("--max-parallel", type=int, help="array tasks running at once")
-    args = parser.parse_args(argv)
-    if not Path(args.config).is_file():
-        raise ConfigError(f"--config {args.config}: no such file")
-    check_at_least(("--nodes", args.nodes, 1), ("--gpus", args.gpus, 1), ("--cpus-per-gpu", args.cpus_per_gpu, 1),
-                   ("--max-parallel", args.max_parallel, 1))
-    trials = expand(parse_grid(args.grid), args.trial)
-    out = Path(args.out).resolve()
-    spec = {"config": args.config, "extra": extra, "trials": [
+        return run_function(sweep_summary, argv[1:], "sweep summary")
+    return run_function(sweep, argv, "sweep")
+
+
+def run_sweep(config: Path, out: Path, grid: list[str], trials_given: list[str], local: bool, submit: bool,
+              name: str | None, nodes: int, gpus: int, cpus_per_gpu: int, time: str, partition: str | None,
+              account: str | None, max_parallel: int | None, extra: list[str],
+              train: Callable[[list[str]], int] | None = None) -> int:
+    """`sweep`; `train(args)` runs one trial's LightningCLI command (default: this package's `fit`)."""
+    if not Path(config).is_file():
+        raise ConfigError(f"--config {config}: no such file")
+    check_at_least(("--nodes", nodes, 1), ("--gpus", gpus, 1), ("--cpus_per_gpu", cpus_per_gpu, 1),
+                   ("--max_parallel", max_parallel, 1))
+    trials = expand(parse_grid(grid), trials_given)
+    out = Path(out).resolve()
+    spec = {"config": str(config), "extra": extra, "trials": [
         {"name": f"trial_{i:03d}", "overrides": t} for i, t in enumerate(trials)]}
     earlier = out / "trials.json"
     if earlier.is_file() and json.loads(earlier.read_text()) != spec:
         raise ConfigError(f"--out={out} holds another sweep ({earlier} lists other trials or settings): its trials "
                           "would be replaced; name another --out (the same command reruns the same sweep)")
     out.mkdir(parents=True, exist_ok=True)
-    with RunLock(out, f"--out={out}") if args.local else nullcontext():
+    with RunLock(out, f"--out={out}") if local else nullcontext():
         write_atomic(earlier, json.dumps(spec, indent=2).encode())
-        if args.local:
+        if local:
             if train is None:
                 from lightning_aapt.cli.lightning import lightning_cli as train
             for i, trial in enumerate(trials):
                 print(f"[sweep] trial_{i:03d}: {trial}", flush=True)
-                code = train(trial_args(args.config, trial, out / f"trial_{i:03d}", extra))
+                code = train(trial_args(str(config), trial, out / f"trial_{i:03d}", extra))
                 if code:
                     return code
             print(summary(out))
             return 0
     script = out / "sweep.sbatch"
-    write_atomic(script, sbatch_script(args.name or out.name, out, args.config, trials, extra, args.nodes,
-                                       args.gpus, args.time, args.cpus_per_gpu, args.partition, args.account,
-                                       args.max_parallel).encode())
+    write_atomic(script, sbatch_script(name or out.name, out, str(config), trials, extra, nodes, gpus, time,
+                                       cpus_per_gpu, partition, account, max_parallel).encode())
     print(f"wrote {script} ({len(trials)} trials, array 0-{len(trials) - 1})")
-    if args.submit:
+    if submit:
         return subprocess.run(["sbatch", str(script)], check=False).returncode
     return 0
 
@@ -206,11 +221,13 @@ def summary(out: Path) -> str:
     return text
 
 
-def summary_command(argv: list[str]) -> int:
-    parser = OneLineParser(prog="python -m lightning_aapt sweep summary")
-    parser.add_argument("dir", help="a sweep directory (holds trials.json)")
-    out = Path(parser.parse_args(argv).dir)
-    if not (out / "trials.json").is_file():
-        raise ConfigError(f"{out}: no trials.json (not a sweep directory)")
-    print(summary(out))
+def sweep_summary(dir: Path) -> int:
+    """Collect each trial's last logged metrics of a sweep directory into summary.md and summary.csv.
+
+    Args:
+        dir: a sweep directory (holds trials.json).
+    """
+    if not (dir / "trials.json").is_file():
+        raise ConfigError(f"{dir}: no trials.json (not a sweep directory)")
+    print(summary(dir))
     return 0

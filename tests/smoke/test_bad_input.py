@@ -115,7 +115,7 @@ ROWS = [
         "--out {out}/sweep", ("--grid", "KEY=[v1,v2,...]")),
     Row("sweep: an unclosed bracket", "sweep --config {stage1} --grid model.init_args.optimizer.lr=[1e-4 "
         "--out {out}/sweep", ("--grid",)),
-    Row("sweep summary of a folder without trials", "sweep summary {folder}", ("trials.json",)),
+    Row("sweep summary of a folder without trials", "sweep summary --dir {folder}", ("trials.json",)),
     Row("play: a host that does not resolve", "play --ckpt {stage1_ckpt} --data {data} --host nosuchhost.invalid",
         ("--host nosuchhost.invalid: not a name or address this machine can resolve",)),
     Row("play: a port another program has", "play --ckpt {stage1_ckpt} --data {data} --port {taken_port}",

@@ -98,15 +98,18 @@ def test_a_config_without_a_report_summarises_stage_times_only(tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text())["streams"] == {}
 
 
-def test_stage_flags_are_forwarded_without_a_separator(tmp_path):
-    """`pipeline --config X --trainer.max_steps=5`, as `--help` shows it, passes the flag to every stage (it reaches
-    the first stage's trainer, which refuses this value by name)."""
+def test_stage_flags_after_the_separator_are_forwarded_and_before_it_refused(tmp_path):
+    """`pipeline --config X -- --trainer.max_steps=5`, as `--help` shows it, passes the flag to every stage (it reaches
+    the first stage's trainer, which refuses this value by name); without the `--` it is refused, saying where it
+    goes."""
     spec = {"experiment_dir": str(tmp_path / "exp"), "stages": [{"name": "stage0",
                                                                  "config": str(EXPERIMENTS / "stage0.yaml")}]}
     config = tmp_path / "pipeline.yaml"
     config.write_text(yaml.safe_dump(spec))
     with pytest.raises(ConfigError, match=r"trainer: .*max_steps.*-5"):
-        main(["pipeline", "--config", str(config), "--trainer.max_steps=-5"])
+        main(["pipeline", "--config", str(config), "--", "--trainer.max_steps=-5"])
+    with pytest.raises(ConfigError, match=r"--trainer.max_steps=5: pipeline forwards LightningCLI arguments after"):
+        main(["pipeline", "--config", str(config), "--trainer.max_steps=5"])
 
 
 @pytest.mark.parametrize("entry, message", [({"stage": "stage9", "steps": 1}, "stage 'stage9' is not one of"),

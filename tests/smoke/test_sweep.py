@@ -16,7 +16,7 @@ def test_local_grid_gives_four_runs_and_a_summary(toy_data, tmp_path):
     config = tiny_config("stage1", tmp_path, toy_data, steps=2, init_from=None)
     out = tmp_path / "sweep"
     assert main(["sweep", "--config", str(config), "--grid", "model.init_args.optimizer.lr=[1e-4,3e-4]",
-                 "--grid", "model.init_args.ema_decay=[0.9,0.99]", "--out", str(out), "--local"]) == 0
+                 "--grid", "model.init_args.ema_decay=[0.9,0.99]", "--out", str(out), "--local", "true"]) == 0
     runs = sorted(p.name for p in out.glob("trial_*"))
     assert runs == ["trial_000", "trial_001", "trial_002", "trial_003"]
     assert all((out / r / "checkpoints" / "last.ckpt").is_file() for r in runs)
@@ -25,7 +25,7 @@ def test_local_grid_gives_four_runs_and_a_summary(toy_data, tmp_path):
     assert {r["model.init_args.optimizer.lr"] for r in rows} == {"0.0001", "0.0003"}
     assert all(float(r["val/loss"]) > 0 for r in rows)
     assert "| trial_003 |" in (out / "summary.md").read_text()
-    assert main(["sweep", "summary", str(out)]) == 0
+    assert main(["sweep", "summary", "--dir", str(out)]) == 0
 
 
 def test_sbatch_script_is_valid_and_complete(tmp_path):
@@ -34,7 +34,7 @@ def test_sbatch_script_is_valid_and_complete(tmp_path):
     out = tmp_path / "slurm"
     assert main(["sweep", "--config", str(config), "--grid", "model.init_args.optimizer.lr=[1e-4,3e-4,1e-3]",
                  "--out", str(out), "--nodes", "2", "--gpus", "8", "--time", "12:00:00", "--partition", "gpu",
-                 "--max-parallel", "2"]) == 0
+                 "--max_parallel", "2"]) == 0
     script = (out / "sweep.sbatch").read_text()
     assert subprocess.run(["bash", "-n", str(out / "sweep.sbatch")]).returncode == 0
     for directive in ("--array=0-2%2", "--nodes=2", "--ntasks-per-node=8", "--gpus-per-node=8", "--time=12:00:00",
