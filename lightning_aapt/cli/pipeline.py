@@ -167,7 +167,7 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     re-rendered truth and the floors (repeat the last context frame; perfect physics); write a report and a video."""
     import json
 
-    from lightning_aapt.checkpoints import load_backbone
+    from lightning_aapt.checkpoints import load_generator
     from lightning_aapt.data import dataset_codec
     from lightning_aapt.evaluation.toy import (
         floor_videos,
@@ -210,9 +210,11 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     for entry in entries:
         stage, steps, forcing = entry["stage"], int(entry["steps"]), entry.get("forcing", "student")
         name = f"{stage}, {steps} NFE" if streamed[stage] > 1 else stage  # a stage streamed at several step counts
-        model = load_backbone(exp / stage / "checkpoints" / "last.ckpt", flag=f"the {stage} report").eval()
+        generator = load_generator(exp / stage / "checkpoints" / "last.ckpt", flag=f"the {stage} report")
+        model, shift = generator.model.eval(), generator.sampling.shift  # the time grid the stage samples on
         make = stream_toy_clips if forcing == "student" else teacher_forced_toy_clips
-        stream = make(model, codec, toy.text_encoder(), toy.world, scenes, actions, steps=steps, context_frames=context)
+        stream = make(model, codec, toy.text_encoder(), toy.world, scenes, actions, steps=steps, shift=shift,
+                      context_frames=context)
         # every row re-renders the same truth: one is kept, and its colour alpha computed once
         objects = stream.objects if objects is None else objects
         stream = replace(stream, objects=objects)
@@ -222,7 +224,8 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
         name += "" if timed else ", teacher-forced"
         if (stage, steps) not in transfers:  # teacher-forced already: the same for a stage's forced and free rows
             transfers[stage, steps] = amplitude_transfer(model, codec, toy.text_encoder(), toy.world, scenes,
-                                                         actions[:, :clip_frames], steps=steps, context_frames=context)
+                                                         actions[:, :clip_frames], steps=steps, shift=shift,
+                                                         context_frames=context)
         transfer = transfers[stage, steps]  # one step at each body contrast
         results[name] = {"steps": steps, "forcing": forcing, **curves.to_dict(), "transfer": transfer,
                          **({"ms_per_frame": 1e3 * stream.seconds_per_frame, "cache_bytes": list(stream.cache_bytes)}
