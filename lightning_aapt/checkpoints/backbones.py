@@ -113,7 +113,7 @@ def load_generator(path: str | Path, flag: str = "--ckpt", prefer_ema: bool = Tr
     model = backbone_from_checkpoint(checkpoint, where, prefer_ema, attention_backend)
     ema = prefer_ema and any(k.startswith("ema.") for k in checkpoint["state_dict"])
     size = checkpoint.get("latent_size")
-    return Generator(model, recorded_sampling(checkpoint), "ema" if ema or checkpoint.get("weights") == "ema"
+    return Generator(model, recorded_sampling(checkpoint, where), "ema" if ema or checkpoint.get("weights") == "ema"
                      else "trained", where, stage_of(checkpoint), checkpoint.get("global_step"),
                      tuple(size) if size is not None else None)
 

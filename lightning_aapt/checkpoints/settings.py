@@ -108,12 +108,16 @@ class Sampling:
     context_frames: int = 2
 
 
-def recorded_sampling(checkpoint: dict) -> Sampling:
-    """The `Sampling` a checkpoint records: `merge`'s own entry, else its stage's settings."""
-    if checkpoint.get("sampling") is not None:
-        return Sampling(**checkpoint["sampling"])
+def recorded_sampling(checkpoint: dict, where: str = "the checkpoint") -> Sampling:
+    """The `Sampling` a checkpoint records: `merge`'s own entry, else its stage's settings; one that cannot be read
+    is refused, naming `where`."""
     recorded = dict(checkpoint.get("hyper_parameters") or {})
     default = Sampling()
-    return Sampling(steps=int(recorded.get("sample_steps", default.steps)),
-                    shift=float((recorded.get("timesteps") or {}).get("shift", default.shift)),
-                    context_frames=int(recorded.get("context_frames", default.context_frames)))
+    try:
+        if checkpoint.get("sampling") is not None:
+            return Sampling(**checkpoint["sampling"])
+        return Sampling(steps=int(recorded.get("sample_steps", default.steps)),
+                        shift=float((recorded.get("timesteps") or {}).get("shift", default.shift)),
+                        context_frames=int(recorded.get("context_frames", default.context_frames)))
+    except (TypeError, ValueError, AttributeError) as err:
+        raise CheckpointError(f"{where}: its sampler settings cannot be read ({err})") from None

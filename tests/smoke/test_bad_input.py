@@ -100,6 +100,8 @@ ROWS = [
         ("--ckpt_path=", "extra_weight")),
     Row("resume from what merge writes", "fit --config {stage1} --ckpt_path {merged}",
         ("--ckpt_path=", "init_from")),
+    Row("sample with a checkpoint whose sampler settings cannot be read", "sample --ckpt {bad_sampling_ckpt} "
+        "--data {data} --out {out}/b.gif", ("--ckpt=", "sampler settings cannot be read", "cfg_scale")),
     Row("merge onto a folder", "merge --ckpt {stage1_ckpt} --out {folder}", ("--out=", "folder")),
     Row("sample with a checkpoint of another text width", "sample --ckpt {text32_ckpt} --data {data} "
         "--out {out}/t.gif", ("--ckpt=", "text_dim: checkpoint 32, data 64")),
@@ -339,6 +341,8 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
     text32 = recorded_backbone(checkpoint["backbone_config"]).replace(text_dim=32)
     save_backbone(CausalVideoDiT(text32), tmp / "text32.ckpt")  # whole and consistent: only the data differs
     assert run(["merge", "--ckpt", str(stage1_ckpt), "--out", str(tmp / "merged.ckpt")]) == 0
+    merged = torch.load(tmp / "merged.ckpt", weights_only=True)
+    torch.save({**merged, "sampling": {**merged["sampling"], "cfg_scale": 3.0}}, tmp / "bad_sampling.ckpt")
     (tmp / "pipeline_stage_map.yaml").write_text(yaml.safe_dump(
         {"experiment_dir": str(tmp / "exp"), "stages": {"stage1": str(stage1)}}))
     (tmp / "pipeline_no_dir.yaml").write_text(yaml.safe_dump({"stages": [{"name": "stage1", "config": str(stage1)}]}))
@@ -416,7 +420,8 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
                                                         "pipeline_no_dir")},
             "negative_spec": tmp / "negative_spec.json",
             **{name: tmp / f"{name}.ckpt" for name in ("dim47", "no_optimizer_key", "extra_weight", "merged")},
-            "dim47_ckpt": tmp / "dim47.ckpt", "text32_ckpt": tmp / "text32.ckpt", "tiny_world": tiny_world,
+            "dim47_ckpt": tmp / "dim47.ckpt", "text32_ckpt": tmp / "text32.ckpt",
+            "bad_sampling_ckpt": tmp / "bad_sampling.ckpt", "tiny_world": tiny_world,
             "data": data, "out": out, "taken_port": taken.getsockname()[1], "taken_socket": taken}
 
 
