@@ -53,7 +53,7 @@ def evaluate(ckpt: Path, config: Path, out: Path | None = None, extractor: Liter
     default = " (leave it out for the default)"
     check_at_least(("--num_clips", num_clips, 1), ("--horizon", horizon, 1), ("--drift_clips", drift_clips, 1),
                    ("--window_frames", window_frames, 1), ("--steps", steps, 1),
-                   why={"--window_frames": default, "--steps": default})
+                   why={"--window_frames": default, "--steps": " (leave it out for the checkpoint's own)"})
     torch.manual_seed(seed)
     out = out or ckpt.parent.parent / "eval" / ckpt.stem
     if out.exists() and not out.is_dir():
