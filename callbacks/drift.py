@@ -11,7 +11,7 @@ import lightning as L
 
 from callbacks.base import EveryNValidations
 from lightning_aapt.evaluation.drift import stream_drift
-from lightning_aapt.evaluation.plots import plot_curves
+from lightning_aapt.evaluation.plots import drift_figure
 from lightning_aapt.evaluation.transfer import transfer_metrics, validation_transfer
 from lightning_aapt.files import write_atomic
 from lightning_aapt.metrics.extractors import make_extractor
@@ -77,8 +77,8 @@ class LongHorizonDriftCallback(EveryNValidations):
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(path, json.dumps(report.to_dict(), indent=2).encode())
         writer = getattr(trainer.logger, "experiment", None)
-        if hasattr(writer, "add_image"):
-            writer.add_image("val/drift_plot", plot_curves(report), step, dataformats="HWC")
+        if hasattr(writer, "add_figure"):
+            writer.add_figure("val/drift_plot", drift_figure(report), step)
             for name, values in report.curves.items():
                 for start, value in zip(report.starts, values, strict=True):  # x axis: the window's first frame
                     writer.add_scalar(f"drift_curves/{name}/step{step:06d}", value, start)

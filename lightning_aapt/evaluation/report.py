@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 
 import torch
-from PIL import Image
 
 from lightning_aapt.evaluation.drift import Drift
-from lightning_aapt.evaluation.plots import plot_curves
-from lightning_aapt.files import write_atomic
+from lightning_aapt.evaluation.plots import drift_figure
+from lightning_aapt.files import atomic_path, write_atomic
 from lightning_aapt.video import to_uint8, write_video
 
 
@@ -66,7 +65,8 @@ def write_report(out: Path, result: dict, drift: Drift | None) -> str:
     write_atomic(out / "report.md", text.encode())
     if drift is None:
         return text
-    Image.fromarray(plot_curves(drift.report)).save(out / "drift_plot.png")
+    with atomic_path(out / "drift_plot.png") as tmp:
+        drift_figure(drift.report).savefig(tmp, format="png")
     video = drift.generated[0].clamp(0, 1)
     if drift.truth is not None:
         video = torch.cat([video, drift.truth[0]], dim=-1)
