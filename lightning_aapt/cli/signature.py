@@ -50,7 +50,10 @@ def list_parameters(function: Callable[..., int]) -> set[str]:
     """The parameters whose type is a list (`grid: list[str] | None`): a flag a user repeats."""
     import typing
 
-    hints = typing.get_type_hints(function)
+    try:
+        hints = typing.get_type_hints(function)
+    except NameError:  # an annotation only a type checker resolves: no repeated flags
+        return set()
     return {name for name, hint in hints.items()
             if typing.get_origin(hint) is list or list in map(typing.get_origin, typing.get_args(hint))}
 
