@@ -17,6 +17,7 @@ from lightning_aapt.backbone.model import load_converted
 from lightning_aapt.checkpoints.reading import read_checkpoint, stage_of
 from lightning_aapt.checkpoints.settings import Sampling, recorded_backbone, recorded_sampling
 from lightning_aapt.checkpoints.wan import is_wan_checkpoint, load_wan
+from lightning_aapt.data import ClipShapes
 from lightning_aapt.errors import CheckpointError
 from lightning_aapt.files import atomic_path
 
@@ -32,12 +33,17 @@ def load_backbone(path: str | Path, prefer_ema: bool = True, attention_backend: 
     return backbone_from_checkpoint(read_checkpoint(path, flag), f"{flag}={path}", prefer_ema, attention_backend)
 
 
+def weights_prefix(state: dict, prefer_ema: bool) -> str:
+    """Where a checkpoint's sampling weights sit in its state dict: "ema." when it has an EMA (and it is preferred)."""
+    return "ema." if prefer_ema and any(k.startswith("ema.") for k in state) else "model."
+
+
 def backbone_from_checkpoint(checkpoint: dict, where: str, prefer_ema: bool = True,
                              attention_backend: AttentionBackend = "auto") -> CausalVideoDiT:
     """The backbone of a checkpoint `read_checkpoint` returned (EMA weights when present, LoRA merged)."""
     model = CausalVideoDiT(recorded_backbone(checkpoint["backbone_config"], where), attention_backend)
     state = checkpoint["state_dict"]
-    prefix = "ema." if prefer_ema and any(k.startswith("ema.") for k in state) else "model."
+    prefix = weights_prefix(state, prefer_ema)
     weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     if broken := [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]:
         raise CheckpointError(f"{where}: weights hold NaN or infinite values ({prefix}{broken[0]}"
@@ -88,15 +94,16 @@ class Generator:
         if self.model.cfg.bidirectional:
             raise CheckpointError(f"{self.where}: a bidirectional (stage-0) model cannot stream; {command} stages 1-3")
 
-    def check_data(self, size: tuple[int, int], dims: dict[str, int], data: str) -> None:
-        """Refuse data the generator was not trained on: latents of another size (a world of another resolution),
-        or other latent channels, text or control widths (`dims`, as a data module's `model_dims`)."""
-        if self.latent_size is not None and tuple(self.latent_size) != tuple(size):
+    def check_data(self, shapes: ClipShapes, data: str) -> None:
+        """Refuse data (`shapes`, named `data`) the generator was not trained on: latents of another size (a world of
+        another resolution), or other latent channels, text or control widths."""
+        if self.latent_size is not None and tuple(self.latent_size) != (shapes.height, shapes.width):
             h, w = self.latent_size
-            raise CheckpointError(f"{self.where} was trained on {h}x{w} latents; {data} holds {size[0]}x{size[1]} "
-                                  "(a world of another resolution): give the dataset it was trained on")
+            raise CheckpointError(f"{self.where} was trained on {h}x{w} latents; {data} holds {shapes.height}x"
+                                  f"{shapes.width} (a world of another resolution): give the dataset it was trained on")
         cfg = self.model.cfg
-        differ = [f"{k}: checkpoint {getattr(cfg, k)}, data {v}" for k, v in dims.items() if getattr(cfg, k) != v]
+        differ = [f"{k}: checkpoint {getattr(cfg, k)}, data {v}" for k, v in shapes.model_dims.items()
+                  if getattr(cfg, k) != v]
         if differ:
             raise CheckpointError(f"{self.where} does not fit {data} ({'; '.join(differ)}): give the dataset it was "
                                   "trained on")
@@ -111,7 +118,7 @@ def load_generator(path: str | Path, flag: str = "--ckpt", prefer_ema: bool = Tr
         return Generator(load_wan(path, attention_backend=attention_backend), Sampling(), "trained", where)
     checkpoint = read_checkpoint(path, flag)
     model = backbone_from_checkpoint(checkpoint, where, prefer_ema, attention_backend)
-    ema = prefer_ema and any(k.startswith("ema.") for k in checkpoint["state_dict"])
+    ema = weights_prefix(checkpoint["state_dict"], prefer_ema) == "ema."
     size = checkpoint.get("latent_size")
     return Generator(model, recorded_sampling(checkpoint, where), "ema" if ema or checkpoint.get("weights") == "ema"
                      else "trained", where, stage_of(checkpoint), checkpoint.get("global_step"),

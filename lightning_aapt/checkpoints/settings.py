@@ -90,8 +90,6 @@ def recorded_backbone(saved: dict, where: str = "the checkpoint") -> BackboneCon
         raise CheckpointError(f"{where}: backbone_config does not describe a backbone: {err}") from None
 
 
-
-
 @dataclass(frozen=True)
 class Sampling:
     """How a checkpoint's generator samples: what its stage recorded (`sample_steps`, `timesteps.shift`,

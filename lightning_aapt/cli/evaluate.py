@@ -63,8 +63,7 @@ def evaluate(ckpt: Path, config: Path, out: Path | None = None, extractor: Liter
                           "another --out")
     generator = load_generator(ckpt, "--ckpt")
     data = build_datamodule(config)
-    generator.check_data((data.shapes.height, data.shapes.width), data.model_dims,
-                         f"--config {config} (data.init_args.data_dir={data.data_dir})")
+    generator.check_data(data.shapes, f"--config {config} (data.init_args.data_dir={data.data_dir})")
     model, sampling = generator.model.eval(), generator.sampling
     F, K, shift = data.num_frames, sampling.context_frames, sampling.shift
     steps = steps or sampling.steps

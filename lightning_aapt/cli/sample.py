@@ -47,7 +47,7 @@ def sample(ckpt: Path, out: Path, frames: int = 80, steps: int | None = None, da
     shapes = ClipShapes.from_manifest(manifest)
     generator = load_generator(ckpt, "--ckpt")
     generator.check_streams("sample")
-    generator.check_data((shapes.height, shapes.width), shapes.model_dims, f"--data {data}")
+    generator.check_data(shapes, f"--data {data}")
     model, shift = generator.model.eval(), generator.sampling.shift
     steps, context = steps or generator.sampling.steps, context or generator.sampling.context_frames
     check_at_least(("--frames", frames, context + 1),

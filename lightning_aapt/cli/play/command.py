@@ -63,7 +63,7 @@ def play(ckpt: Path, data: Path = Path("data/toy32"), host: str = "127.0.0.1", p
     shapes = ClipShapes.from_manifest(manifest)
     generator = load_generator(ckpt, "--ckpt")
     generator.check_streams("play")
-    generator.check_data((shapes.height, shapes.width), shapes.model_dims, f"--data {data}")
+    generator.check_data(shapes, f"--data {data}")
     model = generator.model.eval().to(device)
     codec = dataset_codec(data)
     shift = generator.sampling.shift
