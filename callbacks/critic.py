@@ -37,7 +37,7 @@ class DiscriminatorProbeCallback(EveryNValidations):
         D.eval()
         margins = critic_margins(D, trainer.datamodule.data_dir, self.num_clips, batch.latents.shape[1],
                                  times=(), context_frames=min(module.context_frames, batch.latents.shape[1] - 1),
-                                 disc_timestep_shift=module.disc_timestep_shift)
+                                 timestep_shift=module.disc_cfg.timestep_shift)
         D.train(was_training)
         for probe, values in (margins or {}).items():
             module.log(f"val/critic/{probe}_margin", values["margin@t~train"], rank_zero_only=True)

@@ -101,9 +101,9 @@ class Workload:
         stage: 1 (teacher forcing, one pass), 2 (consistency distillation: the frozen teacher's and the target's
             passes without gradients, the student's with) or 3 (adversarial: generator + discriminator of the same
             size).
-        rollout_frames: stage 3's generated video length, its first real frame included (`num_rollout_frames`;
+        rollout_frames: stage 3's generated video length, its first real frame included (`rollout.frames`;
             default: the clip, at least one segment: `adversarial.rollout.rollout_lengths`, as the stage).
-        segment_frames: stage 3's judged segment length (`segment_frames`; default: the clip).
+        segment_frames: stage 3's judged segment length (`rollout.segment_frames`; default: the clip).
         frozen_networks: frozen copies of the backbone held beside the trained ones (stage 2's teacher, and its
             EMA target; stage 3's distillation teacher).
         lora: the generator trains LoRA adapters (`backbone/lora.py`) instead of all its weights.

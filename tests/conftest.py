@@ -34,12 +34,12 @@ def tiny_chain(toy_data, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("chain")
     chain, before = {}, None
     for stage, args in (("stage0", {}), ("stage1", {}), ("stage2", {"grid_steps": 4, "eval_steps": [1, 2]}),
-                        ("stage3", {"steps": 4, "val_every": 2, "disc_warmup_steps": 0})):
+                        ("stage3", {"steps": 4, "val_every": 2})):
         steps, val_every = args.pop("steps", 3), args.pop("val_every", None)
         if before is not None:
             args["init_from"] = str(before)
         if stage == "stage3":
-            args["disc_init_from"] = str(chain["stage1"][1])
+            args["discriminator"] = {"init_from": str(chain["stage1"][1]), "updates_before_g": 0}
         config = tiny_config(stage, tmp, toy_data, steps=steps, val_every=val_every, **args)
         fit(config)
         before = tmp / stage / "checkpoints" / "last.ckpt"

@@ -23,10 +23,20 @@ def shipped_config(stage: str) -> dict:
     return config
 
 
+def merge(into: dict, settings: dict) -> None:
+    """Merge `settings` into `into` in place, key by key inside nested mappings (a stage's grouped settings: a
+    test's `rollout={"frames": 7}` keeps the config's other rollout settings)."""
+    for key, value in settings.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            merge(into[key], value)
+        else:
+            into[key] = value
+
+
 def tiny_config(stage: str, tmp_path: Path, data_dir: Path, steps: int = 3, val_every: int | None = None,
                 **model_args) -> Path:
     """experiments/<stage>.yaml with the tiny backbone, `steps` optimizer steps (validation every `val_every`
-    batches, default `steps`), the tiny dataset and paths in tmp_path."""
+    batches, default `steps`), the tiny dataset and paths in tmp_path; `model_args` merged into model.init_args."""
     config = shipped_config(stage)
     trainer = config["trainer"]
     trainer.update(max_steps=steps, val_check_interval=val_every or steps, limit_val_batches=1, log_every_n_steps=1,
@@ -42,9 +52,9 @@ def tiny_config(stage: str, tmp_path: Path, data_dir: Path, steps: int = 3, val_
             callback["init_args"].update(num_clips=2)
     init = config["model"]["init_args"]
     init["backbone"].update(TINY_BACKBONE)
-    if "segment_frames" in init:  # stage 3 judges segments as long as its (6-frame) clips unless a test says otherwise
-        init["segment_frames"] = None
-    init.update(model_args)
+    if "rollout" in init:  # stage 3 judges segments as long as its (6-frame) clips unless a test says otherwise
+        init["rollout"]["segment_frames"] = None
+    merge(init, model_args)
     config["data"]["init_args"].update(data_dir=str(data_dir), num_frames=6, batch_size=2, toy_world=None)
     path = tmp_path / f"{stage}.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -151,7 +151,8 @@ def load_discriminator(path: str | Path, attention_backend: AttentionBackend = "
     if "discriminator_config" not in checkpoint:
         raise CheckpointError(f"{where}: not a stage-3 checkpoint (it records no discriminator); give the "
                               "AdversarialPostTraining checkpoint")
-    heads = (checkpoint.get("hyper_parameters") or {}).get("disc_head_layers")
+    # the heads it was built with; checkpoints before they were recorded hold the setting in its hyper-parameters
+    heads = checkpoint.get("discriminator_heads") or (checkpoint.get("hyper_parameters") or {}).get("disc_head_layers")
     model = CausalDiscriminator(CausalVideoDiT(recorded_backbone(checkpoint["discriminator_config"], where),
                                                attention_backend), tuple(heads) if heads else None)
     state = {k.removeprefix("discriminator."): v for k, v in checkpoint["state_dict"].items()

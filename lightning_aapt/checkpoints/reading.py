@@ -17,7 +17,7 @@ LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")
 
 
 def read_checkpoint(path: str | Path, flag: str, weights: bool = True) -> dict:
-    """The one reader of lightning_aapt checkpoints — `fit --ckpt_path`, `init_from`, `disc_init_from`, `eval`,
+    """The one reader of lightning_aapt checkpoints — `fit --ckpt_path`, `init_from`, `discriminator.init_from`, `eval`,
     `sample`, `play`, `merge` — a file, or a sharded checkpoint folder (ModelParallelStrategy), read on the CPU.
 
     Anything else is refused with a `CheckpointError` that names `flag`, the path and what is there: nothing, a

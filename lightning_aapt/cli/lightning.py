@@ -36,13 +36,40 @@ def settings_classes() -> dict[str, type]:
     from lightning_aapt.backbone import BackboneConfig
     from lightning_aapt.backbone.lora import LoraConfig
     from lightning_aapt.parallel import ParallelConfig
+    from lightning_aapt.stages.adversarial_config import (
+        DiscriminatorConfig,
+        PenaltyConfig,
+        RegressionConfig,
+        RolloutConfig,
+    )
     from lightning_aapt.stages.optim import OptimizerConfig
     from lightning_aapt.stages.randomness import TimestepConfig
     from lightning_aapt.world.scene import WorldConfig
 
-    model = {"backbone": BackboneConfig, "optimizer": OptimizerConfig, "disc_optimizer": OptimizerConfig,
-             "timesteps": TimestepConfig, "parallel": ParallelConfig, "lora": LoraConfig}
+    model = {"backbone": BackboneConfig, "optimizer": OptimizerConfig, "timesteps": TimestepConfig,
+             "parallel": ParallelConfig, "lora": LoraConfig, "rollout": RolloutConfig,
+             "discriminator": DiscriminatorConfig, "discriminator.optimizer": OptimizerConfig,
+             "penalty": PenaltyConfig, "regression": RegressionConfig}
     return {**{f"model.init_args.{k}": v for k, v in model.items()}, "data.init_args.toy_world.world": WorldConfig}
+
+
+def nulls_as_mappings(argv: list[str]) -> list[str]:
+    """`--<settings>.<field>=null` typed as `--<settings>={<field>: null}`, which the parser merges into the config's
+    other fields alike: under a stage's `class_path` it refuses the first spelling ("Expected a <class 'int'>", for
+    every nested dataclass field, jsonargparse 4.53)."""
+    classes, out, args = settings_classes(), [], list(argv)
+    while args:
+        arg = args.pop(0)
+        key, eq, value = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
+        if not eq and key and args and args[0] == "null":  # `--key null`, two words
+            eq, value = "=", args.pop(0)
+        prefix, _, field = key.rpartition(".")
+        if prefix in classes and value == "null":
+            arg = f"--{prefix}={{{field}: null}}"
+        elif eq and not arg.endswith(f"={value}"):  # rejoined from two words
+            arg = f"--{key}={value}"
+        out.append(arg)
+    return out
 
 
 def check_setting_keys(argv: list[str]) -> None:
@@ -228,10 +255,10 @@ def run_lightning(argv: list[str] | None):
 
     # LightningCLI reads sys.argv; run it on `argv` as if typed, so it never sees two argument lists.
     saved, locks = sys.argv, []
-    check_config_files(sys.argv[1:] if argv is None else argv)
-    check_setting_keys(sys.argv[1:] if argv is None else argv)
-    if argv is not None:
-        sys.argv = [saved[0], *argv]
+    argv = sys.argv[1:] if argv is None else argv
+    check_config_files(argv)
+    check_setting_keys(argv)
+    sys.argv = [saved[0], *nulls_as_mappings(argv)]
     try:
         return aapt_cli(locks)
     except SIGTERMException as err:  # Lightning's carries no exit code: a stopped run exited 0

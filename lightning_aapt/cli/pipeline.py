@@ -44,9 +44,9 @@ def pipeline(config: Path, experiment_dir: Path | None = None, overrides: list[s
             continue
         run = ["fit", "--config", str(stage["config"]), f"--trainer.logger.init_args.save_dir={exp}",
                f"--trainer.logger.init_args.name={name}", f"--trainer.default_root_dir={exp / name}"]
-        for key in ("init_from", "disc_init_from"):
+        for key, setting in STAGE_LINKS.items():
             if stage.get(key):
-                run.append(f"--model.init_args.{key}={exp / stage[key] / 'checkpoints' / 'last.ckpt'}")
+                run.append(f"--model.init_args.{setting}={exp / stage[key] / 'checkpoints' / 'last.ckpt'}")
         last = exp / name / "checkpoints" / "last.ckpt"
         if last.exists():
             run += ["--ckpt_path", str(last)]
@@ -69,6 +69,11 @@ def main(argv: list[str]) -> int:
     return run_function(pipeline, argv, "pipeline")
 
 
+# A stage entry's links to earlier stages: its key -> the setting it fills with that stage's last checkpoint.
+STAGE_LINKS = {"init_from": "init_from", "discriminator_from": "discriminator.init_from"}
+STAGE_KEYS = ("name", "config", *STAGE_LINKS, "args")
+
+
 def read_pipeline(path: Path) -> dict:
     """A pipeline YAML, its shape checked: experiment_dir, and stages each with a name and an existing config."""
     from omegaconf import OmegaConf
@@ -88,6 +93,10 @@ def read_pipeline(path: Path) -> dict:
     for i, stage in enumerate(spec["stages"]):
         if not isinstance(stage, dict) or not isinstance(stage.get("name"), str) or "config" not in stage:
             raise ConfigError(f"--config {path}: stages[{i}] needs a name and a config, got {str(stage)[:80]}")
+        unknown = sorted(set(stage) - set(STAGE_KEYS))
+        if unknown:
+            raise ConfigError(f"--config {path}: stages[{i}] ({stage['name']}) has unknown keys {unknown}; a stage "
+                              f"takes {', '.join(STAGE_KEYS)}")
         if not Path(stage["config"]).is_file():
             raise ConfigError(f"--config {path}: stages[{i}] ({stage['name']}): config {stage['config']} does not "
                               "exist (paths are relative to the working directory)")

@@ -74,7 +74,8 @@ def plan(config: Path | None = None, preset: str = "aapt-8b-like", gpus: int | N
         precision=precision or parallel.get("precision", "bf16"),
         activation_checkpointing=(activation_checkpointing if activation_checkpointing is not None
                                   else parallel.get("activation_checkpointing", True)),
-        stage=stage, rollout_frames=init.get("num_rollout_frames"), segment_frames=init.get("segment_frames"),
+        stage=stage, rollout_frames=(init.get("rollout") or {}).get("frames"),
+        segment_frames=(init.get("rollout") or {}).get("segment_frames"),
         frozen_networks=frozen_networks(stage, init),
         lora=LoraConfig(**init["lora"]) if init.get("lora") else None)
     print(report(str(config) if config else preset, cfg, work, gpu_memory_gib))
@@ -100,10 +101,10 @@ def stage_of(class_path: str) -> int:
 
 def frozen_networks(stage: int, init: dict) -> int:
     """Frozen backbones a stage holds beside the trained ones: stage 2's teacher (and EMA target), stage 3's
-    distillation teacher."""
+    distillation teacher (`regression.distill_weight`)."""
     if stage == 2:
         return 1 + (init.get("target_ema_decay", 0.0) > 0)
-    return int(stage == 3 and init.get("distill_weight", 0.0) > 0)
+    return int(stage == 3 and (init.get("regression") or {}).get("distill_weight", 0.0) > 0)
 
 
 def main(argv: list[str]) -> int:

@@ -53,11 +53,11 @@ def probe_videos(truth: Tensor, episodes: list, context_frames: int, texture_std
 @torch.no_grad()
 def critic_margins(discriminator: torch.nn.Module, data_dir: str | Path, clips: int, frames: int,
                    times: tuple[float, ...] = (0.0, 0.2, 0.5), context_frames: int = 2, seed: int = 0,
-                   disc_timestep_shift: float | None = None) -> dict[str, dict[str, float]] | None:
+                   timestep_shift: float | None = None) -> dict[str, dict[str, float]] | None:
     """Margins and P(real higher) of `discriminator` on the first `clips` validation scenes of a toy-world dataset,
-    `frames` long, for each probe at each noise level in `times` ("t=<t>") and, with `disc_timestep_shift`, over
-    its training distribution (t ~ U(0, 1) shifted, "t~train"). Returns {"<probe>": {"margin@t=0": ...,
-    "p_real_higher@t=0": ...}}, or None for a dataset the world cannot re-render."""
+    `frames` long, for each probe at each noise level in `times` ("t=<t>") and, with `timestep_shift` (the
+    discriminator's), over its training distribution (t ~ U(0, 1) shifted, "t~train"). Returns
+    {"<probe>": {"margin@t=0": ..., "p_real_higher@t=0": ...}}, or None for a dataset the world cannot re-render."""
     manifest = read_manifest(data_dir)
     if "toy_world" not in manifest:
         return None
@@ -74,8 +74,8 @@ def critic_margins(discriminator: torch.nn.Module, data_dir: str | Path, clips: 
     g = torch.Generator().manual_seed(seed)
     noise = torch.randn(real.shape, generator=g).to(param)
     levels = {f"t={t:g}": torch.full((clips,), t) for t in times}
-    if disc_timestep_shift is not None:
-        levels["t~train"] = shift_time(torch.rand(clips, generator=g), disc_timestep_shift)
+    if timestep_shift is not None:
+        levels["t~train"] = shift_time(torch.rand(clips, generator=g), timestep_shift)
     result: dict[str, dict[str, float]] = {name: {} for name in changed}
     for label, t in levels.items():
         t = t.to(param)

@@ -10,37 +10,26 @@ by `StreamingGenerator`.
 
 from __future__ import annotations
 
-from lightning_aapt.backbone import AttentionBackend, BackboneConfig
-from lightning_aapt.backbone.lora import LoraConfig
+from lightning_aapt.backbone import BackboneConfig
 from lightning_aapt.data import VideoBatch
 from lightning_aapt.diffusion import add_noise, flow_matching_loss
 from lightning_aapt.inference.teacher_forcing import teacher_forcing
-from lightning_aapt.parallel import ParallelConfig
 from lightning_aapt.stages.base import StageModule
-from lightning_aapt.stages.optim import OptimizerConfig
-from lightning_aapt.stages.randomness import RandomStream, TimestepConfig
+from lightning_aapt.stages.randomness import RandomStream
 
 
 class DiffusionAdaptation(StageModule):
     """Teacher-forced flow matching of the causal backbone (per-frame timesteps, block-causal mask).
 
-    Args (beyond `StageModule`):
+    Args (beyond `StageModule`, whose settings it takes as they are):
         context_noise: in training, noise each clip's recycled (context) frames to a level drawn from U(0, this),
             so the model learns to repair an imperfect context, as a stream's own frames are (GameNGen's noise
             augmentation, DIAMOND's `noise_previous_obs`; 0: clean context, as AAPT). The frame it learns to make
             stays the clean one; validation stays clean.
     """
 
-    def __init__(self, backbone: BackboneConfig, optimizer: OptimizerConfig | None = None,
-                 timesteps: TimestepConfig | None = None, ema_decay: float = 0.999, init_from: str | None = None,
-                 model_dims: dict[str, int] | None = None, loss_buckets: int = 4, sample_steps: int = 8,
-                 parallel: ParallelConfig | None = None, context_frames: int = 2,
-                 attention_backend: AttentionBackend = "auto", lora: LoraConfig | None = None,
-                 context_noise: float = 0.0) -> None:
-        super().__init__(backbone=backbone, optimizer=optimizer, timesteps=timesteps, ema_decay=ema_decay,
-                         init_from=init_from, model_dims=model_dims, loss_buckets=loss_buckets,
-                         sample_steps=sample_steps, parallel=parallel, context_frames=context_frames,
-                         attention_backend=attention_backend, lora=lora)
+    def __init__(self, backbone: BackboneConfig, context_noise: float = 0.0, **stage) -> None:
+        super().__init__(backbone=backbone, **stage)
         if not 0 <= context_noise <= 1:
             raise ValueError(f"model.init_args.context_noise must be in [0, 1], got {context_noise}")
         self.context_noise = context_noise

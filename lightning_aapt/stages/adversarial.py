@@ -4,7 +4,7 @@ discriminator that judges every frame (AAPT §2.2 (3), App. B).
 Notation: B batch, F clip frames, R video frames (K real context frames + generated ones), C/H/W latent shape.
 
 One training step, on a batch of real clips of F frames (text, actions, first frame):
-1. Student-forcing rollout: from the real first frame (or the first K, `rollout_context_frames`, observed
+1. Student-forcing rollout: from the real first frame (or the first K, `rollout.context_frames`, observed
    through the cache as at inference), the generator makes the other R - K frames, one network evaluation each,
    through its KV cache, without gradients (`adversarial/rollout.py`).
 2. Discriminator update: on one segment (S frames) of the fake video (drawn with a generator seeded by the
@@ -13,14 +13,14 @@ One training step, on a batch of real clips of F frames (text, actions, first fr
    by the generator's errors), a real clip's prefix past the clip's end; relativistic loss plus approximated
    R1 (real) and R2 (fake). Real and fake are presented alike: zero recycled channels, nothing but the noised
    frames.
-3. Generator update (every `d_updates_per_g` steps, after `disc_warmup_steps` D-only updates): segment by
+3. Generator update (every `discriminator.updates_per_g` steps, after `updates_before_g` D-only updates): segment by
    segment, the segment's frames are recomputed with gradients from a detached cache snapshot, judged, and
    back-propagated at once, so memory is bounded by one segment while every segment contributes gradients
    (AAPT's long-video training: 10 s segments, 1 s overlap). Each generated frame's loss counts once; overlap
    frames are the next segment's context. With R = S = F (the default) there is one segment: the whole clip.
-   Optionally (`distill_weight` > 0; not in AAPT, whose stage 3 is adversarial only) each generated frame also
-   regresses onto the frozen teacher's K-step sample of it from the same noise, teacher-forced on the generator's
-   own earlier frames: what the teacher would make next from where the generator's rollout actually is.
+   Optionally (`regression.distill_weight` > 0; not in AAPT, whose stage 3 is adversarial only) each generated
+   frame also regresses onto the frozen teacher's K-step sample of it from the same noise, teacher-forced on the
+   generator's own earlier frames: what the teacher would make next from where the generator's rollout actually is.
 Past the clip, rollouts use its actions played back and forth.
 Manual optimisation, AdamW with beta1 = 0, beta2 = 0.9 (AAPT/APT) and a per-network warm-up, gradient clipping,
 EMA of the generator, and a guard that skips a step whose loss is not finite and aborts after `max_bad_steps` in a row.
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import Tensor
@@ -42,19 +41,26 @@ from lightning_aapt.adversarial import (
     relativistic_losses,
 )
 from lightning_aapt.adversarial.rollout import Rollout, extend_controls, regenerate, rollout, rollout_lengths
-from lightning_aapt.backbone import AttentionBackend, BackboneConfig
-from lightning_aapt.backbone.lora import LoraConfig
+from lightning_aapt.backbone import BackboneConfig
 from lightning_aapt.checkpoints import load_backbone
 from lightning_aapt.data import VideoBatch
 from lightning_aapt.diffusion import shift_time
 from lightning_aapt.errors import ConfigError
 from lightning_aapt.inference.teacher_forcing import teacher_forced_frames
-from lightning_aapt.parallel import ParallelConfig
+from lightning_aapt.stages.adversarial_config import (
+    AAPT_DISCRIMINATOR,
+    AAPT_PENALTY,
+    AAPT_ROLLOUT,
+    ADAM_GAN,
+    NO_REGRESSION,
+    DiscriminatorConfig,
+    PenaltyConfig,
+    RegressionConfig,
+    RolloutConfig,
+)
 from lightning_aapt.stages.base import StageModule
 from lightning_aapt.stages.optim import OptimizerConfig, adamw, warmup_factor
-from lightning_aapt.stages.randomness import RandomStream, TimestepConfig
-
-ADAM_GAN = OptimizerConfig(lr=3e-6, betas=(0.0, 0.9), weight_decay=0.0, warmup_steps=0)
+from lightning_aapt.stages.randomness import RandomStream
 
 
 def segments(video_frames: int, segment_frames: int, overlap: int) -> list[tuple[int, int]]:
@@ -122,128 +128,49 @@ class GanStep:
 class AdversarialPostTraining(StageModule):
     """Student-forcing adversarial training of the one-step causal generator.
 
-    Args (beyond `StageModule`; `optimizer` is the generator's, `init_from` the stage-2 checkpoint):
-        disc_init_from: checkpoint initialising the discriminator's backbone (AAPT: stage 1).
-        disc_optimizer: the discriminator's AdamW settings (warm-up over its own updates; no cool-down).
-        disc_head_layers: blocks feeding the discriminator's per-frame query heads (default: middle, last).
-        num_rollout_frames: frames of the fake video, first real frame included (None: the clip length);
-            longer than a segment = long-video training, judged by segments.
-        segment_frames: frames the discriminator judges at once and the generator back-propagates at once (None:
-            the clip length). Clips longer than a segment (`data.num_frames`) pair every segment inside them
-            with the same clip's real frames at the same place.
-        segment_overlap: frames shared by consecutive segments (AAPT: 1 s).
-        d_updates_per_g: discriminator updates per generator update.
-        r1_gamma, r2_gamma: weights of the approximated R1 (real) and R2 (fake) penalties (AAPT: 1000).
-        sigma: perturbation std of the approximated penalties (AAPT: 0.1).
-        kv_gradients: gradients reach earlier frames' passes through their keys/values (AAPT); False: each
-            frame's gradient comes from its own pass only. Recycled input frames are always detached.
+    Args (beyond `StageModule`, whose settings it takes as they are, with AAPT's defaults for the generator's
+    `optimizer` (`ADAM_GAN`), `ema_decay` and one-step `sample_steps`; `init_from` is the stage-2 checkpoint):
+        rollout: how the fake videos are made (`RolloutConfig`: length, real context, segments, forcing).
+        discriminator: the discriminator and how it trains (`DiscriminatorConfig`: its init, heads, optimizer,
+            updates per generator update, timestep shift, negative clips).
+        penalty: its approximated R1/R2 penalties (`PenaltyConfig`).
+        regression: optional regressions of the rollouts onto the teacher's frames or the real clip
+            (`RegressionConfig`; not in AAPT).
         grad_clip: max gradient norm of each network (0 = no clipping).
         max_bad_steps: abort after this many consecutive non-finite losses of one network (each is skipped and
             counted).
-        context_frames: real frames the validation streams start from (see `StageModule`).
-        disc_warmup_steps: discriminator updates before the generator's first one: a freshly headed D is
-            uninformative, and a generator trained against it only drifts (Self-Forcing warms its critic up too).
-        forcing: "student" (AAPT): the generator rolls out on its own frames, as at inference; "teacher" (the
-            variant AAPT App. D compares with): each frame is made from the real frames before it, in one pass.
-        disc_timestep_shift: time shift of the discriminator's t ~ U(0, 1), which noises the frames it judges, for
-            its update and the generator's alike (AAPT: 1, unshifted; APT: 12 for large video latents). Below 1
-            it favours low noise: small latents hold little redundant signal, and at high t they show D nothing.
-        distill_weight: weight of the distillation term on the generator's own rollouts (0: AAPT, adversarial only):
-            per generated frame, the latent MSE to the teacher's `teacher_steps`-step sample from the same noise
-            with the generator's frames as context (`teacher_forced_frames` on the rollout), averaged like the
-            adversarial loss. The teacher is the frozen `disc_init_from` model (stage 1), sampled on the stage's
-            timestep shift. It anchors the generator where the discriminator's signal is weak and teaches it to
-            continue from its own drifted frames (exposure bias), as Self-Forcing's distribution matching does.
-        teacher_steps: the teacher's Euler steps per frame for `distill_weight`.
-        truth_weight: weight of a regression of the generator's own rollout onto the real clip (0: AAPT, none): per
-            generated frame inside the clip (video frame f < data.num_frames), the latent MSE to the clip's frame f,
-            averaged like the adversarial loss. The rollout follows the clip's actions from its real first frame(s), so
-            where the world is determined by the actions (the toy world's agent) this teaches the generator to
-            return to the truth from wherever its own frames have drifted, which teacher forcing never shows it.
-        negative_weight: weight of negative clips in the discriminator's loss (0: AAPT, none): each real segment
-            is also shown with one of its detailed `negative_size` x `negative_size` latent windows (drawn in
-            proportion to its detail) faded into its surroundings from a random frame on
-            (`adversarial/negatives.py`), paired against the real segment by the same relativistic loss, so the
-            discriminator learns that an object vanishing is fake instead of whatever cue the generator's frames
-            offer (negative data augmentation).
-        negative_size: the faded window's edge in latent pixels.
-        rollout_context_frames: K, the clip's real frames the generator continues from (AAPT: 1, the first frame):
-            frames 1..K-1 enter through the cache as at inference (`StreamingGenerator.observe`), are never
-            generated and take no loss; they are what evaluation streams start from (`context_frames`). With
-            K >= 2 the motion of the scene is in the context, so the real continuation is determined by it.
     """
 
-    def __init__(self, backbone: BackboneConfig, optimizer: OptimizerConfig | None = None,
-                 timesteps: TimestepConfig | None = None, ema_decay: float = 0.995, init_from: str | None = None,
-                 model_dims: dict[str, int] | None = None, loss_buckets: int = 4, sample_steps: int = 1,
-                 disc_init_from: str | None = None, disc_optimizer: OptimizerConfig | None = None,
-                 disc_head_layers: tuple[int, ...] | None = None, num_rollout_frames: int | None = None,
-                 segment_overlap: int = 1, d_updates_per_g: int = 1, r1_gamma: float = 1000.0,
-                 r2_gamma: float = 1000.0, sigma: float = 0.1, kv_gradients: bool = True, grad_clip: float = 1.0,
-                 max_bad_steps: int = 5, parallel: ParallelConfig | None = None, context_frames: int = 2,
-                 disc_warmup_steps: int = 0, forcing: Literal["student", "teacher"] = "student",
-                 disc_timestep_shift: float = 1.0, segment_frames: int | None = None, distill_weight: float = 0.0,
-                 teacher_steps: int = 8, truth_weight: float = 0.0, rollout_context_frames: int = 1,
-                 negative_weight: float = 0.0, negative_size: int = 2,
-                 attention_backend: AttentionBackend = "auto",
-                 lora: LoraConfig | None = None) -> None:
-        super().__init__(backbone=backbone, optimizer=optimizer or ADAM_GAN, timesteps=timesteps, ema_decay=ema_decay,
-                         init_from=init_from, model_dims=model_dims, loss_buckets=loss_buckets,
-                         sample_steps=sample_steps, parallel=parallel, context_frames=context_frames,
-                         attention_backend=attention_backend, lora=lora)
+    def __init__(self, backbone: BackboneConfig, rollout: RolloutConfig = AAPT_ROLLOUT,
+                 discriminator: DiscriminatorConfig = AAPT_DISCRIMINATOR, penalty: PenaltyConfig = AAPT_PENALTY,
+                 regression: RegressionConfig = NO_REGRESSION, grad_clip: float = 1.0, max_bad_steps: int = 5,
+                 optimizer: OptimizerConfig = ADAM_GAN, ema_decay: float = 0.995, sample_steps: int = 1,
+                 **stage) -> None:
+        super().__init__(backbone=backbone, optimizer=optimizer, ema_decay=ema_decay, sample_steps=sample_steps,
+                         **stage)
         self.automatic_optimization = False
-        if disc_init_from is not None:
-            disc_backbone = load_backbone(disc_init_from, attention_backend=attention_backend, flag="disc_init_from")
+        self.rollout_cfg, self.disc_cfg, self.penalty, self.regression = rollout, discriminator, penalty, regression
+        backend = self.attention_backend
+        if discriminator.init_from is not None:
+            disc_backbone = load_backbone(discriminator.init_from, attention_backend=backend,
+                                          flag="model.init_args.discriminator.init_from")
             if disc_backbone.cfg.bidirectional:
-                raise ValueError(f"disc_init_from={disc_init_from}: expected a causal (stage-1) checkpoint")
+                raise ConfigError(f"model.init_args.discriminator.init_from={discriminator.init_from}: expected a "
+                                  "causal (stage-1) checkpoint")
         else:
-            disc_backbone = type(self.model)(self.cfg, attention_backend)
-        self.discriminator = CausalDiscriminator(disc_backbone, disc_head_layers)
-        self.disc_optimizer_cfg = disc_optimizer or ADAM_GAN
-        self.disc_optimizer_cfg.check("model.init_args.disc_optimizer")
-        self.num_rollout_frames, self.segment_overlap = num_rollout_frames, segment_overlap
-        if segment_frames is not None and segment_frames < 2:
-            raise ValueError(f"model.init_args.segment_frames must be >= 2 (a generated frame after the first), "
-                             f"got {segment_frames}")
-        self.segment_frames = segment_frames
-        self.d_updates_per_g, self.kv_gradients = d_updates_per_g, kv_gradients
-        self.r1_gamma, self.r2_gamma, self.sigma = r1_gamma, r2_gamma, sigma
+            disc_backbone = type(self.model)(self.cfg, backend)
+        self.discriminator = CausalDiscriminator(disc_backbone, discriminator.head_layers)
         self.grad_clip, self.max_bad_steps = grad_clip, max_bad_steps
         self.bad_steps = {"d": 0, "g": 0}  # consecutive non-finite losses of each network
-        self.d_updates = 0  # discriminator updates so far (the generator updates every d_updates_per_g of them)
+        self.d_updates = 0  # discriminator updates so far (the generator updates every updates_per_g of them)
         self.g_updates = 0  # generator updates so far (global_step counts both networks' steps)
-        if disc_warmup_steps < 0:
-            raise ValueError(f"model.init_args.disc_warmup_steps must be >= 0, got {disc_warmup_steps}")
-        self.disc_warmup_steps = disc_warmup_steps
-        if forcing not in ("student", "teacher"):
-            raise ValueError(f"model.init_args.forcing must be 'student' or 'teacher', got {forcing!r}")
-        if forcing == "teacher" and num_rollout_frames is not None:
-            raise ValueError("forcing='teacher' generates each clip from its own real frames: it has no rollout "
-                             "longer than the clip, so leave model.init_args.num_rollout_frames unset (null)")
-        self.forcing = forcing
-        if disc_timestep_shift <= 0:
-            raise ValueError(f"model.init_args.disc_timestep_shift must be > 0, got {disc_timestep_shift}")
-        self.disc_timestep_shift = disc_timestep_shift
-        if distill_weight < 0 or teacher_steps < 1:
-            raise ValueError(f"model.init_args.distill_weight must be >= 0 and teacher_steps >= 1, got "
-                             f"{distill_weight} and {teacher_steps}")
-        if distill_weight > 0 and disc_init_from is None:
-            raise ValueError("model.init_args.distill_weight > 0 samples the stage-1 teacher: set "
-                             "model.init_args.disc_init_from to the stage-1 checkpoint")
-        self.distill_weight, self.teacher_steps = distill_weight, teacher_steps
-        if truth_weight < 0:
-            raise ValueError(f"model.init_args.truth_weight must be >= 0, got {truth_weight}")
-        self.truth_weight = truth_weight
-        if rollout_context_frames < 1:
-            raise ValueError(f"model.init_args.rollout_context_frames must be >= 1, got {rollout_context_frames}")
-        self.rollout_context_frames = rollout_context_frames
-        if negative_weight < 0 or negative_size < 1:
-            raise ValueError(f"model.init_args.negative_weight must be >= 0 and negative_size >= 1, got "
-                             f"{negative_weight} and {negative_size}")
-        self.negative_weight, self.negative_size = negative_weight, negative_size
+        if regression.distill_weight > 0 and discriminator.init_from is None:
+            raise ConfigError("model.init_args.regression.distill_weight > 0 samples the stage-1 teacher: set "
+                              "model.init_args.discriminator.init_from to the stage-1 checkpoint")
         self.teacher = None
-        if distill_weight > 0:
-            self.teacher = load_backbone(disc_init_from, attention_backend=attention_backend, flag="disc_init_from")
+        if regression.distill_weight > 0:
+            self.teacher = load_backbone(discriminator.init_from, attention_backend=backend,
+                                         flag="model.init_args.discriminator.init_from")
             self.teacher.requires_grad_(False).eval()
 
     def check_backbone(self, cfg: BackboneConfig) -> None:
@@ -264,16 +191,16 @@ class AdversarialPostTraining(StageModule):
     def configure_optimizers(self):
         """One AdamW per network, each warmed up over its own updates (`warmup_steps`). Stage 3 has no cool-down:
         its networks update at different rates, so a decay ending at `trainer.max_steps` would mean nothing."""
-        for key, cfg in (("optimizer", self.optimizer_cfg), ("disc_optimizer", self.disc_optimizer_cfg)):
+        for key, cfg in (("optimizer", self.optimizer_cfg), ("discriminator.optimizer", self.disc_cfg.optimizer)):
             if cfg.cooldown_steps:
                 raise ValueError(f"model.init_args.{key}.cooldown_steps={cfg.cooldown_steps}: stage 3 has no "
                                  "cool-down (its generator and discriminator count their own updates); set 0")
             if cfg.warmup_steps < 0:
                 raise ValueError(f"model.init_args.{key}.warmup_steps must be >= 0, got {cfg.warmup_steps}")
         opt_g = adamw(self.model.named_parameters(), self.optimizer_cfg)
-        opt_d = adamw(self.discriminator.named_parameters(), self.disc_optimizer_cfg)
+        opt_d = adamw(self.discriminator.named_parameters(), self.disc_cfg.optimizer)
         warm_g = torch.optim.lr_scheduler.LambdaLR(opt_g, lambda step: warmup_factor(step, self.optimizer_cfg))
-        warm_d = torch.optim.lr_scheduler.LambdaLR(opt_d, lambda step: warmup_factor(step, self.disc_optimizer_cfg))
+        warm_d = torch.optim.lr_scheduler.LambdaLR(opt_d, lambda step: warmup_factor(step, self.disc_cfg.optimizer))
         return [opt_g, opt_d], [warm_g, warm_d]
 
     # ----------------------------------------------------------------------------------- pieces
@@ -284,7 +211,7 @@ class AdversarialPostTraining(StageModule):
 
     def disc_timesteps(self, batch: int, stream: RandomStream) -> Tensor:
         """The discriminator's per-clip t (B,): U(0, 1) from `stream`, shifted by `disc_timestep_shift`."""
-        return shift_time(self.sample_rand(batch, stream), self.disc_timestep_shift)
+        return shift_time(self.sample_rand(batch, stream), self.disc_cfg.timestep_shift)
 
     def averaged_steps(self) -> int:
         return self.g_updates  # the generator's EMA warms up over its own updates, not D's as well
@@ -313,23 +240,24 @@ class AdversarialPostTraining(StageModule):
     def training_step(self, batch: VideoBatch, batch_idx: int) -> None:
         step = self.roll_out(batch)
         self.discriminator_step(step)
-        if self.d_updates > self.disc_warmup_steps and self.d_updates % self.d_updates_per_g == 0:
+        if self.d_updates > self.disc_cfg.updates_before_g and self.d_updates % self.disc_cfg.updates_per_g == 0:
             self.generator_step(step)
 
     def rollout_frames(self, F: int) -> tuple[int, int, int]:
         """(S, R, K) for clips of F frames: frames per judged segment, frames of the rollout (first real frame
         included), real context frames it continues from."""
-        return (*rollout_lengths(F, self.num_rollout_frames, self.segment_frames), self.rollout_context_frames)
+        ro = self.rollout_cfg
+        return (*rollout_lengths(F, ro.frames, ro.segment_frames), ro.context_frames)
 
     def check_clip_frames(self, num_frames: int) -> None:
         super().check_clip_frames(num_frames)
         F = num_frames
         S, R, K = self.rollout_frames(F)
         if S > F:
-            raise ConfigError(f"model.init_args.segment_frames={S} is longer than the real clips (data.num_frames={F})"
-                              ": the discriminator needs real frames for a whole segment")
+            raise ConfigError(f"model.init_args.rollout.segment_frames={S} is longer than the real clips "
+                              f"(data.num_frames={F}): the discriminator needs real frames for a whole segment")
         if not K < R or K > F:
-            raise ConfigError(f"model.init_args.rollout_context_frames={K} must be below the rollout's {R} frames and "
+            raise ConfigError(f"model.init_args.rollout.context_frames={K} must be below the rollout's {R} frames and "
                               f"at most the clips' {F} (data.num_frames)")
 
     def roll_out(self, batch: VideoBatch) -> GanStep:
@@ -339,10 +267,10 @@ class AdversarialPostTraining(StageModule):
         self.check_clip_frames(F)
         S, R, K = self.rollout_frames(F)  # video frames 0..K-1 are the clip's, the rest the generator's
         controls = extend_controls(batch.controls, R)  # (B, R, A)
-        spans = segments(R, S, self.segment_overlap)
+        spans = segments(R, S, self.rollout_cfg.segment_overlap)
         noises = self.sample_randn((B, R - 1, *real.shape[2:]), RandomStream.ROLLOUT, real.dtype)
         ro = None
-        if self.forcing == "student":
+        if self.rollout_cfg.forcing == "student":
             # rollout position j holds video frame j + 1; a span's first generated frame f needs the cache before
             # position f - 1
             ro = rollout(self.model, real[:, :K], text, noises, None if controls is None else controls[:, 1:],
@@ -372,21 +300,21 @@ class AdversarialPostTraining(StageModule):
 
         def penalty(x: Tensor, logits: Tensor, controls: Tensor | None, stream: RandomStream) -> Tensor:
             perturbation = self.sample_randn(step.segment_shape, stream, real.dtype)[:, : b - a]
-            return approximate_gradient_penalty(lambda y: D(y, t_d, noise_d, text, controls), x, self.sigma, logits,
-                                                perturbation).mean()
+            return approximate_gradient_penalty(lambda y: D(y, t_d, noise_d, text, controls), x, self.penalty.sigma,
+                                                logits, perturbation).mean()
 
         r1 = penalty(real_seg, real_logits, real_controls, RandomStream.R1)
         r2 = penalty(fake_seg, fake_logits, fake_controls, RandomStream.R2)
-        total_d = loss_d.mean() + self.r1_gamma * r1 + self.r2_gamma * r2
-        if self.negative_weight > 0:  # the same real segment with one detailed window faded from a frame on
+        total_d = loss_d.mean() + self.penalty.r1_gamma * r1 + self.penalty.r2_gamma * r2
+        if self.disc_cfg.negative_weight > 0:  # the same real segment with one detailed window faded from a frame on
             start = 1 + (self.sample_rand(B, RandomStream.NEGATIVES) * (b - a - 1)).long().clamp_max(b - a - 2)  # (B,)
             choice = self.sample_rand(B, RandomStream.NEGATIVE_REGION)  # (B,): which detailed window fades
-            negative = fade_out_detail(real_seg, start, self.negative_size, choice)  # (B, S, C, H, W)
+            negative = fade_out_detail(real_seg, start, self.disc_cfg.negative_size, choice)  # (B, S, C, H, W)
             negative_logits = D(negative, t_d, noise_d, text, real_controls)
             _, loss_n = relativistic_losses(negative_logits, real_logits)  # (B, S)
             faded = torch.arange(b - a, device=start.device)[None] >= start[:, None]  # (B, S): the frames that differ
             loss_negative = (loss_n * faded).sum() / faded.sum()
-            total_d = total_d + self.negative_weight * loss_negative
+            total_d = total_d + self.disc_cfg.negative_weight * loss_negative
             self.log_dict({"train/loss_negative": loss_negative,
                            "train/negative_accuracy": (real_logits > negative_logits)[faded].float().mean()},
                           batch_size=B, sync_dist=True)
@@ -408,14 +336,15 @@ class AdversarialPostTraining(StageModule):
         self.toggle_optimizer(opt_g)
         t_g = self.disc_timesteps(B, RandomStream.G_TIMESTEPS)
         noise_g = self.sample_randn(step.segment_shape, RandomStream.G_NOISE, real.dtype)
-        if self.forcing == "teacher":  # all frames in one pass, with gradients; each span is judged from it
+        if self.rollout_cfg.forcing == "teacher":  # all frames in one pass, with gradients; each span is judged from it
             taught = teacher_forced_frames(self.model, real[:, :R], text, controls, step.noises)  # (B, R-1, C, H, W)
             taught = torch.cat([real[:, :K], taught[:, K - 1 :]], dim=1)  # (B, R, C, H, W)
         if self.teacher is not None:  # the teacher's sample of every generated frame, from the frames G saw
             with torch.no_grad():
-                seen = step.fake if self.forcing == "student" else real[:, :R]  # (B, R, C, H, W), no gradients
-                targets = teacher_forced_frames(self.teacher, seen, text, controls, step.noises, self.teacher_steps,
-                                                self.timestep_cfg.shift)  # (B, R - 1, C, H, W): video frames 1..R-1
+                seen = step.fake if self.rollout_cfg.forcing == "student" else real[:, :R]  # (B, R, C, H, W)
+                targets = teacher_forced_frames(self.teacher, seen, text, controls, step.noises,
+                                                self.regression.teacher_steps,
+                                                self.timestep_cfg.shift)  # (B, R - 1, C, H, W)
         real_logits = {}  # (start, stop) of a real span -> its logits (B, stop - start), judged once
         total_g = total_adversarial = total_distill = total_truth = torch.zeros((), device=self.device)  # G's and parts
         judged = K  # video frames whose loss is counted so far (frames 0..K-1 are real)
@@ -429,8 +358,9 @@ class AdversarialPostTraining(StageModule):
             first = max(a, K)  # the real context frames take no gradient
             if first >= b:
                 continue  # a span of context frames only
-            if self.forcing == "student":
-                frames = regenerate(self.model, step.rollout, first - 1, b - 1, self.kv_gradients)  # (B, b-first, ...)
+            if self.rollout_cfg.forcing == "student":
+                frames = regenerate(self.model, step.rollout, first - 1, b - 1,
+                                    self.rollout_cfg.kv_gradients)  # (B, b - first, C, H, W)
                 video = torch.cat([step.fake[:, a:first], frames], dim=1)  # (B, b - a, C, H, W)
             else:
                 video = taught[:, a:b]
@@ -444,15 +374,15 @@ class AdversarialPostTraining(StageModule):
             total_adversarial = total_adversarial + loss.detach()
             if self.teacher is not None:  # frames judged..b-1 against the teacher's
                 distill = regression(video[:, judged - a :], targets[:, judged - 1 : b - 1])
-                loss = loss + self.distill_weight * distill
+                loss = loss + self.regression.distill_weight * distill
                 total_distill = total_distill + distill.detach()
-            if self.truth_weight > 0 and judged < F:  # video frames judged..min(b, F)-1 have a real counterpart
+            if self.regression.truth_weight > 0 and judged < F:  # frames judged..min(b, F)-1 have a real counterpart
                 stop = min(b, F)
                 truth = regression(video[:, judged - a : stop - a], real[:, judged:stop])
-                loss = loss + self.truth_weight * truth
+                loss = loss + self.regression.truth_weight * truth
                 total_truth = total_truth + truth.detach()
             judged = b
-            self.manual_backward(loss, retain_graph=self.forcing == "teacher" and b < R)
+            self.manual_backward(loss, retain_graph=self.rollout_cfg.forcing == "teacher" and b < R)
             total_g = total_g + loss.detach()
         if self.apply_update(opt_g, total_g, self.model.parameters(), "g"):
             self.lr_schedulers()[0].step()  # the warm-up counts G's own updates
@@ -462,7 +392,7 @@ class AdversarialPostTraining(StageModule):
         self.log("train/loss_g", total_adversarial, prog_bar=True, batch_size=B, sync_dist=True)
         if self.teacher is not None:
             self.log("train/distill", total_distill, batch_size=B, sync_dist=True)
-        if self.truth_weight > 0:
+        if self.regression.truth_weight > 0:
             self.log("train/truth", total_truth, batch_size=B, sync_dist=True)
 
     # ------------------------------------------------------------------------------ validation
@@ -480,6 +410,7 @@ class AdversarialPostTraining(StageModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
         checkpoint["discriminator_config"] = dataclasses.asdict(self.discriminator.backbone.cfg)
+        checkpoint["discriminator_heads"] = list(self.discriminator.head_layers)
         checkpoint["gan_counters"] = {"bad_steps_d": self.bad_steps["d"], "bad_steps_g": self.bad_steps["g"],
                                       "d_updates": self.d_updates, "g_updates": self.g_updates}
 

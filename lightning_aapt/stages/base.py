@@ -96,6 +96,7 @@ class StageModule(L.LightningModule):
         self.context_frames = context_frames
         self.parallel_cfg = parallel or ParallelConfig()
         self._parallelized = False
+        self.attention_backend = attention_backend
         self.model = CausalVideoDiT(backbone, attention_backend)
         if init_from:
             init_backbone_from(self.model, init_from)

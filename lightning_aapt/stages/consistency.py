@@ -16,23 +16,19 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from lightning_aapt.backbone import AttentionBackend, BackboneConfig
-from lightning_aapt.backbone.lora import LoraConfig
+from lightning_aapt.backbone import BackboneConfig
 from lightning_aapt.checkpoints import load_backbone
 from lightning_aapt.data import VideoBatch
 from lightning_aapt.diffusion import add_noise, euler_step, timestep_schedule, x0_from_velocity
 from lightning_aapt.inference.teacher_forcing import teacher_forcing
-from lightning_aapt.parallel import ParallelConfig
 from lightning_aapt.stages.averaging import averaged_copy, move_average
 from lightning_aapt.stages.base import StageModule
-from lightning_aapt.stages.optim import OptimizerConfig
-from lightning_aapt.stages.randomness import TimestepConfig
 
 
 class ConsistencyDistillation(StageModule):
     """Consistency distillation of the stage-1 model into a few-step causal generator.
 
-    Args (beyond `StageModule`):
+    Args (beyond `StageModule`, whose settings it takes as they are, sampling with 4 steps by default):
         teacher_from: checkpoint of the frozen teacher (EMA weights); default `init_from` (the student
             starts from the teacher).
         grid_steps: N, intervals of the discretisation grid (AAPT: 32).
@@ -42,18 +38,12 @@ class ConsistencyDistillation(StageModule):
         eval_steps: numbers of steps per frame whose streamed samples are scored in validation.
     """
 
-    def __init__(self, backbone: BackboneConfig, optimizer: OptimizerConfig | None = None,
-                 timesteps: TimestepConfig | None = None, ema_decay: float = 0.999, init_from: str | None = None,
-                 model_dims: dict[str, int] | None = None, loss_buckets: int = 4, sample_steps: int = 4,
-                 teacher_from: str | None = None, grid_steps: int = 32, target_ema_decay: float = 0.0,
-                 loss: Literal["l2", "pseudo_huber"] = "pseudo_huber", huber_c: float = 0.00054,
-                 eval_steps: tuple[int, ...] = (1, 2, 4), parallel: ParallelConfig | None = None,
-                 context_frames: int = 2, attention_backend: AttentionBackend = "auto",
-                 lora: LoraConfig | None = None) -> None:
-        super().__init__(backbone=backbone, optimizer=optimizer, timesteps=timesteps, ema_decay=ema_decay,
-                         init_from=init_from, model_dims=model_dims, loss_buckets=loss_buckets,
-                         sample_steps=sample_steps, parallel=parallel, context_frames=context_frames,
-                         attention_backend=attention_backend, lora=lora)
+    def __init__(self, backbone: BackboneConfig, teacher_from: str | None = None, grid_steps: int = 32,
+                 target_ema_decay: float = 0.0, loss: Literal["l2", "pseudo_huber"] = "pseudo_huber",
+                 huber_c: float = 0.00054, eval_steps: tuple[int, ...] = (1, 2, 4), sample_steps: int = 4,
+                 **stage) -> None:
+        super().__init__(backbone=backbone, sample_steps=sample_steps, **stage)
+        init_from, attention_backend = self.init_from, self.attention_backend
         source = teacher_from or init_from
         if source is None:
             raise ValueError("stage 2 needs a teacher: set model.init_args.init_from (or teacher_from) to the "

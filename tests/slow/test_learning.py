@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from tests.helpers_cli import EXPERIMENTS, fit, shipped_config
+from tests.helpers_cli import EXPERIMENTS, fit, merge, shipped_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3 * 3600)]  # long runs: up to hours
 
@@ -37,7 +37,7 @@ def stage_config(stage: str, tmp_path, data_dir, steps: int | None = None, **mod
                 callback["init_args"]["every_n_train_steps"] = steps
     trainer.update(default_root_dir=str(tmp_path / stage), enable_progress_bar=False, enable_model_summary=False)
     trainer["logger"]["init_args"]["save_dir"] = str(tmp_path)
-    config["model"]["init_args"].update(model_args)
+    merge(config["model"]["init_args"], model_args)
     world = yaml.safe_load(Path(config["data"]["init_args"]["toy_world"]).read_text())
     if "codec_path" in world:
         world["codec_path"] = str(data_dir.parent / "codec.pt")
@@ -107,7 +107,7 @@ def test_stage3_discriminator_learns_to_separate_real_from_generated(chain, data
     20; on the moving-sprites world 0.52 and 0.62: the better the generator, the harder the task)."""
     warmup = 60
     config = stage_config("stage3", tmp_path, data_dir, steps=warmup, init_from=last(chain, "stage2"),
-                          disc_init_from=last(chain, "stage1"), disc_warmup_steps=warmup)
+                          discriminator={"init_from": last(chain, "stage1"), "updates_before_g": warmup})
     fit(config, "--trainer.log_every_n_steps=1")
     accuracy = scalars(tmp_path / "stage3", "train/d_accuracy")
     assert len(accuracy) >= 30
@@ -117,8 +117,8 @@ def test_stage3_discriminator_learns_to_separate_real_from_generated(chain, data
 
 @pytest.mark.xfail(strict=True, reason="issue 32's discriminator gate is not met by the shipped recipe: after its "
                    "100-update warm-up the discriminator rates real clips with their sprites painted out as MORE real "
-                   "(measured at its training noise levels: margin -5.46 logits, P(real higher) 0.001); the "
-                   "negative_weight option meets it (+3.12, P 0.97) but is not shipped, see docs/objects.md")
+                   "(measured at its training noise levels: margin -5.46 logits, P(real higher) 0.001); "
+                   "discriminator.negative_weight meets it (+3.12, P 0.97) but is not shipped, see docs/objects.md")
 def test_stage3_discriminator_sees_objects_before_the_generator_trains(chain, data_dir, tmp_path):
     """Issue 32's discriminator gate: after the shipped warm-up (D only, against the stage-2 generator) it tells
     real clips from the same clips with their sprites painted out: P(real higher) > 0.9 and a margin of at least
@@ -127,11 +127,11 @@ def test_stage3_discriminator_sees_objects_before_the_generator_trains(chain, da
     from lightning_aapt.evaluation.critic import critic_margins
 
     shipped = shipped_config("stage3")["model"]["init_args"]
-    warmup = shipped["disc_warmup_steps"]
+    warmup = shipped["discriminator"]["updates_before_g"]
     fit(stage_config("stage3", tmp_path, data_dir, steps=warmup, init_from=last(chain, "stage2"),
-                     disc_init_from=last(chain, "stage1")))
+                     discriminator={"init_from": last(chain, "stage1")}))
     objects = critic_margins(load_discriminator(last(tmp_path, "stage3")).eval(), data_dir, 64, 8, times=(0.0,),
-                             disc_timestep_shift=shipped["disc_timestep_shift"])["objects_painted_out"]
+                             timestep_shift=shipped["discriminator"]["timestep_shift"])["objects_painted_out"]
     for at in ("t=0", "t~train"):
         assert objects[f"margin@{at}"] >= 0.5 and objects[f"p_real_higher@{at}"] > 0.9, objects
 
@@ -162,6 +162,6 @@ def test_stage3_lowers_drift_against_its_stage2_start(chain, data_dir, tmp_path)
     the real clip) from the stage-2 generator: streamed 80 frames (10x the 8-frame clips stages 1-2 train on) after
     2 real frames of 64 validation scenes, its agent error is below its starting point's by a margin."""
     fit(stage_config("stage3", tmp_path, data_dir, init_from=last(chain, "stage2"),
-                     disc_init_from=last(chain, "stage1")))
+                     discriminator={"init_from": last(chain, "stage1")}))
     before, after = agent_error(last(chain, "stage2"), data_dir), agent_error(last(tmp_path, "stage3"), data_dir)
     assert after < 0.8 * before, (before, after)

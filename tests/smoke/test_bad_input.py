@@ -41,7 +41,7 @@ class Row:
 
 
 ROWS = [
-    # checkpoints, through every reader: eval, sample, merge, play, init_from, disc_init_from, fit --ckpt_path
+    # checkpoints, through every reader: eval, sample, merge, play, init_from, discriminator.init_from, fit --ckpt_path
     Row("eval: a config without a data section", "eval --ckpt {stage1_ckpt} --config {no_data}",
         ("--config", "no data section")),
     Row("eval: a checkpoint on a world of another resolution", "eval --ckpt {other_size_ckpt} --config {stage1}",
@@ -71,8 +71,9 @@ ROWS = [
         ("init_from=", "no such file")),
     Row("init_from: a truncated file", "fit --config {stage1} --model.init_args.init_from={truncated}",
         ("init_from=", "truncated")),
-    Row("disc_init_from: a text file", "fit --config {stage3} --model.init_args.disc_init_from={text}",
-        ("disc_init_from=", "not a torch checkpoint")),
+    Row("discriminator.init_from: a text file",
+        "fit --config {stage3} --model.init_args.discriminator.init_from={text}",
+        ("discriminator.init_from=", "not a torch checkpoint")),
     Row("fit --ckpt_path: truncated", "fit --config {stage1} --ckpt_path {truncated}",
         ("--ckpt_path=", "truncated")),
     Row("fit --ckpt_path: missing", "fit --config {stage1} --ckpt_path {missing}", ("--ckpt_path=", "no such file")),
@@ -168,8 +169,9 @@ ROWS = [
         ("model.init_args.optimizer.lr: Expected a <class 'float'>. Got value: nan",)),
     Row("a negative learning rate", "fit --config {stage1} --model.init_args.optimizer.lr=-1",
         ("model.init_args.optimizer.lr must be a finite number > 0, got -1.0",)),
-    Row("a zero discriminator learning rate", "fit --config {stage3} --model.init_args.disc_optimizer.lr=0",
-        ("model.init_args.disc_optimizer.lr must be a finite number > 0",)),
+    Row("a zero discriminator learning rate",
+        "fit --config {stage3} --model.init_args.discriminator.optimizer.lr=0",
+        ("model.init_args.discriminator.optimizer.lr must be a finite number > 0",)),
     Row("a shortened key", "fit --config {stage1} --model.init_args.backbone.num_head=8",
         ("model.init_args.backbone has no setting 'num_head'", "did you mean model.init_args.backbone.num_heads?")),
     Row("a backbone given as a list", "fit --config {stage1} --model.init_args.backbone=[48,2,2]",
@@ -287,7 +289,7 @@ def files(toy_data, tmp_path_factory) -> dict[str, Path]:
     fit(stage1)
     stage1_ckpt = tmp / "stage1" / "stage1" / "checkpoints" / "last.ckpt"
     stage3 = tiny_config("stage3", tmp / "stage3", data, steps=1, init_from=str(stage1_ckpt),
-                         disc_init_from=str(stage1_ckpt))
+                         discriminator={"init_from": str(stage1_ckpt)})
     fit(stage3)
     no_data = yaml.safe_load(stage1.read_text())
     del no_data["data"]

@@ -52,7 +52,7 @@ def test_a_refused_config_value_is_named_by_its_key_not_dumped():
 def test_gradient_clip_val_under_stage_3_is_refused_naming_its_own_clip():
     out = subprocess.run([sys.executable, "-m", "lightning_aapt", "fit", "--config", str(EXPERIMENTS / "stage3.yaml"),
                           "--trainer.gradient_clip_val=1.0", "--model.init_args.init_from=null",
-                          "--model.init_args.disc_init_from=null"], capture_output=True, text=True)
+                          "--model.init_args.discriminator.init_from=null"], capture_output=True, text=True)
     assert out.returncode == 2, out.stderr[-2000:]
     assert out.stderr.strip().splitlines()[-1] == (
         "error: trainer.gradient_clip_val=1.0: AdversarialPostTraining steps its optimisers itself and clips each "

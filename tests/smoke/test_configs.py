@@ -73,7 +73,7 @@ def test_pipeline_lists_existing_stage_configs_in_order(pipeline):
     assert names[: len(main_line)] == main_line and (pipeline.name == "reference.yaml" or names == main_line)
     for stage in spec["stages"]:
         assert (EXPERIMENTS.parent / stage["config"]).is_file()
-        for key in ("init_from", "disc_init_from"):
+        for key in ("init_from", "discriminator_from"):
             assert stage.get(key) is None or names.index(stage[key]) < names.index(stage["name"])
     assert {s["stage"] for s in spec["report"]["streams"]} <= set(names)
 

@@ -48,7 +48,7 @@ def test_sigkill_at_random_moments_then_resume_is_the_uninterrupted_run(toy_data
         (tmp_path / "stage1").mkdir()
         fit(tiny_config("stage1", tmp_path / "stage1", toy_data, steps=1, init_from=None))
         ckpt = str(tmp_path / "stage1" / "stage1" / "checkpoints" / "last.ckpt")
-        model_args = {"init_from": ckpt, "disc_init_from": ckpt}
+        model_args = {"init_from": ckpt, "discriminator": {"init_from": ckpt}}
     # Stage 3's global step counts both networks' optimizer steps: twice as many for as many batches.
     steps, tag = (8, "train/loss") if stage == "stage1" else (16, "train/loss_d")
     run_cli("fit", "--config", str(resumable_config(tmp_path, toy_data, "whole", steps, stage=stage, **model_args)))
@@ -214,8 +214,9 @@ def absurd_lr_config(stage: str, tmp_path: Path, data: Path, steps: int, **model
     (tmp_path / stage).mkdir()
     config = tiny_config(stage, tmp_path / stage, data, steps=steps, **model_args)
     spec = yaml.safe_load(config.read_text())
-    for key in ("optimizer", "disc_optimizer") if stage == "stage3" else ("optimizer",):
-        spec["model"]["init_args"][key] = {"lr": 1e30, "warmup_steps": 0}
+    init = spec["model"]["init_args"]
+    for settings in (init, init["discriminator"]) if stage == "stage3" else (init,):
+        settings["optimizer"] = {"lr": 1e30, "warmup_steps": 0}
     config.write_text(yaml.safe_dump(spec))
     return checkpointing_only(config, 1)
 
@@ -232,7 +233,8 @@ def test_stage3_blown_up_by_its_learning_rate_skips_counts_and_aborts(toy_data, 
     (tmp_path / "stage1").mkdir()
     fit(tiny_config("stage1", tmp_path / "stage1", toy_data, steps=1, init_from=None))
     ckpt = str(tmp_path / "stage1" / "stage1" / "checkpoints" / "last.ckpt")
-    config = absurd_lr_config("stage3", tmp_path, toy_data, 30, init_from=ckpt, disc_init_from=ckpt, max_bad_steps=2)
+    config = absurd_lr_config("stage3", tmp_path, toy_data, 30, init_from=ckpt, discriminator={"init_from": ckpt},
+                              max_bad_steps=2)
     with pytest.raises(RuntimeError, match=r"stage 3: 2 non-finite . losses in a row.*lower the learning rates"):
         fit(config)
     assert_finite_checkpoints(tmp_path / "stage3" / "stage3")

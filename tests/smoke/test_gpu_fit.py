@@ -14,7 +14,8 @@ pytestmark = [pytest.mark.smoke, pytest.mark.gpu,
 
 @pytest.mark.parametrize("stage", ["stage1", "stage3"])
 def test_stage_trains_on_cuda_with_flex(stage, toy_data, tmp_path):
-    extra = {"disc_init_from": None, "num_rollout_frames": 6, "disc_warmup_steps": 0} if stage == "stage3" else {}
+    extra = {"discriminator": {"init_from": None, "updates_before_g": 0}, "rollout": {"frames": 6}} \
+        if stage == "stage3" else {}
     config = tiny_config(stage, tmp_path, toy_data, steps=4, init_from=None, **extra)
     fit(config, "--trainer.accelerator=gpu", "--trainer.precision=bf16-mixed",
         "--model.init_args.attention_backend=flex")

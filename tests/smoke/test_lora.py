@@ -79,8 +79,8 @@ def test_lora_stage_trains_resumes_and_merges(toy_data, tmp_path):
     stage1 = str(checkpoints / "last.ckpt")
     fit(tiny_config("stage2", tmp_path, toy_data, steps=2, init_from=stage1, grid_steps=4, eval_steps=[1], lora=LORA))
     stage2 = tmp_path / "stage2" / "checkpoints" / "last.ckpt"
-    fit(tiny_config("stage3", tmp_path, toy_data, steps=2, init_from=str(stage2), disc_init_from=stage1,
-                    disc_warmup_steps=0, lora=LORA))
+    fit(tiny_config("stage3", tmp_path, toy_data, steps=2, init_from=str(stage2),
+                    discriminator={"init_from": stage1, "updates_before_g": 0}, lora=LORA))
     for earlier, later in ((stage1, stage2), (stage2, tmp_path / "stage3" / "checkpoints" / "last.ckpt")):
         start, state = load_backbone(earlier).state_dict(), torch.load(later, weights_only=True)["state_dict"]
         torch.testing.assert_close(state["model.blocks.1.self_attn.qkv.base_layer.weight"],

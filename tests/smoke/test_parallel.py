@@ -19,7 +19,8 @@ LOSSES = {"stage1": ["train/loss"], "stage3": ["train/loss_d", "train/loss_g"]}
 
 
 def config_for(stage, tmp_path, data, name, batch_size, strategy=None):
-    extra = {"disc_init_from": None, "num_rollout_frames": 7, "disc_warmup_steps": 0} if stage == "stage3" else {}
+    extra = {"discriminator": {"init_from": None, "updates_before_g": 0}, "rollout": {"frames": 7}} \
+        if stage == "stage3" else {}
     steps = 6 if stage == "stage3" else 3  # stage 3: Lightning counts G and D steps (3 of each)
     (tmp_path / name).mkdir(exist_ok=True)
     config = tiny_config(stage, tmp_path / name, data, steps=steps, val_every=1000, init_from=None, **extra)

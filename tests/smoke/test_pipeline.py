@@ -22,7 +22,7 @@ def test_pipeline_runs_all_stages_then_skips_them(toy_data, tmp_path, capsys):
                     "--data.init_args.batch_size=2", "--data.init_args.toy_world=null", "--trainer.max_steps=2",
                     "--trainer.val_check_interval=1", "--trainer.limit_val_batches=1",
                     "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
-    spec["stages"][3].setdefault("args", []).append("--model.init_args.segment_frames=null")  # 6-frame clips
+    spec["stages"][3].setdefault("args", []).append("--model.init_args.rollout.segment_frames=null")  # 6-frame clips
     spec["report"].update(data_dir=str(toy_data), clip_frames=6, frames=12, clips=2)
     spec["report"]["streams"] += [{"stage": "stage1", "steps": 2},  # a stage at two step counts: two rows
                                   {"stage": "stage1", "steps": 2, "forcing": "teacher"}]  # without exposure bias

@@ -41,8 +41,8 @@ def test_stage3_trains_generator_and_discriminator(chain, toy_data, tmp_path, ro
     stage1 = chain / "stage1/checkpoints/last.ckpt"
     # 4 optimizer steps = 2 batches (Lightning counts the generator's and the discriminator's steps)
     config = tiny_config("stage3", tmp_path, toy_data, steps=4, val_every=2, init_from=str(stage1),
-                         disc_init_from=str(stage1), num_rollout_frames=rollout_frames, forcing=forcing,
-                         disc_warmup_steps=0, segment_frames=segment_frames)
+                         discriminator={"init_from": str(stage1), "updates_before_g": 0},
+                         rollout={"frames": rollout_frames, "forcing": forcing, "segment_frames": segment_frames})
     fit(config)
     state = torch.load(tmp_path / "stage3/checkpoints/last.ckpt", map_location="cpu", weights_only=True)
     assert state["gan_counters"]["d_updates"] == 2 and len(state["optimizer_states"]) == 2
@@ -64,34 +64,37 @@ def test_stage3_distillation_regresses_onto_the_teachers_frames(chain, toy_data,
     own rollout frames: the first G update's distillation loss is zero (any misalignment of frames, noises or
     context makes it positive); after the generator steps it is not."""
     stage1 = str(chain / "stage1/checkpoints/last.ckpt")
-    config = tiny_config("stage3", tmp_path, toy_data, steps=6, init_from=stage1, disc_init_from=stage1,
-                         num_rollout_frames=8, segment_frames=4, disc_warmup_steps=0, distill_weight=1.0,
-                         teacher_steps=1)
+    config = tiny_config("stage3", tmp_path, toy_data, steps=6, init_from=stage1,
+                         discriminator={"init_from": stage1, "updates_before_g": 0},
+                         rollout={"frames": 8, "segment_frames": 4},
+                         regression={"distill_weight": 1.0, "teacher_steps": 1})
     fit(config)
     values = [e.value for e in EventAccumulator(str(tmp_path / "stage3")).Reload().Scalars("train/distill")]
     assert len(values) == 3 and values[0] < 1e-9 < values[-1]
 
 
 def test_stage3_continues_real_context_frames_exactly_as_the_teacher_forced_layout(chain, toy_data, tmp_path):
-    """`rollout_context_frames: 2`: the rollout observes the clip's frame 1 through the cache, with its noise, and
+    """`rollout.context_frames: 2`: the rollout observes the clip's frame 1 through the cache, with its noise, and
     generates from frame 2. With the generator as its own 1-step teacher, teacher-forced on that video, the
     distillation term is zero at the first update (observing frame 1 with other noise, or generating it, is not)."""
     stage1 = str(chain / "stage1/checkpoints/last.ckpt")
-    config = tiny_config("stage3", tmp_path, toy_data, steps=2, init_from=stage1, disc_init_from=stage1,
-                         num_rollout_frames=8, segment_frames=4, disc_warmup_steps=0, distill_weight=1.0,
-                         teacher_steps=1, rollout_context_frames=2)
+    config = tiny_config("stage3", tmp_path, toy_data, steps=2, init_from=stage1,
+                         discriminator={"init_from": stage1, "updates_before_g": 0},
+                         rollout={"frames": 8, "segment_frames": 4, "context_frames": 2},
+                         regression={"distill_weight": 1.0, "teacher_steps": 1})
     fit(config)
     values = [e.value for e in EventAccumulator(str(tmp_path / "stage3")).Reload().Scalars("train/distill")]
     assert len(values) == 1 and values[0] < 1e-12  # float round-off only (other noise for frame 1 gives ~1e-9)
 
 
 def test_stage3_truth_regression_pulls_the_rollout_onto_the_real_clip(chain, toy_data, tmp_path):
-    """With `truth_weight` dominating, the generator's own rollout (from the clip's first frame, under its actions)
-    moves towards the real clip: the logged regression falls over a few updates. Frames past the clip (8-frame
-    rollouts of 6-frame clips) have no counterpart and are left out, so it stays finite."""
+    """With `regression.truth_weight` dominating, the generator's own rollout (from the clip's first frame, under its
+    actions) moves towards the real clip: the logged regression falls over a few updates. Frames past the clip
+    (8-frame rollouts of 6-frame clips) have no counterpart and are left out, so it stays finite."""
     stage1 = str(chain / "stage1/checkpoints/last.ckpt")
-    config = tiny_config("stage3", tmp_path, toy_data, steps=24, init_from=stage1, disc_init_from=stage1,
-                         num_rollout_frames=8, disc_warmup_steps=0, truth_weight=1000.0)
+    config = tiny_config("stage3", tmp_path, toy_data, steps=24, init_from=stage1,
+                         discriminator={"init_from": stage1, "updates_before_g": 0}, rollout={"frames": 8},
+                         regression={"truth_weight": 1000.0})
     fit(config, "--model.init_args.optimizer.lr=3e-3")
     values = [e.value for e in EventAccumulator(str(tmp_path / "stage3")).Reload().Scalars("train/truth")]
     assert len(values) == 12 and all(math.isfinite(v) for v in values)
@@ -99,13 +102,14 @@ def test_stage3_truth_regression_pulls_the_rollout_onto_the_real_clip(chain, toy
 
 
 def test_stage3_negatives_teach_the_discriminator_that_a_vanishing_object_is_fake(chain, toy_data, tmp_path):
-    """`negative_weight`: D-only updates (an endless warm-up) also pair every real segment with itself faded in
-    its most detailed window from a random frame on; the logged share of faded frames D ranks below the real
-    ones rises from chance."""
+    """`discriminator.negative_weight`: D-only updates (an endless warm-up) also pair every real segment with itself
+    faded in its most detailed window from a random frame on; the logged share of faded frames D ranks below the
+    real ones rises from chance."""
     stage1 = str(chain / "stage1/checkpoints/last.ckpt")
-    config = tiny_config("stage3", tmp_path, toy_data, steps=30, init_from=stage1, disc_init_from=stage1,
-                         num_rollout_frames=6, disc_warmup_steps=1000, negative_weight=1.0, negative_size=1)
-    fit(config, "--model.init_args.disc_optimizer.lr=3e-3")
+    config = tiny_config("stage3", tmp_path, toy_data, steps=30, init_from=stage1, rollout={"frames": 6},
+                         discriminator={"init_from": stage1, "updates_before_g": 1000, "negative_weight": 1.0,
+                                        "negative_size": 1})
+    fit(config, "--model.init_args.discriminator.optimizer.lr=3e-3")
     accuracy = [e.value for e in EventAccumulator(str(tmp_path / "stage3")).Reload()
                 .Scalars("train/negative_accuracy")]
     assert len(accuracy) == 30  # one D update a step, logged every step
@@ -114,16 +118,15 @@ def test_stage3_negatives_teach_the_discriminator_that_a_vanishing_object_is_fak
 
 def test_stage3_refuses_segments_longer_than_the_real_clips(chain, toy_data, tmp_path):
     stage1 = str(chain / "stage1/checkpoints/last.ckpt")
-    config = tiny_config("stage3", tmp_path, toy_data, steps=2, init_from=stage1, disc_init_from=stage1,
-                         num_rollout_frames=10, segment_frames=8)  # the tiny clips have 6 frames
-    with pytest.raises(ValueError, match=r"segment_frames=8 is longer than the real clips \(data.num_frames=6\)"):
+    config = tiny_config("stage3", tmp_path, toy_data, steps=2, init_from=stage1,
+                         discriminator={"init_from": stage1},
+                         rollout={"frames": 10, "segment_frames": 8})  # the tiny clips have 6 frames
+    with pytest.raises(ValueError, match=r"rollout.segment_frames=8 is longer than the real clips \(data.num_frames="):
         fit(config)
 
 
-def test_teacher_forcing_refuses_a_long_rollout(chain):
-    from lightning_aapt.checkpoints import load_backbone
-    from lightning_aapt.stages import AdversarialPostTraining
+def test_teacher_forcing_refuses_a_long_rollout():
+    from lightning_aapt.stages.adversarial_config import RolloutConfig
 
-    stage1 = str(chain / "stage1/checkpoints/last.ckpt")
-    with pytest.raises(ValueError, match="num_rollout_frames"):
-        AdversarialPostTraining(load_backbone(stage1).cfg, init_from=stage1, num_rollout_frames=11, forcing="teacher")
+    with pytest.raises(ValueError, match=r"model.init_args.rollout.forcing='teacher'.*rollout.frames unset"):
+        RolloutConfig(frames=11, forcing="teacher")

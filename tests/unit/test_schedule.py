@@ -55,11 +55,13 @@ def test_a_cool_down_longer_than_the_run_is_refused_naming_both_keys():
 
 def test_stage3_warms_each_network_up_over_its_own_updates_and_refuses_a_cool_down():
     from lightning_aapt.stages import AdversarialPostTraining
+    from lightning_aapt.stages.adversarial_config import DiscriminatorConfig
 
     cfg = BackboneConfig.preset("tiny", bidirectional=False, recycled_input=True, window_frames=4, sink_frames=1)
     gan = {"betas": (0.0, 0.9), "weight_decay": 0.0}
     module = AdversarialPostTraining(cfg, optimizer=OptimizerConfig(lr=1.0, warmup_steps=4, **gan),
-                                     disc_optimizer=OptimizerConfig(lr=2.0, warmup_steps=0, **gan))
+                                     discriminator=DiscriminatorConfig(optimizer=OptimizerConfig(lr=2.0, warmup_steps=0,
+                                                                                                 **gan)))
     (opt_g, opt_d), (warm_g, warm_d) = module.configure_optimizers()
     assert isinstance(opt_g, torch.optim.AdamW) and isinstance(opt_d, torch.optim.AdamW)
     g_rates = []
@@ -68,5 +70,6 @@ def test_stage3_warms_each_network_up_over_its_own_updates_and_refuses_a_cool_do
         assert opt_d.param_groups[0]["lr"] == pytest.approx(2.0)  # no warm-up: the full rate from the first update
         opt_g.step(), warm_g.step(), opt_d.step(), warm_d.step()
     assert g_rates == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
-    with pytest.raises(ValueError, match=r"model.init_args.disc_optimizer.cooldown_steps=5.*no cool-down"):
-        AdversarialPostTraining(cfg, disc_optimizer=OptimizerConfig(cooldown_steps=5)).configure_optimizers()
+    with pytest.raises(ValueError, match=r"model.init_args.discriminator.optimizer.cooldown_steps=5.*no cool-down"):
+        AdversarialPostTraining(cfg, discriminator=DiscriminatorConfig(optimizer=OptimizerConfig(cooldown_steps=5))
+                                ).configure_optimizers()

@@ -14,6 +14,7 @@ from lightning_aapt.backbone import BackboneConfig
 from lightning_aapt.cli.bench.timing import synchronize
 from lightning_aapt.data import VideoBatch
 from lightning_aapt.stages import AdversarialPostTraining, DiffusionAdaptation
+from lightning_aapt.stages.adversarial_config import RolloutConfig
 from lightning_aapt.stages.randomness import RandomStream
 
 DIMS = {"latent_channels": 48, "text_dim": 64, "control_dim": 2}
@@ -89,7 +90,7 @@ def run(device: torch.device, batch: int = 8, frames: int = 8, latent_size: tupl
     stage1 = lightning_step_seconds(DiffusionAdaptation(cfg, model_dims=DIMS), data, steps, device)
     torch.manual_seed(0)
     rollout = 2 * frames
-    gan = AdversarialPostTraining(cfg, model_dims=DIMS, num_rollout_frames=rollout)
+    gan = AdversarialPostTraining(cfg, model_dims=DIMS, rollout=RolloutConfig(frames=rollout))
     stage3 = lightning_step_seconds(gan, data, steps // 2 + 2, device, max_steps=2 * (steps // 2 + 2))
     return {"stage1_seconds_per_step": stage1, "stage1_frames_per_second": batch * frames / stage1,
             "bare_seconds_per_step": bare, "lightning_overhead": stage1 / bare - 1,
