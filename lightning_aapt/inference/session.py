@@ -110,14 +110,15 @@ class InteractiveSession:
         self.prompt = prompt if isinstance(prompt, str) else None
 
     def step(self, action=None) -> GeneratedFrame:
-        """The next frame under `action` (A,) (None: no controls, or zeros for a controlled model)."""
+        """The next frame under `action` (A,), given to the model as it is (None: no controls, or zeros for a
+        controlled model); a world bounds its own actions (the toy world's: `world.scene.clip_action`)."""
         generator = self._started()
         controls = None
         if self.action_dim:
             a = torch.zeros(self.action_dim) if action is None else torch.as_tensor(action, dtype=torch.float32)
             if a.shape != (self.action_dim,):
                 raise ValueError(f"action must have {self.action_dim} values; got shape {tuple(a.shape)}")
-            controls = a.clamp(-1, 1)[None].to(self.device, self.dtype)  # (1, A)
+            controls = a[None].to(self.device, self.dtype)  # (1, A)
         start = time.perf_counter()
         latent = generator.step(controls)  # (1, C, h, w)
         if latent.device.type == "cuda":

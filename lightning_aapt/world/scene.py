@@ -180,10 +180,17 @@ def initial_state(seed: int, cfg: WorldConfig) -> State:
     return State(pos, vel, radius, shapes, colours, background)
 
 
+def clip_action(action) -> np.ndarray:
+    """The world's action space: each component in [-1, 1] (a larger push is the largest one). The one place an
+    action is bounded: `step` applies it, and a live game (`play`) gives its model the same bounded action."""
+    return np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+
+
 def step(state: State, action: np.ndarray, cfg: WorldConfig) -> None:
-    """Advance one frame in place: agent acceleration, sprite friction, motion, wall bounces, elastic collisions
-    (between sprites; with the agent when `agent_collides`), and the agent's pushes when `agent_pushes`."""
-    a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+    """Advance one frame in place under `action` (bounded by `clip_action`): agent acceleration, sprite friction,
+    motion, wall bounces, elastic collisions (between sprites; with the agent when `agent_collides`), and the agent's
+    pushes when `agent_pushes`."""
+    a = clip_action(action)
     state.vel[1:] *= cfg.sprite_damping
     state.vel[0] = state.vel[0] * cfg.agent_damping + cfg.agent_accel * a
     speed = np.linalg.norm(state.vel[0])

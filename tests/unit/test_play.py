@@ -95,6 +95,18 @@ def test_a_logged_session_replays_exactly(parts, tmp_path):
         replay(log, InteractiveSession(model, codec, encoder, seed=3), LiveWorld(world))
 
 
+def test_an_action_beyond_the_worlds_range_drives_the_model_as_the_world_applies_it(parts):
+    """The world bounds an action once (`clip_action`); the game gives its model that same action, so a push of 5
+    makes the frame a push of 1 makes, and the log records what was applied."""
+    model, codec, encoder, world = parts
+    frames = []
+    for push in ([5.0, -3.0], [1.0, -1.0]):
+        played = Game(InteractiveSession(model, codec, encoder, seed=2), LiveWorld(world), 2, scene=9)
+        frames.append(played.act(push).generated)
+        assert played.log.events[-1] == ["act", [1.0, -1.0]]
+    assert np.array_equal(frames[0], frames[1])
+
+
 def test_two_recordings_stopped_in_one_second_keep_both(parts, tmp_path, monkeypatch):
     import lightning_aapt.cli.play.game as game_module
 

@@ -29,6 +29,7 @@ from lightning_aapt.metrics.drift import agent_error, locate_agent
 from lightning_aapt.metrics.objects import score_objects
 from lightning_aapt.video import write_video
 from lightning_aapt.world.live import LiveWorld
+from lightning_aapt.world.scene import clip_action
 
 
 @dataclass
@@ -173,7 +174,7 @@ class Game:
 
     def act(self, action) -> Tick:
         """The next frame under `action` (ax, ay) in [-1, 1]: generated, and the truth beside it."""
-        action = [float(np.clip(a, -1.0, 1.0)) for a in action]
+        action = [float(a) for a in clip_action(action)]  # the model is given what the world applies
         frame = self.session.step(action)
         truth, position = self.world.step(action)
         last = torch.from_numpy(frame.images[-1]).permute(2, 0, 1).float()[None, None] / 255  # (1, 1, 3, S, S)
