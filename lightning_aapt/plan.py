@@ -28,6 +28,7 @@ from lightning_aapt.adversarial.rollout import rollout_lengths
 from lightning_aapt.backbone import BackboneConfig, CausalVideoDiT
 from lightning_aapt.backbone.attention import frame_visible
 from lightning_aapt.backbone.lora import LoraConfig, named_like
+from lightning_aapt.tables import markdown_table
 
 
 def parameter_count(cfg: BackboneConfig) -> int:
@@ -179,20 +180,19 @@ def report(name: str, cfg: BackboneConfig, work: Workload, gpu_memory_gib: float
     if work.lora is not None:
         fields += f", LoRA rank {work.lora.rank} on {', '.join(work.lora.targets)}"
     lines = [f"### plan: {name}", "", f"{cfg.depth} blocks, width {cfg.dim}, {cfg.num_heads} heads, MLP "
-             f"{cfg.hidden_dim}, window {cfg.window_frames} + sink {cfg.sink_frames}; {fields}", "",
-             "| quantity | value |", "|---|---|",
-             f"| parameters | {count(p['parameters'])} |",
-             f"| trained parameters{' (LoRA)' if work.lora else ''} | {count(p['trained_parameters'])} |",
-             f"| tokens per latent frame | {p['tokens_per_frame']} |",
-             f"| FLOPs per training step (per GPU) | {p['flops_per_training_step'] / 1e12:.1f} TFLOP |",
-             f"| FLOPs per generated latent frame (1 NFE, window full) | {p['flops_per_generated_frame'] / 1e12:.2f} "
-             "TFLOP |",
-             f"| memory: weights, grads, Adam, EMA | {p['memory_states'] / gib:.1f} GiB |",
-             f"| memory: gathered weights (FSDP) | {p['memory_gathered_weights'] / gib:.2f} GiB |",
-             f"| memory: activations (estimate) | {p['memory_activations'] / gib:.1f} GiB |",
-             f"| memory per GPU, total | {p['memory_total'] / gib:.1f} GiB of {gpu_memory_gib:.0f} GiB: "
-             f"{'fits' if fits else 'does NOT fit'} (90% budget) |",
-             f"| KV cache per stream (inference) | {p['kv_cache_bytes_per_stream'] / 2**20:.0f} MiB |"]
+             f"{cfg.hidden_dim}, window {cfg.window_frames} + sink {cfg.sink_frames}; {fields}", ""]
+    lines += markdown_table(("quantity", "value"), [
+        ("parameters", count(p["parameters"])),
+        (f"trained parameters{' (LoRA)' if work.lora else ''}", count(p["trained_parameters"])),
+        ("tokens per latent frame", p["tokens_per_frame"]),
+        ("FLOPs per training step (per GPU)", f"{p['flops_per_training_step'] / 1e12:.1f} TFLOP"),
+        ("FLOPs per generated latent frame (1 NFE, window full)", f"{p['flops_per_generated_frame'] / 1e12:.2f} TFLOP"),
+        ("memory: weights, grads, Adam, EMA", f"{p['memory_states'] / gib:.1f} GiB"),
+        ("memory: gathered weights (FSDP)", f"{p['memory_gathered_weights'] / gib:.2f} GiB"),
+        ("memory: activations (estimate)", f"{p['memory_activations'] / gib:.1f} GiB"),
+        ("memory per GPU, total", f"{p['memory_total'] / gib:.1f} GiB of {gpu_memory_gib:.0f} GiB: "
+                                  f"{'fits' if fits else 'does NOT fit'} (90% budget)"),
+        ("KV cache per stream (inference)", f"{p['kv_cache_bytes_per_stream'] / 2**20:.0f} MiB")])
     return "\n".join(lines)
 
 

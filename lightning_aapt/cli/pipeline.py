@@ -13,6 +13,7 @@ from lightning_aapt.cli.lightning import run_lightning
 from lightning_aapt.cli.signature import run_function
 from lightning_aapt.errors import ConfigError
 from lightning_aapt.files import write_atomic
+from lightning_aapt.tables import markdown_table
 
 
 def pipeline(config: Path, experiment_dir: Path | None = None, overrides: list[str] | None = None) -> int:
@@ -260,24 +261,24 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
              "", f"Each cell: first window → last window ({window} frames each); agent error also over the whole "
              f"stream. Agent lost: the share of scenes whose agent is off by a quarter of the frame somewhere in the "
              f"window. Agent mass: the agent's white mass against the truth's (faded < 1; a second agent about 2). "
-             f"{fd}: {clips} streams against {clips} other scenes' truth.", "",
-             f"| model | NFE/frame | agent error px (whole stream) | agent lost | agent mass | action following px "
-             f"| sharpness | pixel MSE | {fd} | ms/frame |", "|---|---|---|---|---|---|---|---|---|---|"]
+             f"{fd}: {clips} streams against {clips} other scenes' truth.", ""]
 
-    for name, steps, curves, ms, _ in rows:
-        agent = curves.curves["agent_error_px"]
-        lines.append(f"| {name} | {steps} | {cell(curves, 'agent_error_px', 2)} ({sum(agent) / len(agent):.2f}) | "
-                     f"{cell(curves, 'agent_lost', 2)} | {cell(curves, 'agent_mass', 2)} | "
-                     f"{cell(curves, 'action_following_px', 2)} | "
-                     f"{cell(curves, 'sharpness', 2)} | "
-                     f"{cell(curves, 'pixel_mse_truth', 4)} | {cell(curves, fd, 3)} | {ms} |")
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values)
+
+    lines += markdown_table(
+        ("model", "NFE/frame", "agent error px (whole stream)", "agent lost", "agent mass", "action following px",
+         "sharpness", "pixel MSE", fd, "ms/frame"),
+        ((name, steps, f"{cell(curves, 'agent_error_px', 2)} ({mean(curves.curves['agent_error_px']):.2f})",
+          cell(curves, "agent_lost", 2), cell(curves, "agent_mass", 2), cell(curves, "action_following_px", 2),
+          cell(curves, "sharpness", 2), cell(curves, "pixel_mse_truth", 4), cell(curves, fd, 3), ms)
+         for name, steps, curves, ms, _ in rows))
     lines += object_table(rows, frames - context, window)
     starts = rows[0][2].starts if rows else []
     for key, title, digits in (("agent_error_px", "agent error px", 2), ("objects_kept", "objects kept", 2)):
         lines += ["", f"Drift curves: {title} per {window}-frame window (first frame of each window).", "",
-                  "| model | " + " | ".join(str(f) for f in starts) + " |", "|---|" + "---|" * len(starts)]
-        lines += [f"| {name} | " + " | ".join(f"{v:.{digits}f}" for v in curves.curves[key]) + " |"
-                  for name, _, curves, _, _ in rows if key in curves.curves]
+                  *markdown_table(("model", *starts), ((name, *(f"{v:.{digits}f}" for v in curves.curves[key]))
+                                                       for name, _, curves, _, _ in rows if key in curves.curves))]
     lines += media
     lines += ["", f"stage times: {stages}; ms/frame is the network time for all {clips} scenes together, "
               f"decode excluded", "", f"made with {versions_line()}"]
@@ -308,10 +309,8 @@ def object_table(rows: list, generated: int, window: int) -> list[str]:
              f"and detail where the truth has none. a_out(1): one step's output contrast of a body given every "
              f"input frame at full contrast (teacher-forced; half-life ln 0.5 / ln a_out(1) frames); error vs "
              f"copy: teacher-forced pixel error on the body where it moves, against copying the previous true "
-             f"frame. First window → last ({window} frames each).", "",
-             "| model | objects kept | object mass | median lifetime near / anywhere | alive after 10 / 20 / end "
-             "| object position px | detail kept | spurious detail | a_out(1) objects / agent | error vs copy "
-             "objects / agent |", "|---|---|---|---|---|---|---|---|---|---|"]
+             f"frame. First window → last ({window} frames each).", ""]
+    table = []
     for name, _, curves, _, transfer in rows:
         s = curves.summary
         if not s:
@@ -319,12 +318,15 @@ def object_table(rows: list, generated: int, window: int) -> list[str]:
         alive = " / ".join(f"{s[k]:.2f}" for k in (f"alive_after_{n}" for n in (10, 20, generated)) if k in s)
         if transfer:
             at_one = {k: v["a_out"][v["amplitudes"].index(1.0)] for k, v in transfer.items()}
-            dynamics = (f"{at_one['objects']:.3f} / {at_one['agent']:.3f} | {transfer['objects']['error_vs_copy']:.2f}"
-                        f" / {transfer['agent']['error_vs_copy']:.2f}")
+            dynamics = (f"{at_one['objects']:.3f} / {at_one['agent']:.3f}",
+                        f"{transfer['objects']['error_vs_copy']:.2f} / {transfer['agent']['error_vs_copy']:.2f}")
         else:
-            dynamics = "– | –"
-        lines.append(f"| {name} | {cell(curves, 'objects_kept')} | {cell(curves, 'object_mass')} | "
-                     f"{s['median_lifetime']:.0f} / {s['median_lifetime_anywhere']:.0f} | {alive} | "
-                     f"{cell(curves, 'object_position_px')} | {cell(curves, 'detail_kept')} | "
-                     f"{cell(curves, 'spurious_detail', 3)} | {dynamics} |")
-    return lines
+            dynamics = ("–", "–")
+        table.append((name, cell(curves, "objects_kept"), cell(curves, "object_mass"),
+                      f"{s['median_lifetime']:.0f} / {s['median_lifetime_anywhere']:.0f}", alive,
+                      cell(curves, "object_position_px"), cell(curves, "detail_kept"),
+                      cell(curves, "spurious_detail", 3), *dynamics))
+    return lines + markdown_table(
+        ("model", "objects kept", "object mass", "median lifetime near / anywhere", "alive after 10 / 20 / end",
+         "object position px", "detail kept", "spurious detail", "a_out(1) objects / agent",
+         "error vs copy objects / agent"), table)

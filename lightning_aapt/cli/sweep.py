@@ -34,6 +34,7 @@ from lightning_aapt.cli.signature import run_function
 from lightning_aapt.errors import ConfigError, check_at_least
 from lightning_aapt.files import write_atomic
 from lightning_aapt.run_lock import RunLock
+from lightning_aapt.tables import markdown_table
 
 
 def number(value):
@@ -214,8 +215,7 @@ def summary(out: Path) -> str:
     writer.writeheader()
     writer.writerows(rows)
     write_atomic(out / "summary.csv", buffer.getvalue().encode())
-    table = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    table += ["| " + " | ".join(row.get(c, "") for c in columns) + " |" for row in rows]
+    table = markdown_table(columns, ([row.get(c, "") for c in columns] for row in rows))
     text = f"# Sweep {out.name}: {spec['config']}\n\n" + "\n".join(table) + "\n"
     write_atomic(out / "summary.md", text.encode())
     return text

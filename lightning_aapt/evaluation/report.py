@@ -11,6 +11,7 @@ import torch
 from lightning_aapt.evaluation.drift import Drift
 from lightning_aapt.evaluation.plots import drift_figure
 from lightning_aapt.files import atomic_path, write_atomic
+from lightning_aapt.tables import markdown_table
 from lightning_aapt.video import to_uint8, write_video
 
 
@@ -19,8 +20,7 @@ def markdown(result: dict) -> str:
     lines = [f"# Evaluation of `{result['checkpoint']}`", "",
              f"{result['model']}, global step {result['global_step']}, sampler steps per frame "
              f"{result['steps_per_frame']}.", "", "## Generated vs real clips", "",
-             "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {v:.6g} |" for k, v in fd["values"].items()]
+             *markdown_table(("metric", "value"), ((k, f"{v:.6g}") for k, v in fd["values"].items()))]
     lines += ["", "Protocol:", ""] + [f"- {k}: {v}" for k, v in fd["protocol"].items()]
     if drift is None:
         lines += ["", "No long-horizon drift: a bidirectional (stage-0) model samples whole clips jointly and cannot "
@@ -29,18 +29,15 @@ def markdown(result: dict) -> str:
     curves = drift["curves"]
     fps = drift.get("fps") or 1
     lines += ["", f"## Long-horizon drift: {result['drift_frames']} frames ({result['horizon']}x the clip), "
-              f"{result['drift_clips']} streams, windows of {drift['window_frames']} frames", "",
-              "| window | seconds | " + " | ".join(curves) + " |", "|---" * (len(curves) + 2) + "|"]
-    for k, start in enumerate(drift["starts"]):
-        seconds = f"{start / fps:.2f}-{(start + drift['window_frames']) / fps:.2f}"
-        lines.append(f"| {k} | {seconds} | " + " | ".join(f"{curves[n][k]:.4g}" for n in curves) + " |")
-    lines.append("| last / first | | " + " | ".join(f"{drift['ratios'][n]:.3g}" for n in curves) + " |")
+              f"{result['drift_clips']} streams, windows of {drift['window_frames']} frames", ""]
+    rows = [(k, f"{start / fps:.2f}-{(start + drift['window_frames']) / fps:.2f}",
+             *(f"{curves[n][k]:.4g}" for n in curves)) for k, start in enumerate(drift["starts"])]
+    rows.append(("last / first", "", *(f"{drift['ratios'][n]:.3g}" for n in curves)))
     floor = result.get("drift_floor")
     if floor:
-        lines.append("| truth itself: first window | | " + " | ".join(f"{floor['curves'][n][0]:.4g}" for n in curves)
-                     + " |")
-        lines.append("| truth itself: last window | | " + " | ".join(f"{floor['curves'][n][-1]:.4g}" for n in curves)
-                     + " |")
+        rows += [(f"truth itself: {which} window", "", *(f"{floor['curves'][n][at]:.4g}" for n in curves))
+                 for which, at in (("first", 0), ("last", -1))]
+    lines += markdown_table(("window", "seconds", *curves), rows)
     summary = drift.get("summary") or {}
     if summary:
         lines += ["", "Objects over the whole stream (`lightning_aapt.metrics.objects`): "

@@ -9,6 +9,7 @@ from pathlib import Path
 from datamodules.toy_world import prepare_toy_world
 from datamodules.web_video import WebVideoDataModule
 from lightning_aapt.data import MANIFEST
+from lightning_aapt.tables import markdown_table
 from lightning_aapt.world.dataset import ToyWorldSpec
 
 
@@ -36,9 +37,11 @@ def run(data_dir: str | None, consumed_per_second: float | None, batches: int = 
 
 
 def table(r: dict) -> str:
-    lines = ["| loader (toy shards, 8-frame clips, batch 8) | clips / s |", "|---|---|"]
-    lines += [f"| {w} workers | {v:.0f} |" for w, v in r["samples_per_second"].items()]
+    rows = [(f"{w} workers", f"{v:.0f}") for w, v in r["samples_per_second"].items()]
     if "headroom" in r:
-        lines += [f"| a stage-1 training step consumes | {r['training_consumes_per_second']:.1f} |", "",
+        rows.append(("a stage-1 training step consumes", f"{r['training_consumes_per_second']:.1f}"))
+    lines = markdown_table(("loader (toy shards, 8-frame clips, batch 8)", "clips / s"), rows)
+    if "headroom" in r:
+        lines += ["",
                   f"The loader delivers {r['headroom']:.0f}x what training consumes."]
     return "\n".join(lines)

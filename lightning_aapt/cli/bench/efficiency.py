@@ -12,6 +12,7 @@ from lightning_aapt.backbone import BackboneConfig
 from lightning_aapt.cli.bench.streaming import build, frame_times
 from lightning_aapt.cli.bench.timing import datasheet_peak, matmul_peak
 from lightning_aapt.plan import forward_flops
+from lightning_aapt.tables import markdown_table
 
 
 def run(cfg: BackboneConfig, latent_size: tuple[int, int], device: torch.device, dtype: torch.dtype,
@@ -32,12 +33,13 @@ def run(cfg: BackboneConfig, latent_size: tuple[int, int], device: torch.device,
 
 
 def table(r: dict, cfg_name: str, latent_size: tuple[int, int]) -> str:
-    return "\n".join([
-        f"| {cfg_name}, latents {latent_size[0]}x{latent_size[1]}, {r['dtype']} | value |", "|---|---|",
-        f"| model FLOPs per streamed frame (analytic) | {r['flops_per_frame'] / 1e9:.2f} GFLOP |",
-        f"| time per frame (window full) | {1e3 * r['seconds_per_frame']:.2f} ms |",
-        f"| achieved | {r['achieved_flops'] / 1e9:.1f} GFLOP/s |",
-        f"| peak matmul, measured now | {r['peak_matmul_flops'] / 1e9:.1f} GFLOP/s |",
-        f"| MFU | {100 * r['mfu']:.1f}% |",
-        *([f"| MFU of the data sheet's dense bf16 peak ({r['datasheet_peak_flops'] / 1e12:.0f} TFLOP/s) | "
-           f"{100 * r['mfu_of_datasheet_peak']:.1f}% |"] if r["datasheet_peak_flops"] else [])])
+    rows = [("model FLOPs per streamed frame (analytic)", f"{r['flops_per_frame'] / 1e9:.2f} GFLOP"),
+            ("time per frame (window full)", f"{1e3 * r['seconds_per_frame']:.2f} ms"),
+            ("achieved", f"{r['achieved_flops'] / 1e9:.1f} GFLOP/s"),
+            ("peak matmul, measured now", f"{r['peak_matmul_flops'] / 1e9:.1f} GFLOP/s"),
+            ("MFU", f"{100 * r['mfu']:.1f}%")]
+    if r["datasheet_peak_flops"]:
+        rows.append((f"MFU of the data sheet's dense bf16 peak ({r['datasheet_peak_flops'] / 1e12:.0f} TFLOP/s)",
+                     f"{100 * r['mfu_of_datasheet_peak']:.1f}%"))
+    return "\n".join(markdown_table((f"{cfg_name}, latents {latent_size[0]}x{latent_size[1]}, {r['dtype']}",
+                                      "value"), rows))

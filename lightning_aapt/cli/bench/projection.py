@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from lightning_aapt.backbone import BackboneConfig
 from lightning_aapt.plan import forward_flops
+from lightning_aapt.tables import markdown_table
 
 H100_BF16_DENSE = 989e12  # FLOP/s, NVIDIA's H100 SXM datasheet (dense, no sparsity)
 VIDEO_FRAMES_PER_LATENT = 4
@@ -27,13 +28,13 @@ def run(measured_mfu: float | None = None, latent_size: tuple[int, int] = (52, 9
 
 
 def table(r: dict) -> str:
-    lines = ["| aapt-8b-like at 736x416 (latents 52x92, window 30 + sink 1), one H100 | value |", "|---|---|",
-             f"| tokens per latent frame | {r['tokens_per_frame']} |",
-             f"| FLOPs per latent frame (1 NFE) | {r['flops_per_latent_frame'] / 1e12:.1f} TFLOP |",
-             f"| video fps at 100% of 989 TFLOP/s (4 video frames per latent frame) | {r['video_fps_at_peak']:.1f} |",
-             f"| utilisation needed for AAPT's {r['target_video_fps']:.0f} fps | "
-             f"{100 * r['mfu_needed_for_target']:.0f}% |"]
+    rows = [("tokens per latent frame", r["tokens_per_frame"]),
+            ("FLOPs per latent frame (1 NFE)", f"{r['flops_per_latent_frame'] / 1e12:.1f} TFLOP"),
+            ("video fps at 100% of 989 TFLOP/s (4 video frames per latent frame)", f"{r['video_fps_at_peak']:.1f}"),
+            (f"utilisation needed for AAPT's {r['target_video_fps']:.0f} fps",
+             f"{100 * r['mfu_needed_for_target']:.0f}%")]
     if "video_fps_at_measured_mfu" in r:
-        lines.append(f"| video fps at the MFU measured by the efficiency suite ({100 * r['measured_mfu']:.1f}%) | "
-                     f"{r['video_fps_at_measured_mfu']:.1f} |")
-    return "\n".join(lines)
+        rows.append((f"video fps at the MFU measured by the efficiency suite ({100 * r['measured_mfu']:.1f}%)",
+                     f"{r['video_fps_at_measured_mfu']:.1f}"))
+    return "\n".join(markdown_table(("aapt-8b-like at 736x416 (latents 52x92, window 30 + sink 1), one H100", "value"),
+                                     rows))

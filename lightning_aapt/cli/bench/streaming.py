@@ -41,6 +41,7 @@ from lightning_aapt.cli.bench.timing import PeakMemory, peak_rss_bytes, percenti
 from lightning_aapt.codecs import ToyCodec
 from lightning_aapt.diffusion import euler_sample, timestep_schedule
 from lightning_aapt.inference import OverlappedDecoder, StreamingGenerator
+from lightning_aapt.tables import markdown_table
 
 INDICES = (1, 10, 40, 100, 250, 500, 1000)
 SPAN = 21  # frames whose median is "the time at frame i": single frames jitter by +-30% on a shared CPU
@@ -390,16 +391,15 @@ def table(r: dict, cfg_name: str, latent_size: tuple[int, int]) -> str:
 
     lines = [f"{cfg_name}, latents {latent_size[0]}x{latent_size[1]} ({r['tokens_per_frame']} tokens per frame), "
              f"window {r['window_frames']} + sink {r['sink_frames']}; {r['rounds']} interleaved rounds, "
-             f"{r['starts']} starts", "",
-             "| method | time to first frame ms | ms / frame p50 | p99 | frames/s | with decode | peak memory MiB "
-             "| AAPT is faster by |", "|---|---|---|---|---|---|---|---|"]
+             f"{r['starts']} starts", ""]
     speedups = {"aapt": 1.0, "no_cache": r["speedup_vs_no_cache"], "four_steps": r["speedup_vs_4_steps"],
                 "chunk_bidirectional": r["speedup_vs_chunk_bidirectional"]}
-    for key, m in r["methods"].items():
-        faster = f"{speedups[key]:.2f}x" if speedups.get(key) is not None else "–"
-        lines.append(f"| {m['label']} | {ms * m['ttff_p50']:.1f} | {ms * m['step_p50']:.2f} | "
-                     f"{ms * m['step_p99']:.2f} | {fps(m['fps_without_decode'], '–')} | {fps(m['fps_with_decode'])} | "
-                     f"{mib(m['peak_memory_bytes'])} | {faster} |")
+    lines += markdown_table(
+        ("method", "time to first frame ms", "ms / frame p50", "p99", "frames/s", "with decode", "peak memory MiB",
+         "AAPT is faster by"),
+        ((m["label"], f"{ms * m['ttff_p50']:.1f}", f"{ms * m['step_p50']:.2f}", f"{ms * m['step_p99']:.2f}",
+          fps(m["fps_without_decode"], "–"), fps(m["fps_with_decode"]), mib(m["peak_memory_bytes"]),
+          f"{speedups[key]:.2f}x" if speedups.get(key) is not None else "–") for key, m in r["methods"].items()))
     if any(m.get("peak_memory_of") == "process" for m in r["methods"].values()):
         where = "the peak RSS of a fresh process per method"
     elif r["device"] == "cuda":
@@ -407,11 +407,9 @@ def table(r: dict, cfg_name: str, latent_size: tuple[int, int]) -> str:
     else:
         where = "the method's weights + this process's peak RSS growth (quick: order-dependent)"
     lines.append(f"\npeak memory: {where}")
-    lines += ["", "| frame index | " + " | ".join(r["seconds_at_frame"]) + " |",
-              "|---" * (len(r["seconds_at_frame"]) + 1) + "|",
-              "| ms (1 NFE, cached) | " + " | ".join(f"{ms * v:.2f}" for v in r["seconds_at_frame"].values()) + " |",
-              "| / frame 40, step for step | " + " | ".join(f"{v:.3f}" for v in
-                                                             r["ratio_to_frame40_at_frame"].values()) + " |",
+    lines += ["", *markdown_table(("frame index", *r["seconds_at_frame"]), [
+        ("ms (1 NFE, cached)", *(f"{ms * v:.2f}" for v in r["seconds_at_frame"].values())),
+        ("/ frame 40, step for step", *(f"{v:.3f}" for v in r["ratio_to_frame40_at_frame"].values()))]),
               "", f"frame {max(int(i) for i in r['seconds_at_frame'])} / frame 40: "
               f"{r['cost_ratio_frame1000_vs_frame40']:.3f}"]
     if "speedup_graph_vs_eager" in r:

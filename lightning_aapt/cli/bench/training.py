@@ -16,6 +16,7 @@ from lightning_aapt.data import VideoBatch
 from lightning_aapt.stages import AdversarialPostTraining, DiffusionAdaptation
 from lightning_aapt.stages.adversarial_config import RolloutConfig
 from lightning_aapt.stages.randomness import RandomStream
+from lightning_aapt.tables import markdown_table
 
 DIMS = {"latent_channels": 48, "text_dim": 64, "control_dim": 2}
 
@@ -99,12 +100,12 @@ def run(device: torch.device, batch: int = 8, frames: int = 8, latent_size: tupl
 
 
 def table(r: dict) -> str:
-    return "\n".join([
-        f"| toy preset, batch {r['batch']} x {r['frames']} frames | s / step | latent frames / s |", "|---|---|---|",
-        f"| stage 1 step, bare PyTorch loop | {r['bare_seconds_per_step']:.3f} | "
-        f"{r['batch'] * r['frames'] / r['bare_seconds_per_step']:.0f} |",
-        f"| stage 1 step, Lightning | {r['stage1_seconds_per_step']:.3f} | {r['stage1_frames_per_second']:.0f} |",
-        f"| stage 3 step (G + D, {r['rollout_frames']}-frame rollouts), Lightning | {r['stage3_seconds_per_step']:.3f} "
-        f"| {r['stage3_frames_per_second']:.0f} (generated) |", "",
+    return "\n".join([*markdown_table(
+        (f"toy preset, batch {r['batch']} x {r['frames']} frames", "s / step", "latent frames / s"),
+        [("stage 1 step, bare PyTorch loop", f"{r['bare_seconds_per_step']:.3f}",
+          f"{r['batch'] * r['frames'] / r['bare_seconds_per_step']:.0f}"),
+         ("stage 1 step, Lightning", f"{r['stage1_seconds_per_step']:.3f}", f"{r['stage1_frames_per_second']:.0f}"),
+         (f"stage 3 step (G + D, {r['rollout_frames']}-frame rollouts), Lightning",
+          f"{r['stage3_seconds_per_step']:.3f}", f"{r['stage3_frames_per_second']:.0f} (generated)")]), "",
         f"Lightning overhead on the stage-1 step: {100 * r['lightning_overhead']:+.1f}% (same module, same math; "
         "Lightning adds logging, hooks and the loop)"])
