@@ -58,3 +58,22 @@ def test_gradient_clip_val_under_stage_3_is_refused_naming_its_own_clip():
         "error: trainer.gradient_clip_val=1.0: AdversarialPostTraining steps its optimisers itself and clips each "
         "network through model.init_args.grad_clip (now 1.0); remove trainer.gradient_clip_val (or set it to null)")
     assert "Traceback" not in out.stderr and "MisconfigurationException" not in out.stderr
+
+
+def test_a_grouped_setting_set_to_null_on_the_command_line_keeps_the_groups_other_settings(capsys):
+    """`--model.init_args.rollout.segment_frames=null` (and `--key null`) reach the parser as a mapping it merges
+    (jsonargparse refuses the dotted null under a stage's class_path); the rollout's other settings stay the YAML's."""
+    import yaml
+
+    from lightning_aapt.cli import main
+    from lightning_aapt.cli.lightning import nulls_as_mappings
+
+    assert nulls_as_mappings(["--model.init_args.rollout.frames", "null", "--trainer.max_steps=3", "--a", "b"]) == [
+        "--model.init_args.rollout={frames: null}", "--trainer.max_steps=3", "--a", "b"]
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(EXPERIMENTS / "stage3.yaml"), "--model.init_args.init_from=null",
+              "--model.init_args.discriminator.init_from", "null", "--model.init_args.rollout.segment_frames=null",
+              "--print_config"])
+    model = yaml.safe_load(capsys.readouterr().out)["model"]["init_args"]
+    assert model["rollout"]["segment_frames"] is None and model["rollout"]["frames"] == 15
+    assert model["discriminator"]["init_from"] is None and model["discriminator"]["updates_before_g"] == 100
