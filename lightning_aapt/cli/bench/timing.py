@@ -1,11 +1,14 @@
-"""Timing that says what it measured: warm-up excluded, device synchronised, median of repeats."""
+"""Timing that says what it measured: warm-up excluded, device synchronised, median of repeats.
+
+A call that can be timed on its own goes through `torch.utils.benchmark.Timer` (`median_seconds`). The rest is
+timed by hand, for reasons: a training step runs inside Lightning's loop (a callback times it, `training.py`), and
+a stream's latency percentiles need every call's own time in interleaved rounds, which Timer's blocks average
+away (`streaming.py`)."""
 
 from __future__ import annotations
 
 import os
 import platform
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,18 +20,13 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def median_seconds(fn: Callable[[], object], device: torch.device, repeats: int = 5, warmup: int = 2) -> float:
-    """Median wall time of `fn()` over `repeats` runs after `warmup` untimed ones (GPU work included)."""
-    for _ in range(warmup):
-        fn()
-    synchronize(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def median_seconds(fn: Callable[[], object], min_run_time: float = 1.0) -> float:
+    """Median time of one `fn()` by `torch.utils.benchmark.Timer`: warmed up, in blocks of calls sized to run at
+    least `min_run_time` seconds in all, CUDA synchronised, on this process's threads (Timer's default is one)."""
+    from torch.utils import benchmark
+
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    return timer.blocked_autorange(min_run_time=min_run_time).median
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -114,7 +112,7 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, size: int | None = Non
     size = size or (8192 if device.type == "cuda" else 2048)
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
-    seconds = median_seconds(lambda: a @ b, device, repeats=5 if device.type == "cuda" else 3)
+    seconds = median_seconds(lambda: a @ b)
     return 2 * size**3 / seconds
 
 
