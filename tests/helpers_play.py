@@ -93,3 +93,26 @@ class PlayServer:
             self.process.kill()
             self.process.wait()
         self.reader.join(10)
+
+
+def play_app(ckpt: Path, data: Path, **settings):
+    """The `play` server's app in this process (Starlette's test client drives it), built from the same pieces as
+    the command: the checkpoint's generator and sampling, the dataset's world, codec and text encoder; `settings`
+    are `PlaySettings` fields (the world's fps, and the record folder under the checkpoint's, unless given)."""
+    from lightning_aapt.checkpoints import load_generator
+    from lightning_aapt.cli.play.game import Game
+    from lightning_aapt.cli.play.server import Hub, PlaySettings, create_app
+    from lightning_aapt.data import dataset_codec
+    from lightning_aapt.inference.session import InteractiveSession
+    from lightning_aapt.world.dataset import spec_from_manifest
+    from lightning_aapt.world.live import LiveWorld
+
+    generator, spec, codec = load_generator(ckpt), spec_from_manifest(data), dataset_codec(data)
+    model, sampling = generator.model.eval(), generator.sampling
+
+    def make_game(scene: int) -> Game:
+        session = InteractiveSession(model, codec, spec.text_encoder(), steps=sampling.steps, shift=sampling.shift)
+        return Game(session, LiveWorld(spec.world), sampling.context_frames, scene)
+
+    settings = {"fps": spec.fps, "record_dir": ckpt.parent / "rec", **settings}
+    return create_app(Hub(make_game, PlaySettings(**settings)))
