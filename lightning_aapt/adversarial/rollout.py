@@ -27,71 +27,74 @@ from lightning_aapt.inference import StreamingGenerator
 
 @dataclass
 class Rollout:
-    """A no-grad rollout. Position j holds video frame j + 1: the real context frames 1..K-1 at positions
-    0..K-2 (observed, not generated), then frame j + 1 generated from `noises[:, j]` and `recycled[:, j]`."""
+    """A no-grad rollout, indexed like the video it makes: video frame f = 0..R-1. Frames 0..K-1 are the given
+    context (frame 0 enters through the recycled channels, 1..K-1 are observed through the cache), frames K..R-1 are
+    generated, frame f from `noises[:, f]`, `recycled[:, f]` (frame f - 1) and `controls[:, f]`. Frame 0 is never
+    made: its noise, recycled frame and controls are not used."""
 
-    frames: Tensor  # (B, R, C, H, W)
-    noises: Tensor  # (B, R, C, H, W): at a context position, the noise its observed frame was noised with
-    recycled: Tensor  # (B, R, C, H, W): the frame before each position's (the given first frame at j = 0)
+    video: Tensor  # (B, R, C, H, W): the context, then the generated frames
+    noises: Tensor  # (B, R, C, H, W): each frame's noise (a context frame's: what it was observed with)
+    recycled: Tensor  # (B, R, C, H, W): the frame before each (zeros before frame 0)
     controls: Tensor | None  # (B, R, A)
     text: Tensor  # (B, L, Dt)
-    snapshots: dict[int, KVCache]  # the cache before position j, for each requested j
+    snapshots: dict[int, KVCache]  # the cache before video frame f was made, for each requested f
     context_frames: int = 1  # K: video frames 0..K-1 were given
 
 
 def rollout(model: CausalVideoDiT, context: Tensor, text: Tensor, noises: Tensor,
             controls: Tensor | None = None, snapshot_at: tuple[int, ...] = ()) -> Rollout:
-    """Continue K real frames `context` (B, K, C, H, W) to video frames K..R, one network evaluation each, without
+    """Continue K real frames `context` (B, K, C, H, W) to a video of R frames, one network evaluation each, without
     gradients: frame 0 enters through the recycled channels, frames 1..K-1 are observed through the cache as at
-    inference (`StreamingGenerator.observe`), positions K-1..R-1 are generated. `noises` and
-    `controls` (B, R, ...) are per position (video frames 1..R). Snapshots can be taken before generated
-    positions only (j >= K - 1)."""
+    inference (`StreamingGenerator.observe`), frames K..R-1 are generated. `noises` and `controls` (B, R, ...) are
+    per video frame (frame 0's are not used). `snapshot_at`: generated frames (K <= f < R) before which the cache is
+    kept, for `regenerate` to start from."""
     B, R = noises.shape[:2]
     K = context.shape[1]
-    if not 1 <= K <= R:
-        raise ValueError(f"rollout: {K} context frames for {R} positions; need 1 <= K <= R")
-    if any(j < K - 1 for j in snapshot_at):
-        raise ValueError(f"rollout: snapshots {snapshot_at} fall inside the {K} context frames (positions < {K - 1})")
+    if not 1 <= K < R:
+        raise ValueError(f"rollout: {K} context frames for a {R}-frame video; need 1 <= K < R")
+    if any(not K <= f < R for f in snapshot_at):
+        raise ValueError(f"rollout: snapshots {snapshot_at} must be generated frames: not inside the {K} context "
+                         f"frames (video frames < {K}) nor past the video's {R}")
     gen = StreamingGenerator(model, steps=1, inference_mode=False)
     gen.reset(text, first_frame=context[:, 0])
-    if K > 1:  # frames 1..K-1 with their controls and noises (position j holds frame j + 1)
-        gen.observe(context[:, 1:], None if controls is None else controls[:, : K - 1], noises[:, : K - 1])
-    frames, snapshots = list(context[:, 1:].unbind(1)), {}  # positions 0..K-2: the observed real frames
+    if K > 1:  # frames 1..K-1 with their controls and noises
+        gen.observe(context[:, 1:], None if controls is None else controls[:, 1:K], noises[:, 1:K])
+    frames, snapshots = list(context.unbind(1)), {}  # video frames 0..K-1: the given context
     with torch.no_grad():
-        for j in range(K - 1, R):
-            if j in snapshot_at:
-                snapshots[j] = gen.cache.snapshot()
-            frames.append(gen.step(None if controls is None else controls[:, j], noises[:, j]))
+        for f in range(K, R):
+            if f in snapshot_at:
+                snapshots[f] = gen.cache.snapshot()
+            frames.append(gen.step(None if controls is None else controls[:, f], noises[:, f]))
         video = torch.stack(frames, dim=1)  # (B, R, C, H, W)
-        recycled = recycled_frames(context[:, 0], video)  # (B, R, C, H, W)
+        recycled = recycled_frames(torch.zeros_like(context[:, 0]), video)  # (B, R, C, H, W): frame f - 1
     return Rollout(video, noises, recycled, controls, gen.text, snapshots, K)
 
 
-def regenerate(model: CausalVideoDiT, ro: Rollout, start: int, stop: int, kv_gradients: bool = True) -> Tensor:
-    """Frames start..stop-1 of the rollout again, with gradients: (B, stop - start, C, H, W).
+def regenerate(model: CausalVideoDiT, ro: Rollout, first: int, stop: int, kv_gradients: bool = True) -> Tensor:
+    """Video frames first..stop-1 of the rollout again, with gradients: (B, stop - first, C, H, W).
 
-    The context before `start` is the rollout's cache snapshot at `start` (detached; None at 0). Positions of the
-    rollout's real context frames (start < K - 1) were observed, not generated, and cannot be regenerated.
+    The context before `first` is the rollout's cache snapshot at `first` (detached; none before frame 1). The
+    rollout's real context frames (first < K) were given, not generated, and cannot be regenerated.
     """
-    if start < ro.context_frames - 1:
-        raise ValueError(f"regenerate(start={start}): positions 0..{ro.context_frames - 2} hold the rollout's real "
-                         "context frames, observed, not generated")
+    if first < ro.context_frames:
+        raise ValueError(f"regenerate(first={first}): video frames 0..{ro.context_frames - 1} are the rollout's real "
+                         "context frames, given, not generated")
     B = ro.noises.shape[0]
-    span = slice(start, stop)
-    before = None  # the cache of the frames before the span
-    if start > 0:
-        if start not in ro.snapshots:
-            raise KeyError(f"regenerate(start={start}) needs rollout(..., snapshot_at) to include {start}")
-        before = ro.snapshots[start].snapshot()  # a copy: the span's own frames are never written into it
+    span = slice(first, stop)
+    before = None  # the cache of the frames before the span (frame 0 enters through frame 1's recycled channels)
+    if first > 1:
+        if first not in ro.snapshots:
+            raise KeyError(f"regenerate(first={first}) needs rollout(..., snapshot_at) to include {first}")
+        before = ro.snapshots[first].snapshot()  # a copy: the span's own frames are never written into it
     controls = None if ro.controls is None else ro.controls[:, span]
     noises, recycled = ro.noises[:, span], ro.recycled[:, span].detach()
     if kv_gradients:
-        ones = noises.new_ones(B, stop - start)
+        ones = noises.new_ones(B, stop - first)
         v = model(noises, ones, recycled, ro.text, controls, cache=before, cache_write=False)  # text K/V with grad
         return x0_from_velocity(noises, v, ones)  # one step from t = 1: noise - v
     cache = before if before is not None else model.new_cache(B)
     frames, ones = [], noises.new_ones(B, 1)
-    for j in range(stop - start):  # one frame at a time; the cache stores detached keys/values
+    for j in range(stop - first):  # one frame at a time; the cache stores detached keys/values
         c = None if controls is None else controls[:, j : j + 1]
         v = model(noises[:, j : j + 1], ones, recycled[:, j : j + 1], ro.text, c, cache=cache)  # (B, 1, C, H, W)
         frames.append(x0_from_velocity(noises[:, j : j + 1], v, ones)[:, 0])

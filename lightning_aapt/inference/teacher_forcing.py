@@ -50,6 +50,15 @@ def teacher_forced_frames(model: torch.nn.Module, latents: Tensor, text: Tensor,
     return euler_sample(velocity, noise, timestep_schedule(steps, shift, device=noise.device))  # (B, F-1, C, H, W)
 
 
+def teacher_forced_video(model: torch.nn.Module, video: Tensor, text: Tensor, controls: Tensor | None,
+                         noises: Tensor, steps: int = 1, shift: float = 1.0) -> Tensor:
+    """`teacher_forced_frames` indexed like the video (B, R, C, H, W): frame 0 is the given one, frame f >= 1 is made
+    from the true frames before it, `noises[:, f]` and `controls[:, f]` (`noises` per video frame, frame 0's unused),
+    as stage 3 lays its videos out (`adversarial/rollout.py`)."""
+    made = teacher_forced_frames(model, video, text, controls, noises[:, 1:], steps, shift)  # (B, R - 1, C, H, W)
+    return torch.cat([video[:, :1], made], dim=1)
+
+
 @torch.no_grad()
 def next_frame_errors(model: torch.nn.Module, latents: Tensor, text: Tensor, controls: Tensor | None,
                       noise: Tensor) -> tuple[Tensor, Tensor]:

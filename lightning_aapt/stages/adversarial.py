@@ -46,7 +46,7 @@ from lightning_aapt.checkpoints import load_backbone
 from lightning_aapt.data import VideoBatch
 from lightning_aapt.diffusion import shift_time
 from lightning_aapt.errors import ConfigError
-from lightning_aapt.inference.teacher_forcing import teacher_forced_frames
+from lightning_aapt.inference.teacher_forcing import teacher_forced_video
 from lightning_aapt.stages.adversarial_config import (
     AAPT_DISCRIMINATOR,
     AAPT_PENALTY,
@@ -104,7 +104,7 @@ class GanStep:
     rollout_frames: int  # R
     segment_frames: int  # S: the longest span
     spans: list[tuple[int, int]]  # segments (start, stop) of video frames
-    noises: Tensor  # (B, R - 1, C, H, W): the noise of each position (video frame j + 1 at position j)
+    noises: Tensor  # (B, R, C, H, W): each video frame's noise (frame 0, given, has none: zeros)
     fake: Tensor  # (B, R, C, H, W): the real context, then the generator's frames (no gradients)
     rollout: Rollout | None  # student forcing: the rollout, to regenerate spans with gradients
 
@@ -268,18 +268,17 @@ class AdversarialPostTraining(StageModule):
         S, R, K = self.rollout_frames(F)  # video frames 0..K-1 are the clip's, the rest the generator's
         controls = extend_controls(batch.controls, R)  # (B, R, A)
         spans = segments(R, S, self.rollout_cfg.segment_overlap)
-        noises = self.sample_randn((B, R - 1, *real.shape[2:]), RandomStream.ROLLOUT, real.dtype)
+        noises = self.sample_randn((B, R - 1, *real.shape[2:]), RandomStream.ROLLOUT, real.dtype)  # frames 1..R-1
+        noises = torch.cat([torch.zeros_like(noises[:, :1]), noises], dim=1)  # (B, R, C, H, W): by video frame
         ro = None
-        if self.rollout_cfg.forcing == "student":
-            # rollout position j holds video frame j + 1; a span's first generated frame f needs the cache before
-            # position f - 1
-            ro = rollout(self.model, real[:, :K], text, noises, None if controls is None else controls[:, 1:],
-                         snapshot_at=tuple(max(a, K) - 1 for a, b in spans if 1 < max(a, K) < b))
-            made = ro.frames  # (B, R - 1, C, H, W), the real frames 1..K-1 first
+        if self.rollout_cfg.forcing == "student":  # a span's first generated frame needs the cache before it
+            ro = rollout(self.model, real[:, :K], text, noises, controls,
+                         snapshot_at=tuple(max(a, K) for a, b in spans if 1 < max(a, K) < b))
+            fake = ro.video  # (B, R, C, H, W): the real context, then G's
         else:  # AAPT App. D's variant: every frame made from the real frames before it, in one pass
             with torch.no_grad():
-                made = teacher_forced_frames(self.model, real[:, :R], text, controls, noises)
-        fake = torch.cat([real[:, :K], made[:, K - 1 :]], dim=1)  # (B, R, C, H, W): the real context, then G's
+                made = teacher_forced_video(self.model, real[:, :R], text, controls, noises)  # (B, R, C, H, W)
+            fake = torch.cat([real[:, :K], made[:, K:]], dim=1)
         return GanStep(real, text, controls, K, R, S, spans, noises, fake, ro)
 
     def discriminator_step(self, step: GanStep) -> None:
@@ -337,14 +336,14 @@ class AdversarialPostTraining(StageModule):
         t_g = self.disc_timesteps(B, RandomStream.G_TIMESTEPS)
         noise_g = self.sample_randn(step.segment_shape, RandomStream.G_NOISE, real.dtype)
         if self.rollout_cfg.forcing == "teacher":  # all frames in one pass, with gradients; each span is judged from it
-            taught = teacher_forced_frames(self.model, real[:, :R], text, controls, step.noises)  # (B, R-1, C, H, W)
-            taught = torch.cat([real[:, :K], taught[:, K - 1 :]], dim=1)  # (B, R, C, H, W)
+            taught = teacher_forced_video(self.model, real[:, :R], text, controls, step.noises)  # (B, R, C, H, W)
+            taught = torch.cat([real[:, :K], taught[:, K:]], dim=1)
         if self.teacher is not None:  # the teacher's sample of every generated frame, from the frames G saw
             with torch.no_grad():
                 seen = step.fake if self.rollout_cfg.forcing == "student" else real[:, :R]  # (B, R, C, H, W)
-                targets = teacher_forced_frames(self.teacher, seen, text, controls, step.noises,
-                                                self.regression.teacher_steps,
-                                                self.timestep_cfg.shift)  # (B, R - 1, C, H, W)
+                targets = teacher_forced_video(self.teacher, seen, text, controls, step.noises,
+                                               self.regression.teacher_steps,
+                                               self.timestep_cfg.shift)  # (B, R, C, H, W)
         real_logits = {}  # (start, stop) of a real span -> its logits (B, stop - start), judged once
         total_g = total_adversarial = total_distill = total_truth = torch.zeros((), device=self.device)  # G's and parts
         judged = K  # video frames whose loss is counted so far (frames 0..K-1 are real)
@@ -359,7 +358,7 @@ class AdversarialPostTraining(StageModule):
             if first >= b:
                 continue  # a span of context frames only
             if self.rollout_cfg.forcing == "student":
-                frames = regenerate(self.model, step.rollout, first - 1, b - 1,
+                frames = regenerate(self.model, step.rollout, first, b,
                                     self.rollout_cfg.kv_gradients)  # (B, b - first, C, H, W)
                 video = torch.cat([step.fake[:, a:first], frames], dim=1)  # (B, b - a, C, H, W)
             else:
@@ -373,7 +372,7 @@ class AdversarialPostTraining(StageModule):
             loss = loss_g[:, judged - a :].sum(1).mean() / made_frames
             total_adversarial = total_adversarial + loss.detach()
             if self.teacher is not None:  # frames judged..b-1 against the teacher's
-                distill = regression(video[:, judged - a :], targets[:, judged - 1 : b - 1])
+                distill = regression(video[:, judged - a :], targets[:, judged:b])
                 loss = loss + self.regression.distill_weight * distill
                 total_distill = total_distill + distill.detach()
             if self.regression.truth_weight > 0 and judged < F:  # frames judged..min(b, F)-1 have a real counterpart

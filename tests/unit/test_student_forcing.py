@@ -12,7 +12,8 @@ from tests.helpers import LATENT, tiny_model
 pytestmark = pytest.mark.unit
 
 
-def make_rollout(model, frames=9, snapshot_at=(), context_frames=1):
+def make_rollout(model, frames=10, snapshot_at=(), context_frames=1):
+    """A rollout of a `frames`-frame video (noises and controls per video frame; frame 0's are not used)."""
     gen = torch.Generator().manual_seed(3)
     context = torch.randn(2, context_frames, 4, *LATENT, generator=gen)
     text = torch.randn(2, 5, 16, generator=gen)
@@ -25,47 +26,47 @@ def make_rollout(model, frames=9, snapshot_at=(), context_frames=1):
 @pytest.mark.parametrize("window", [None, 4])
 def test_parallel_recomputation_reproduces_the_rollout(kv_gradients, window):
     model = tiny_model(window_frames=window, sink_frames=1, control_dim=3)
-    ro = make_rollout(model, frames=9, snapshot_at=(3, 5))
-    assert ro.frames.abs().mean() > 0.1
-    for start, stop in [(0, 9), (3, 9), (5, 8)]:
-        again = regenerate(model, ro, start, stop, kv_gradients)
+    ro = make_rollout(model, frames=10, snapshot_at=(4, 6))
+    assert ro.video[:, 1:].abs().mean() > 0.1
+    for first, stop in [(1, 10), (4, 10), (6, 9)]:  # video frames
+        again = regenerate(model, ro, first, stop, kv_gradients)
         assert again.requires_grad
-        torch.testing.assert_close(again, ro.frames[:, start:stop], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(again, ro.video[:, first:stop], atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("window", [None, 4])
 def test_a_rollout_after_real_context_frames_holds_them_and_recomputes_its_own(window):
-    """K = 3 real frames: positions 0-1 are the observed frames 1-2, and recomputing any generated span from its
-    snapshot reproduces the rollout, as for a one-frame start."""
+    """K = 3 real frames: video frames 0-2 are the context (1-2 observed through the cache), and recomputing any
+    generated span from its snapshot reproduces the rollout, as for a one-frame start."""
     model = tiny_model(window_frames=window, sink_frames=1, control_dim=3)
-    ro = make_rollout(model, frames=9, snapshot_at=(2, 5), context_frames=3)
+    ro = make_rollout(model, frames=10, snapshot_at=(3, 6), context_frames=3)
     context = torch.randn(2, 3, 4, *LATENT, generator=torch.Generator().manual_seed(3))  # make_rollout's first draw
-    torch.testing.assert_close(ro.frames[:, :2], context[:, 1:], atol=0, rtol=0)
-    assert ro.context_frames == 3 and ro.frames[:, 2:].abs().mean() > 0.1
-    for start, stop in [(2, 9), (5, 7)]:
-        torch.testing.assert_close(regenerate(model, ro, start, stop), ro.frames[:, start:stop], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ro.video[:, :3], context, atol=0, rtol=0)
+    assert ro.context_frames == 3 and ro.video[:, 3:].abs().mean() > 0.1
+    for first, stop in [(3, 10), (6, 8)]:
+        torch.testing.assert_close(regenerate(model, ro, first, stop), ro.video[:, first:stop], atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="inside the 3 context frames"):
-        make_rollout(model, frames=9, snapshot_at=(1,), context_frames=3)
-    with pytest.raises(ValueError, match="real context frames, observed, not generated"):
-        regenerate(model, ro, 0, 9)  # from scratch would remake the observed frames 1-2 from their noises
+        make_rollout(model, frames=10, snapshot_at=(2,), context_frames=3)
+    with pytest.raises(ValueError, match="real context frames, given, not generated"):
+        regenerate(model, ro, 1, 10)  # from frame 1 would remake the observed frames 1-2 from their noises
 
 
-def grads_of_noises(model, kv_gradients, start=0, stop=10):
-    ro = make_rollout(model, frames=10, snapshot_at=(start,))
+def grads_of_noises(model, kv_gradients, first=1, stop=11):
+    ro = make_rollout(model, frames=11, snapshot_at=(first,) if first > 1 else ())
     ro.noises.requires_grad_(True)
-    frames = regenerate(model, ro, start, stop, kv_gradients)
+    frames = regenerate(model, ro, first, stop, kv_gradients)
     frames[:, -1].pow(2).sum().backward()  # a loss on the last frame only
-    return ro.noises.grad.flatten(2).abs().sum(-1).sum(0)  # (R,) gradient mass per frame's noise
+    return ro.noises.grad.flatten(2).abs().sum(-1).sum(0)  # (R,) gradient mass per video frame's noise
 
 
 def test_gradients_flow_through_earlier_keys_and_values_when_allowed():
     model = tiny_model(window_frames=4, sink_frames=1, control_dim=3)
     mass = grads_of_noises(model, kv_gradients=True)
-    # Frame 9 attends to frames 6..9 and the sink; each of 2 layers reaches window - 1 = 3 frames further back,
-    # so its receptive field is the sink plus frames 3..9. Frames 1-2 reach it only through the (detached)
-    # recycled frames: no gradient.
-    assert mass[0] > 0 and (mass[3:] > 0).all()
-    assert mass[1] == 0 and mass[2] == 0
+    # Video frame 10 attends to frames 7..10 and the sink (frame 1, the first in the cache); each of 2 layers reaches
+    # window - 1 = 3 frames further back, so its receptive field is the sink plus frames 4..10. Frames 2-3 reach it
+    # only through the (detached) recycled frames: no gradient; frame 0 is given (its noise is not used).
+    assert mass[1] > 0 and (mass[4:] > 0).all()
+    assert mass[0] == 0 and mass[2] == 0 and mass[3] == 0
 
 
 def test_no_gradients_through_history_when_disabled():
@@ -76,12 +77,12 @@ def test_no_gradients_through_history_when_disabled():
 
 def test_recycled_frames_and_context_before_the_span_carry_no_gradient():
     model = tiny_model(window_frames=None, sink_frames=1, control_dim=3)
-    mass = grads_of_noises(model, kv_gradients=True, start=3, stop=10)
-    assert (mass[:3] == 0).all() and (mass[3:] > 0).all()
+    mass = grads_of_noises(model, kv_gradients=True, first=4, stop=11)
+    assert (mass[:4] == 0).all() and (mass[4:] > 0).all()
     for p in model.parameters():
         p.grad = None
-    ro = make_rollout(model, frames=4)
-    frames = regenerate(model, ro, 0, 4)
+    ro = make_rollout(model, frames=5)
+    frames = regenerate(model, ro, 1, 5)
     frames.sum().backward()
     assert model.recycled_embed.weight.grad is not None  # parameters learn...
     assert not ro.recycled.requires_grad and ro.recycled.grad is None  # ...but no gradient into recycled frames
