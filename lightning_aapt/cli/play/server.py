@@ -96,6 +96,7 @@ class Hub:
 
     def stats(self) -> dict:
         if time.monotonic() - self.collected >= 1.0:  # polled often, a full collection a request starves players
+            # (`serve` froze what was loaded before serving: a collection scans only the players' objects)
             gc.collect()
             self.collected = time.monotonic()
         return {"sessions": len(self.games), "max_sessions": self.settings.max_sessions,
