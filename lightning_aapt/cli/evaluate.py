@@ -91,7 +91,9 @@ def evaluate(ckpt: Path, config: Path, out: Path | None = None, extractor: Liter
               "horizon": horizon, "drift_clips": drift_clips,
               "drift_frames": drift.generated.shape[1] if drift else None,
               "drift": drift.report.to_dict() if drift else None,
-              "drift_floor": drift.floor.to_dict() if drift and drift.floor else None, "transfer": transfer}
+              "drift_floor": drift.floor.to_dict() if drift and drift.floor else None, "transfer": transfer,
+              "drift_compared": {k: v.to_dict() for k, v in drift.compared.items()} if drift and drift.compared
+              else None}
     print(write_report(out, result, drift))
     print(f"wrote {out / 'report.md'} and {out / 'report.json'}")
     return 0

@@ -6,14 +6,12 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
-from lightning_aapt.cli.lightning import run_lightning
+from lightning_aapt.cli.lightning import read_stage_config, run_lightning
 from lightning_aapt.cli.signature import run_function
 from lightning_aapt.errors import ConfigError
 from lightning_aapt.files import write_atomic
-from lightning_aapt.tables import markdown_table
 
 
 def pipeline(config: Path, experiment_dir: Path | None = None, overrides: list[str] | None = None) -> int:
@@ -123,20 +121,19 @@ def finished_record(done: Path) -> dict | None:
     return None
 
 
-def config_data_dir(config: Path) -> str | None:
-    """`data.init_args.data_dir` of a stage's YAML (None where it names none)."""
+def recorded_data_dir(config: Path) -> str | None:
+    """`data.init_args.data_dir` as a finished stage's recorded `config.yaml` names it (None where it names none):
+    read from the record, which an older version may have written with settings this one no longer parses."""
     import yaml
 
     return ((yaml.safe_load(config.read_text()) or {}).get("data") or {}).get("init_args", {}).get("data_dir")
 
 
 def stage_data_dir(config: str | Path, args: list[str]) -> str | None:
-    """The data folder a stage trains on: its config's `data.init_args.data_dir`, or the last command-line override."""
-    data_dir = config_data_dir(Path(config))
-    for arg in args:
-        if arg.startswith("--data.init_args.data_dir="):
-            data_dir = arg.split("=", 1)[1]
-    return data_dir
+    """The data folder a stage trains on: its config with the stage's model and data arguments, as `fit` parses
+    them."""
+    spec = read_stage_config(Path(config), [a for a in args if a.startswith(("--model.", "--data."))])
+    return None if spec.get("data") is None else spec.data.init_args.data_dir
 
 
 def check_same_data(run: Path, data_dir: str | None) -> None:
@@ -146,7 +143,7 @@ def check_same_data(run: Path, data_dir: str | None) -> None:
     saved = run / "config.yaml"  # what LightningCLI recorded when the stage ran
     if data_dir is None or not saved.exists():
         return
-    trained = config_data_dir(saved)
+    trained = recorded_data_dir(saved)
     if trained is not None and Path(trained) != Path(data_dir):
         raise ConfigError(f"experiment_dir: {run} finished on data_dir={trained}, but its config now trains on "
                           f"{data_dir}; move {run.parent} away (or pass --experiment_dir) to train it again")
@@ -174,24 +171,14 @@ def check_report(spec: dict, path: Path) -> None:
 
 def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     """Stream the causal stages far past the clip length after K real context frames, next to the toy world's
-    re-rendered truth and the floors (repeat the last context frame; perfect physics); write a report and a video."""
+    re-rendered truth, the floors and the truth itself (`evaluation.long_streams`); write a report and a video."""
     import json
 
     from lightning_aapt.checkpoints import load_generator
-    from lightning_aapt.data import dataset_codec
-    from lightning_aapt.evaluation.toy import (
-        floor_videos,
-        score_toy_video,
-        stream_toy_clips,
-        teacher_forced_toy_clips,
-        true_videos,
-        validation_clips,
-    )
-    from lightning_aapt.evaluation.transfer import amplitude_transfer
+    from lightning_aapt.evaluation.long_streams import Row, ToyLongStreams, comparison_rows, long_stream_markdown
     from lightning_aapt.metrics.extractors import make_extractor
     from lightning_aapt.provenance import versions, versions_line
     from lightning_aapt.video import contact_sheet, to_uint8, write_image, write_video
-    from lightning_aapt.world.dataset import spec_from_manifest
 
     report = spec.get("report", {})
     stages = " · ".join(f"{n} {r['seconds']:.0f} s" for n, r in finished.items())
@@ -200,20 +187,13 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
         write_atomic(exp / "summary.json", json.dumps({"stages": finished, "streams": {}}, indent=2).encode())
         write_atomic(exp / "summary.md", (text + "\n").encode())
         return text
-    data = Path(report.get("data_dir", "data/toy"))
-    toy = spec_from_manifest(data)
-    codec = dataset_codec(data)
     clip_frames = int(report.get("clip_frames", 8))
     frames = int(report.get("frames", 10 * clip_frames))
     context = int(report.get("context_frames", 2))
     clips = int(report.get("clips", 8))
-    scenes, actions = validation_clips(toy, 2 * clips, frames)  # the second half: the FD's real reference
-    reference = true_videos(scenes[clips:], actions[clips:], toy.world)  # (B, T, 3, S, S)
-    scenes, actions = scenes[:clips], actions[:clips]
-    extractor = make_extractor("rand3d", None, flag="report")
-    window = clip_frames
-    results, rows, media, stream, transfers, objects = {}, [], [], None, {}, None
-    features = {}  # the reference windows' features, extracted once for every row
+    streams = ToyLongStreams(Path(report.get("data_dir", "data/toy")), clips, frames, context, clip_frames,
+                             make_extractor("rand3d", None, flag="report"))
+    results, rows, media, stream, transfers = {}, [], [], None, {}
     every = max(frames // 16, 1)  # contact sheets show 16 frames of a stream
     entries = report.get("streams", [])
     streamed = Counter(e["stage"] for e in entries)
@@ -222,63 +202,29 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
         name = f"{stage}, {steps} NFE" if streamed[stage] > 1 else stage  # a stage streamed at several step counts
         generator = load_generator(exp / stage / "checkpoints" / "last.ckpt", flag=f"the {stage} report")
         model, shift = generator.model.eval(), generator.sampling.shift  # the time grid the stage samples on
-        make = stream_toy_clips if forcing == "student" else teacher_forced_toy_clips
-        stream = make(model, codec, toy.text_encoder(), toy.world, scenes, actions, steps=steps, shift=shift,
-                      context_frames=context)
-        # every row re-renders the same truth: one is kept, and its colour alpha computed once
-        objects = stream.objects if objects is None else objects
-        stream = replace(stream, objects=objects)
-        curves = score_toy_video(stream.generated, stream, window, extractor, reference,
-                                 reference_features=features)
+        stream = streams.stream(model, steps, shift, forcing)
+        curves = streams.score(stream.generated, stream)
         timed = forcing == "student"  # the teacher-forced pass is a diagnostic, not a way to generate: not timed
         name += "" if timed else ", teacher-forced"
         if (stage, steps) not in transfers:  # teacher-forced already: the same for a stage's forced and free rows
-            transfers[stage, steps] = amplitude_transfer(model, codec, toy.text_encoder(), toy.world, scenes,
-                                                         actions[:, :clip_frames], steps=steps, shift=shift,
-                                                         context_frames=context)
+            transfers[stage, steps] = streams.transfer(model, steps, shift, clip_frames)
         transfer = transfers[stage, steps]  # one step at each body contrast
         results[name] = {"steps": steps, "forcing": forcing, **curves.to_dict(), "transfer": transfer,
                          **({"ms_per_frame": 1e3 * stream.seconds_per_frame, "cache_bytes": list(stream.cache_bytes)}
                             if timed else {})}
-        rows.append((name, str(steps), curves, f"{1e3 * stream.seconds_per_frame:.1f}" if timed else "–", transfer))
+        rows.append(Row(name, str(steps), curves, f"{1e3 * stream.seconds_per_frame:.1f}" if timed else "–",
+                        transfer))
         if entry.get("video"):
-            write_video(exp / entry["video"], to_uint8(stream.side_by_side()), fps=toy.fps, scale=4)
+            write_video(exp / entry["video"], to_uint8(stream.side_by_side()), fps=streams.toy.fps, scale=4)
             pairs = [to_uint8(v) for c in range(min(4, clips)) for v in (stream.generated[c], stream.truth[c])]
             sheet = write_image((exp / entry["video"]).with_suffix(".png"), contact_sheet(pairs, every, 3))
             media.append(f"\nvideo: {exp / entry['video']} ({name}, generated left, truth right); contact sheet "
                          f"{sheet} ({len(pairs) // 2} scenes, one frame in {every}, generated above truth)")
     if stream is not None:
-        for name, video in floor_videos(stream, scenes, actions, toy.world).items():
-            curves = score_toy_video(video, stream, window, extractor, reference, reference_features=features)
-            results[name] = curves.to_dict()
-            rows.append((f"*{name.replace('_', ' ')}* (floor)", "–", curves, "–", None))
-        curves = score_toy_video(stream.truth, stream, window, extractor, reference, reference_features=features)
-        results["truth"] = curves.to_dict()
-        rows.append(("*the truth itself*", "–", curves, "–", None))
-    fd = next((k for k in (rows[0][2].curves if rows else {}) if k.startswith("fd")), "fd")
-    lines = [f"## Long streams: {frames} frames ({frames // clip_frames}x the {clip_frames}-frame training clips) "
-             f"after {context} real context frames, {clips} validation scenes, truth re-rendered by the toy world",
-             "", f"Each cell: first window → last window ({window} frames each); agent error also over the whole "
-             f"stream. Agent lost: the share of scenes whose agent is off by a quarter of the frame somewhere in the "
-             f"window. Agent mass: the agent's white mass against the truth's (faded < 1; a second agent about 2). "
-             f"{fd}: {clips} streams against {clips} other scenes' truth.", ""]
-
-    def mean(values: list[float]) -> float:
-        return sum(values) / len(values)
-
-    lines += markdown_table(
-        ("model", "NFE/frame", "agent error px (whole stream)", "agent lost", "agent mass", "action following px",
-         "sharpness", "pixel MSE", fd, "ms/frame"),
-        ((name, steps, f"{cell(curves, 'agent_error_px', 2)} ({mean(curves.curves['agent_error_px']):.2f})",
-          cell(curves, "agent_lost", 2), cell(curves, "agent_mass", 2), cell(curves, "action_following_px", 2),
-          cell(curves, "sharpness", 2), cell(curves, "pixel_mse_truth", 4), cell(curves, fd, 3), ms)
-         for name, steps, curves, ms, _ in rows))
-    lines += object_table(rows, frames - context, window)
-    starts = rows[0][2].starts if rows else []
-    for key, title, digits in (("agent_error_px", "agent error px", 2), ("objects_kept", "objects kept", 2)):
-        lines += ["", f"Drift curves: {title} per {window}-frame window (first frame of each window).", "",
-                  *markdown_table(("model", *starts), ((name, *(f"{v:.{digits}f}" for v in curves.curves[key]))
-                                                       for name, _, curves, _, _ in rows if key in curves.curves))]
+        compared = streams.compared_with(stream)
+        results.update((name, curves.to_dict()) for name, curves in compared.items())
+        rows += comparison_rows(compared)
+    lines = long_stream_markdown(rows, frames, context, clips, clip_frames, clip_frames)
     lines += media
     lines += ["", f"stage times: {stages}; ms/frame is the network time for all {clips} scenes together, "
               f"decode excluded", "", f"made with {versions_line()}"]
@@ -287,46 +233,3 @@ def long_stream_summary(exp: Path, spec: dict, finished: dict) -> str:
     text = "\n".join(lines)
     write_atomic(exp / "summary.md", (text + "\n").encode())
     return text
-
-
-def cell(curves, key: str, digits: int = 2) -> str:
-    """A report cell: a curve's first window → last window, or "–" when the stream has no such curve."""
-    values = curves.curves.get(key)
-    return "–" if not values else f"{values[0]:.{digits}f} → {values[-1]:.{digits}f}"
-
-
-def object_table(rows: list, generated: int, window: int) -> list[str]:
-    """The report's object rows (`lightning_aapt.metrics.objects`, `lightning_aapt.evaluation.transfer`): per
-    model, the objects kept and their mass, lifetimes, position error, the truth's edges kept and spurious detail,
-    and the one-step amplitude transfer of objects and agent."""
-
-    lines = ["", f"Objects: the sprites, read from each generated frame by colour against the re-rendered truth. Kept: "
-             f"at least half the object's colour mass within its radius + 3 px of its true place; mass: the colour "
-             f"mass anywhere in the frame / the truth's; lifetime: generated frames until the object stays below "
-             f"half its mass (near its place / anywhere) for 3 frames, {generated} if never; alive: the share of "
-             f"objects still alive after 10 / 20 / {generated} frames; position: between the generated and the "
-             f"true object (a lost one counts as the frame size); detail kept / spurious: the truth's edges held, "
-             f"and detail where the truth has none. a_out(1): one step's output contrast of a body given every "
-             f"input frame at full contrast (teacher-forced; half-life ln 0.5 / ln a_out(1) frames); error vs "
-             f"copy: teacher-forced pixel error on the body where it moves, against copying the previous true "
-             f"frame. First window → last ({window} frames each).", ""]
-    table = []
-    for name, _, curves, _, transfer in rows:
-        s = curves.summary
-        if not s:
-            continue
-        alive = " / ".join(f"{s[k]:.2f}" for k in (f"alive_after_{n}" for n in (10, 20, generated)) if k in s)
-        if transfer:
-            at_one = {k: v["a_out"][v["amplitudes"].index(1.0)] for k, v in transfer.items()}
-            dynamics = (f"{at_one['objects']:.3f} / {at_one['agent']:.3f}",
-                        f"{transfer['objects']['error_vs_copy']:.2f} / {transfer['agent']['error_vs_copy']:.2f}")
-        else:
-            dynamics = ("–", "–")
-        table.append((name, cell(curves, "objects_kept"), cell(curves, "object_mass"),
-                      f"{s['median_lifetime']:.0f} / {s['median_lifetime_anywhere']:.0f}", alive,
-                      cell(curves, "object_position_px"), cell(curves, "detail_kept"),
-                      cell(curves, "spurious_detail", 3), *dynamics))
-    return lines + markdown_table(
-        ("model", "objects kept", "object mass", "median lifetime near / anywhere", "alive after 10 / 20 / end",
-         "object position px", "detail kept", "spurious detail", "a_out(1) objects / agent",
-         "error vs copy objects / agent"), table)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 from lightning_aapt.backbone import PRESETS, BackboneConfig
+from lightning_aapt.cli.lightning import read_stage_config
 from lightning_aapt.cli.signature import run_function
 from lightning_aapt.errors import ConfigError, check_at_least
 
@@ -33,8 +34,6 @@ def plan(config: Path | None = None, preset: str = "aapt-8b-like", gpus: int | N
             from the config's model class). LoRA (`model.init_args.lora`) and frozen teachers come from the config.
         gpu_memory_gib: memory of one GPU.
     """
-    from omegaconf import OmegaConf
-
     from lightning_aapt.backbone.lora import LoraConfig
     from lightning_aapt.plan import Workload, report
 
@@ -46,26 +45,20 @@ def plan(config: Path | None = None, preset: str = "aapt-8b-like", gpus: int | N
                                                                           "--text_tokens"), own))
     if len(latent_size) != 2 or min(latent_size) < 1:
         raise ConfigError(f"--latent_size {list(latent_size)}: must be [H,W], each >= 1 (latent frame size)")
-    if config is not None and not config.is_file():
-        raise ConfigError(f"--config {config}: no such file")
-    spec = OmegaConf.to_container(OmegaConf.load(config), resolve=True) if config else {}
-    if not isinstance(spec, dict):
-        raise ConfigError(f"--config {config}: expected a YAML mapping (trainer, model, data), got "
-                          f"{type(spec).__name__}")
-    trainer, model = spec.get("trainer", {}), spec.get("model", {})
-    init, data = model.get("init_args", {}), spec.get("data", {}).get("init_args", {})
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in (init.get("backbone") or {}).items()}
-    unknown = set(fields) - set(BackboneConfig.__dataclass_fields__)
-    if unknown:
-        raise ConfigError(f"{config}: model.init_args.backbone has unknown keys {sorted(unknown)}")
-    cfg = BackboneConfig.preset(preset)
-    if config is not None:  # the model fit would build: its defaults, the data's widths, the config's fields
+    cfg, trainer, init, data = BackboneConfig.preset(preset), {}, {}, {}
+    if config is not None:  # the model fit would build: the config's settings (parsed as fit parses them, every
+        # default filled in), the data's widths (fit links them from the dataset; the preset's without one yet)
+        spec = read_stage_config(config).as_dict()
+        trainer, model = spec.get("trainer") or {}, spec["model"]
+        init, data = model["init_args"], (spec.get("data") or {}).get("init_args") or {}
         widths = data_widths(data.get("data_dir")) or {k: getattr(cfg, k) for k in WIDTHS}
-        cfg = BackboneConfig(**{**widths, **fields})
+        cfg = BackboneConfig(**{**{k: tuple(v) if isinstance(v, list) else v for k, v in init["backbone"].items()},
+                                **widths})
+        stage = stage or stage_of(model["class_path"])
     strategy = trainer.get("strategy", "ddp")
     strategy_name = strategy.get("class_path", "") if isinstance(strategy, dict) else str(strategy)
     parallel = init.get("parallel") or {}
-    stage = stage or stage_of(model.get("class_path", ""))
+    stage = stage or 1
     work = Workload(
         latent_size=tuple(latent_size), text_tokens=text_tokens,
         frames=frames or data.get("num_frames", 30), batch_per_gpu=batch or data.get("batch_size", 1),

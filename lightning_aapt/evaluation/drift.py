@@ -23,11 +23,10 @@ from lightning_aapt.adversarial.rollout import extend_controls
 from lightning_aapt.backbone import CausalVideoDiT
 from lightning_aapt.codecs import codec_from_manifest
 from lightning_aapt.data import VideoBatch, read_manifest
-from lightning_aapt.evaluation.toy import validation_scenes
+from lightning_aapt.evaluation.long_streams import ToyLongStreams
 from lightning_aapt.inference import stream_after_context
-from lightning_aapt.metrics.drift import DriftReport, drift_reports
+from lightning_aapt.metrics.drift import DriftReport, long_horizon_drift
 from lightning_aapt.metrics.extractors import metric_name
-from lightning_aapt.world.dataset import ToyWorldSpec
 
 
 @dataclass
@@ -38,6 +37,7 @@ class Drift:
     generated: Tensor  # (B, T, 3, S, S), decoded, not clamped
     truth: Tensor | None  # (B, T, 3, S, S): the toy world's re-rendered truth (else None)
     floor: DriftReport | None  # the truth itself scored the same way: what a perfect generator scores (toy world)
+    compared: dict[str, DriftReport] | None = None  # the floors and the truth itself (toy world)
 
 
 @torch.no_grad()
@@ -48,29 +48,27 @@ def stream_drift(model: CausalVideoDiT, data_dir: str | Path, batch: VideoBatch,
     frames, `steps` Euler steps per frame on the time grid shifted by `shift`, and score windows of `window`
     frames (default: the clip length)."""
     manifest = read_manifest(data_dir)
-    codec = codec_from_manifest(manifest)
     K, clip_frames = context_frames, batch.latents.shape[1]
     frames, window = horizon * clip_frames, window or clip_frames
     if "toy_world" in manifest:  # the truth re-rendered for the streamed actions; other scenes as the reference
-        scenes = validation_scenes(ToyWorldSpec.from_manifest(manifest), codec, num_clips, frames, K)
-        context, text, truth, agent_pos = scenes.context, scenes.text, scenes.truth, scenes.agent_pos
-        controls, reference, objects = scenes.actions, scenes.reference, scenes.objects
-        reference_latents = codec.encode(reference)
-    else:  # the clips' actions played forward and back; the real clips as the reference
-        context, text = batch.latents[:num_clips, :K], batch.text[:num_clips]
-        truth = agent_pos = objects = None
-        controls = extend_controls(batch.controls[:num_clips], frames) if batch.controls is not None else None
-        reference_latents = batch.latents[:num_clips].float().cpu()
-        reference = codec.decode(reference_latents)
+        streams = ToyLongStreams(data_dir, num_clips, frames, K, window, extractor, manifest.get("fps"))
+        stream = streams.stream(model, steps, shift, seed=seed)
+        real_latents = streams.codec.encode(streams.reference)
+        report = streams.score(stream.generated, stream, stream.latents, real_latents)
+        compared = streams.compared_with(stream, real_latents)
+        return Drift(report, stream.generated, stream.truth, compared["truth"], compared)
+    # other data: the clips' actions played forward and back; the real clips as the reference
+    codec = codec_from_manifest(manifest)
+    context, text = batch.latents[:num_clips, :K], batch.text[:num_clips]
+    controls = extend_controls(batch.controls[:num_clips], frames) if batch.controls is not None else None
+    reference_latents = batch.latents[:num_clips].float().cpu()
+    reference = codec.decode(reference_latents)
     param = next(model.parameters())
     controls = None if controls is None or not model.cfg.control_dim else controls.to(param)  # (B, T, A)
     streamed = stream_after_context(model, text.to(param), context.to(param), controls, frames, steps, shift,
                                     seed)  # (B, T-K, C, H, W)
     latents = torch.cat([context.to(streamed), streamed], dim=1).float().cpu()  # (B, T, C, H, W)
     generated = codec.decode(latents)
-    scored = {"generated": (generated, latents)}
-    if truth is not None:
-        scored["truth"] = (truth, codec.encode(truth))
-    reports = drift_reports(scored, reference, window, extractor, metric_name(extractor) if extractor else "fd",
-                            reference_latents, truth, agent_pos, manifest.get("fps"), K, objects)
-    return Drift(reports["generated"], generated, truth, reports.get("truth"))
+    report = long_horizon_drift(generated, reference, window, extractor, metric_name(extractor) if extractor else "fd",
+                                latents, reference_latents, fps=manifest.get("fps"), first=K)
+    return Drift(report, generated, None, None)

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from lightning_aapt.evaluation.drift import Drift
+from lightning_aapt.evaluation.long_streams import Row, comparison_rows, long_stream_markdown
 from lightning_aapt.evaluation.plots import drift_figure
 from lightning_aapt.files import atomic_path, write_atomic
 from lightning_aapt.tables import markdown_table
@@ -53,11 +54,24 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def long_stream_section(result: dict, drift: Drift) -> str:
+    """The drift streams beside the floors and the truth itself, in the pipeline report's tables
+    (`evaluation.long_streams`): one row for the checkpoint."""
+    B, T = drift.generated.shape[:2]
+    rows = [Row(result["model"], str(result["steps_per_frame"]), drift.report, "–", result.get("transfer")),
+            *comparison_rows(drift.compared)]
+    lines = long_stream_markdown(rows, T, drift.report.starts[0], B, drift.report.window_frames,
+                                 T // result["horizon"])
+    return "\n" + "\n".join(lines) + "\n"
+
+
 def write_report(out: Path, result: dict, drift: Drift | None) -> str:
     """Write the report files to `out` (created; the drift plot and stream only with a `drift`); returns the
     Markdown."""
     out.mkdir(parents=True, exist_ok=True)
     text = markdown(result)
+    if drift is not None and drift.compared:
+        text += long_stream_section(result, drift)
     write_atomic(out / "report.json", json.dumps(result, indent=2).encode())
     write_atomic(out / "report.md", text.encode())
     if drift is None:

@@ -104,36 +104,11 @@ def object_truth(episodes: list, frames: torch.Tensor) -> ObjectTruth:
     return ObjectTruth(frames, beneath, visible, area, colour, centre, radius, agent)
 
 
-@dataclass
-class ToyScenes:
-    """Validation scenes of a toy-world dataset set up for a long stream: what the generator is given, and the
-    truth it is scored against."""
-
-    context: torch.Tensor  # (B, K, C, H, W) the encoded true context frames
-    text: torch.Tensor  # (B, L, Dt) the captions, encoded
-    actions: torch.Tensor  # (B, T, 2) the scripted policy's actions, continued past the clip
-    truth: torch.Tensor  # (B, T, 3, S, S) the world re-rendered for those actions
-    agent_pos: torch.Tensor  # (B, T, 2) true agent positions
-    reference: torch.Tensor  # (B, T, 3, S, S) B other scenes' truth under their own actions (independent real video)
-    objects: ObjectTruth  # the sprites' truth of the B scenes
-
-
 def validation_clips(spec: ToyWorldSpec, clips: int, frames: int) -> tuple[list[int], torch.Tensor]:
     """The scene seeds of the first `clips` validation clips of a toy-world dataset made with `spec`, and the
     scripted policy's actions (B, T, 2) that made them, continued to `frames`."""
     seeds = [clip_seeds(spec, "val", i) for i in range(clips)]
     return [s for s, _ in seeds], policy_actions([a for _, a in seeds], frames, spec.persistence)
-
-
-def validation_scenes(spec: ToyWorldSpec, codec: LatentCodec, clips: int, frames: int,
-                      context_frames: int) -> ToyScenes:
-    """The first `clips` validation scenes of a toy-world dataset made with `spec`, `frames` long, after
-    `context_frames` true frames; the next `clips` scenes make the reference."""
-    scenes, actions = validation_clips(spec, 2 * clips, frames)  # actions (2B, T, 2)
-    episodes, videos, agent_pos = rendered_episodes(scenes, actions, spec.world, context_frames)
-    text = spec.text_encoder().encode([e.caption for e in episodes[:clips]])
-    return ToyScenes(codec.encode(videos[:clips, :context_frames]), text, actions[:clips], videos[:clips],
-                     agent_pos[:clips], videos[clips:], object_truth(episodes[:clips], videos[:clips]))
 
 
 def stream_toy_clips(model: CausalVideoDiT, codec: LatentCodec, encoder: TextEncoder, world: WorldConfig,
@@ -152,9 +127,11 @@ def stream_toy_clips(model: CausalVideoDiT, codec: LatentCodec, encoder: TextEnc
     def start(gen: StreamingGenerator) -> None:
         gen.reset(text, context=context, context_controls=None if controls is None else controls[:, :K])
 
+    warm = StreamingGenerator(model, steps=steps, shift=shift, seed=seed)  # a warm-up, not timed, on its own noise:
+    start(warm)  # the stream below draws the seed's first noise, as every stream of the seed does
+    warm.generate(1, None if later is None else later[:, :1])
+    del warm
     gen = StreamingGenerator(model, steps=steps, shift=shift, seed=seed)
-    start(gen)
-    gen.generate(1, None if later is None else later[:, :1])  # warm-up, not timed
     start(gen)
     n = frames - K
     full = min(n, max((model.cfg.visible_frames or model.cfg.sink_frames) + 2 - K, 0))  # window full

@@ -108,18 +108,6 @@ def agent_error(frames: Tensor, true_pos: Tensor) -> Tensor:
     return torch.nan_to_num(dist, nan=float(frames.shape[-1]))
 
 
-def drift_reports(videos: dict[str, tuple[Tensor, Tensor | None]], reference: Tensor, window: int, extractor=None,
-                  metric: str = "fd", real_latents: Tensor | None = None, truth: Tensor | None = None,
-                  agent_pos: Tensor | None = None, fps: float | None = None, first: int = 1,
-                  objects: ObjectTruth | None = None) -> dict[str, DriftReport]:
-    """`long_horizon_drift` of several videos of the same clips against the same reference and truth:
-    {name: (video (B, T, 3, S, S), its latents or None)} -> {name: report}."""
-    reference_features: dict[int, Tensor] = {}  # the same reference windows for every video: extracted once
-    return {name: long_horizon_drift(video, reference, window, extractor, metric, latents, real_latents, truth,
-                                     agent_pos, fps, first, objects, reference_features)
-            for name, (video, latents) in videos.items()}
-
-
 @dataclass
 class DriftReport:
     """Per-window curves of a long stream; `curves[name][k]` is the metric of window k (frames starts[k]...)."""
