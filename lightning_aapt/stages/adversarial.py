@@ -149,7 +149,8 @@ class AdversarialPostTraining(StageModule):
         super().__init__(backbone=backbone, optimizer=optimizer, ema_decay=ema_decay, sample_steps=sample_steps,
                          **stage)
         self.automatic_optimization = False
-        self.rollout_cfg, self.disc_cfg, self.penalty, self.regression = rollout, discriminator, penalty, regression
+        self.rollout_cfg, self.disc_cfg = rollout, discriminator
+        self.penalty_cfg, self.regression_cfg = penalty, regression
         backend = self.attention_backend
         if discriminator.init_from is not None:
             disc_backbone = load_backbone(discriminator.init_from, attention_backend=backend,
@@ -299,12 +300,12 @@ class AdversarialPostTraining(StageModule):
 
         def penalty(x: Tensor, logits: Tensor, controls: Tensor | None, stream: RandomStream) -> Tensor:
             perturbation = self.sample_randn(step.segment_shape, stream, real.dtype)[:, : b - a]
-            return approximate_gradient_penalty(lambda y: D(y, t_d, noise_d, text, controls), x, self.penalty.sigma,
-                                                logits, perturbation).mean()
+            return approximate_gradient_penalty(lambda y: D(y, t_d, noise_d, text, controls), x,
+                                                self.penalty_cfg.sigma, logits, perturbation).mean()
 
         r1 = penalty(real_seg, real_logits, real_controls, RandomStream.R1)
         r2 = penalty(fake_seg, fake_logits, fake_controls, RandomStream.R2)
-        total_d = loss_d.mean() + self.penalty.r1_gamma * r1 + self.penalty.r2_gamma * r2
+        total_d = loss_d.mean() + self.penalty_cfg.r1_gamma * r1 + self.penalty_cfg.r2_gamma * r2
         if self.disc_cfg.negative_weight > 0:  # the same real segment with one detailed window faded from a frame on
             start = 1 + (self.sample_rand(B, RandomStream.NEGATIVES) * (b - a - 1)).long().clamp_max(b - a - 2)  # (B,)
             choice = self.sample_rand(B, RandomStream.NEGATIVE_REGION)  # (B,): which detailed window fades
@@ -342,7 +343,7 @@ class AdversarialPostTraining(StageModule):
             with torch.no_grad():
                 seen = step.fake if self.rollout_cfg.forcing == "student" else real[:, :R]  # (B, R, C, H, W)
                 targets = teacher_forced_video(self.teacher, seen, text, controls, step.noises,
-                                               self.regression.teacher_steps,
+                                               self.regression_cfg.teacher_steps,
                                                self.timestep_cfg.shift)  # (B, R, C, H, W)
         real_logits = {}  # (start, stop) of a real span -> its logits (B, stop - start), judged once
         total_g = total_adversarial = total_distill = total_truth = torch.zeros((), device=self.device)  # G's and parts
@@ -373,12 +374,12 @@ class AdversarialPostTraining(StageModule):
             total_adversarial = total_adversarial + loss.detach()
             if self.teacher is not None:  # frames judged..b-1 against the teacher's
                 distill = regression(video[:, judged - a :], targets[:, judged:b])
-                loss = loss + self.regression.distill_weight * distill
+                loss = loss + self.regression_cfg.distill_weight * distill
                 total_distill = total_distill + distill.detach()
-            if self.regression.truth_weight > 0 and judged < F:  # frames judged..min(b, F)-1 have a real counterpart
+            if self.regression_cfg.truth_weight > 0 and judged < F:  # frames judged..min(b, F)-1 are in the clip
                 stop = min(b, F)
                 truth = regression(video[:, judged - a : stop - a], real[:, judged:stop])
-                loss = loss + self.regression.truth_weight * truth
+                loss = loss + self.regression_cfg.truth_weight * truth
                 total_truth = total_truth + truth.detach()
             judged = b
             self.manual_backward(loss, retain_graph=self.rollout_cfg.forcing == "teacher" and b < R)
@@ -391,7 +392,7 @@ class AdversarialPostTraining(StageModule):
         self.log("train/loss_g", total_adversarial, prog_bar=True, batch_size=B, sync_dist=True)
         if self.teacher is not None:
             self.log("train/distill", total_distill, batch_size=B, sync_dist=True)
-        if self.regression.truth_weight > 0:
+        if self.regression_cfg.truth_weight > 0:
             self.log("train/truth", total_truth, batch_size=B, sync_dist=True)
 
     # ------------------------------------------------------------------------------ validation
