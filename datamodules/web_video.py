@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from datamodules.shards import dataset_files
 from datamodules.stoppable import StoppableLoader
 from datamodules.toy_world import prepare_toy_world
-from lightning_aapt.codecs import LatentStats, NormalizedCodec, latent_stats_from_manifest
+from lightning_aapt.codecs import LatentStats, NormalizedCodec
 from lightning_aapt.data import MANIFEST, ClipShapes, DataError, VideoBatch, dataset_codec, read_manifest
 from lightning_aapt.errors import ConfigError
 from lightning_aapt.world.dataset import ToyWorldSpec
@@ -252,7 +252,7 @@ def check_same_world(data_dir: Path, spec: ToyWorldSpec) -> None:
     folder written by an earlier version of the same world file is): training on it would be training on another
     world without a word. Fields the recorded spec predates read as their defaults."""
     manifest = read_manifest(data_dir)
-    if "toy_world" not in manifest:
+    if manifest.toy_world is None:
         return  # a dataset of other videos: data.toy_world only says what to render when there is none
     recorded = ToyWorldSpec.from_manifest(manifest, str(data_dir / MANIFEST)).world.to_dict()
     wanted = spec.world.to_dict()
@@ -331,7 +331,7 @@ class WebVideoDataModule(L.LightningDataModule):
     def stream_settings(self) -> dict:
         """What, besides the seed, decides which clips the next training batch holds."""
         if (self.data_dir / MANIFEST).is_file():  # the dataset wherever it lies, however long it took to write
-            manifest = {k: v for k, v in read_manifest(self.data_dir).items() if k != "made_by"}
+            manifest = {k: v for k, v in read_manifest(self.data_dir).record.items() if k != "made_by"}
             digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
         else:
             digest = None
@@ -362,17 +362,17 @@ class WebVideoDataModule(L.LightningDataModule):
     def shapes(self) -> ClipShapes:
         """Shapes of the data: from the manifest, or from `toy_world` before it has been rendered."""
         if (self.data_dir / MANIFEST).exists():
-            return ClipShapes.from_manifest(read_manifest(self.data_dir))
+            return read_manifest(self.data_dir).shapes
         if self.toy_world is not None:
-            return ClipShapes.from_manifest({"shapes": self.toy_world.shapes()})
+            return ClipShapes.from_record(self.toy_world.shapes())
         raise ConfigError(f"data.init_args.data_dir={self.data_dir} has no {MANIFEST} and data.init_args.toy_world is "
                           "not set: write shards there with `python -m lightning_aapt prepare`, or fix data_dir")
 
     @property
     def latent_stats(self) -> LatentStats:
         """Per-channel statistics the latents are normalised with (the manifest's `latent_stats`; identity when
-        the dataset records none). Decode with `lightning_aapt.codecs.codec_from_manifest`, which inverts them."""
-        return latent_stats_from_manifest(read_manifest(self.data_dir))
+        the dataset records none). Decode with the manifest's `normalized_codec()`, which inverts them."""
+        return read_manifest(self.data_dir).stats()
 
     @property
     def codec(self) -> NormalizedCodec:
@@ -385,7 +385,7 @@ class WebVideoDataModule(L.LightningDataModule):
         training clips are cropped from latent 0, never at random, so a clip always starts with an image latent."""
         if not (self.data_dir / MANIFEST).exists():
             return False
-        return bool(read_manifest(self.data_dir)["codec"].get("first_frame_alone", False))
+        return bool(read_manifest(self.data_dir).codec.get("first_frame_alone", False))
 
     @property
     def model_dims(self) -> dict[str, int]:
@@ -404,7 +404,7 @@ class WebVideoDataModule(L.LightningDataModule):
     def urls(self, split: str) -> list[str]:
         pattern = self.train_shards if split == "train" else self.val_shards
         if pattern is None:
-            splits = read_manifest(self.data_dir).get("splits") or {}
+            splits = read_manifest(self.data_dir).splits
             if split not in splits:
                 flag = "train_shards" if split == "train" else "val_shards"
                 raise DataError(f"{self.data_dir / MANIFEST}: no splits.{split} listing its shards; give "

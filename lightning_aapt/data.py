@@ -6,8 +6,8 @@ A control width.
 A dataset is a directory of WebDataset shards beside a `manifest.json` (docs/architecture.md §6) recording the
 clips' shapes, the codec that made the latents (and the per-channel statistics they are normalised with), the
 text encoder and how the shards were made. Everything that reads a dataset outside the data module itself
-(stages, callbacks, evaluation, sampling) goes through this module: `read_manifest`, `ClipShapes`,
-`dataset_codec`; the data module (`datamodules/`) yields `VideoBatch`es.
+(stages, callbacks, evaluation, sampling) goes through this module: `read_manifest` (a typed `Manifest`),
+`ClipShapes`, `dataset_codec`; the data module (`datamodules/`) yields `VideoBatch`es.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-from lightning_aapt.codecs import KNOWN_CODECS, NormalizedCodec, codec_from_manifest, known_codec
+from lightning_aapt.codecs import KNOWN_CODECS, LatentStats, NormalizedCodec, codec_from_name, known_codec
 from lightning_aapt.errors import DataError
 
 MANIFEST = "manifest.json"
@@ -61,12 +61,12 @@ class ClipShapes:
     control_dim: int  # 0 = the data has no controls
 
     @classmethod
-    def from_manifest(cls, manifest: dict, where: str = MANIFEST) -> ClipShapes:
-        shapes = manifest.get("shapes")
+    def from_record(cls, shapes: dict, where: str = MANIFEST) -> ClipShapes:
+        """The shapes a manifest records (`shapes`: latents [F, C, H, W], text [L, Dt], controls [F, A] or none)."""
         if not isinstance(shapes, dict) or "latents" not in shapes or "text" not in shapes:
             raise DataError(f"{where}: no 'shapes' with 'latents' [F, C, H, W] and 'text' [L, Dt]; write the "
                             "dataset with `python -m lightning_aapt prepare`")
-        f, c, h, w = shapes["latents"]  # checked by read_manifest
+        f, c, h, w = shapes["latents"]  # checked by check_manifest
         controls = shapes.get("controls")
         return cls(f, c, h, w, *shapes["text"], controls[1] if controls else 0)
 
@@ -76,7 +76,41 @@ class ClipShapes:
         return {"latent_channels": self.latent_channels, "text_dim": self.text_dim, "control_dim": self.control_dim}
 
 
-def read_manifest(directory: str | Path, flag: str | None = None) -> dict:
+@dataclass(frozen=True)
+class Manifest:
+    """A dataset's `manifest.json`, checked field by field (`check_manifest`) and read by name: what its samples
+    hold, how its latents decode, its splits, its frame rate and, for the toy world, the world that made it."""
+
+    shapes: ClipShapes
+    codec: dict  # the codec's name and what building it needs (path, sha256; first_frame_alone for causal VAEs)
+    splits: dict  # {"train": {"clips": N, "shards": [...]}, "val": ...}
+    fps: float | None = None
+    latent_stats: dict | None = None  # per-channel mean and std of the raw latents (None: not normalised)
+    text_encoder: dict | None = None
+    toy_world: dict | None = None  # the toy world's spec, for a dataset it rendered (`ToyWorldSpec.from_manifest`)
+    record: dict = field(default_factory=dict, repr=False, compare=False)  # the JSON as written
+
+    @classmethod
+    def from_record(cls, record, where: str = MANIFEST) -> Manifest:
+        check_manifest(record, where)
+        return cls(ClipShapes.from_record(record["shapes"], where), record["codec"], record.get("splits") or {},
+                   record.get("fps"), record.get("latent_stats"), record.get("text_encoder"), record.get("toy_world"),
+                   record)
+
+    def stats(self) -> LatentStats:
+        """The per-channel latent statistics the data module normalises with; identity for a dataset without."""
+        if self.latent_stats is None:
+            return LatentStats.identity(self.shapes.latent_channels)
+        return LatentStats.from_dict(self.latent_stats)  # checked by check_manifest
+
+    def normalized_codec(self) -> NormalizedCodec:
+        """The codec that maps pixels to the latents the data module serves (normalised per `latent_stats`) and
+        back."""
+        codec = codec_from_name(self.codec["name"], self.codec.get("path"), self.codec.get("sha256"))
+        return NormalizedCodec(codec, self.stats())
+
+
+def read_manifest(directory: str | Path, flag: str | None = None) -> Manifest:
     """The manifest of the dataset in `directory`, its fields checked (`check_manifest`); `flag`: the command's
     flag that named the folder (a command streaming a checkpoint on it)."""
     path = Path(directory) / MANIFEST
@@ -90,8 +124,7 @@ def read_manifest(directory: str | Path, flag: str | None = None) -> dict:
                         "records shapes, codec and text encoder there)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"{path} is not valid JSON: {err}") from None
-    check_manifest(manifest, str(path))
-    return manifest
+    return Manifest.from_record(manifest, str(path))
 
 
 def check_manifest(manifest, where: str) -> None:
@@ -138,7 +171,7 @@ def check_manifest(manifest, where: str) -> None:
 
 def dataset_codec(directory: str | Path) -> NormalizedCodec:
     """The codec that decodes the dataset's (normalised) latents to video in [0, 1]."""
-    return codec_from_manifest(read_manifest(directory))
+    return read_manifest(directory).normalized_codec()
 
 
 def first_clips(batches: Iterable[VideoBatch], clips: int) -> list[VideoBatch]:

@@ -80,12 +80,11 @@ WIDTHS = ("latent_channels", "text_dim", "control_dim")  # what `fit` links from
 
 def data_widths(data_dir: str | None) -> dict:
     """The backbone widths a dataset decides (as `fit` links them), when `data_dir` holds one; {} otherwise."""
-    from lightning_aapt.data import MANIFEST, ClipShapes, read_manifest
+    from lightning_aapt.data import MANIFEST, read_manifest
 
     if data_dir is None or not (Path(data_dir) / MANIFEST).is_file():
         return {}
-    shapes = ClipShapes.from_manifest(read_manifest(data_dir))
-    return {"latent_channels": shapes.latent_channels, "text_dim": shapes.text_dim, "control_dim": shapes.control_dim}
+    return read_manifest(data_dir).shapes.model_dims
 
 
 def stage_of(class_path: str) -> int:

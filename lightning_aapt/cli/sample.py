@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from lightning_aapt.cli.signature import run_function
+from lightning_aapt.data import Manifest
 from lightning_aapt.errors import ConfigError, check_at_least
 
 
@@ -33,7 +34,7 @@ def sample(ckpt: Path, out: Path, frames: int = 80, steps: int | None = None, da
     import numpy as np
 
     from lightning_aapt.checkpoints import load_generator
-    from lightning_aapt.data import ClipShapes, dataset_codec, read_manifest
+    from lightning_aapt.data import dataset_codec, read_manifest
     from lightning_aapt.evaluation.toy import policy_actions, stream_toy_clips
     from lightning_aapt.files import check_output
     from lightning_aapt.video import to_uint8, write_video
@@ -44,7 +45,7 @@ def sample(ckpt: Path, out: Path, frames: int = 80, steps: int | None = None, da
     check_at_least(("--context", context, 1), ("--steps", steps, 1), ("--clip", clip, 0), ("--scale", scale, 1),
                    why={"--context": default, "--steps": default})
     manifest = read_manifest(data, flag="--data")
-    shapes = ClipShapes.from_manifest(manifest)
+    shapes = manifest.shapes
     generator = load_generator(ckpt, "--ckpt")
     generator.check_streams("sample")
     generator.check_data(shapes, f"--data {data}")
@@ -52,7 +53,7 @@ def sample(ckpt: Path, out: Path, frames: int = 80, steps: int | None = None, da
     steps, context = steps or generator.sampling.steps, context or generator.sampling.context_frames
     check_at_least(("--frames", frames, context + 1),
                    why={"--frames": f" (--context {context} real frames, then at least one generated)"})
-    if "toy_world" not in manifest:
+    if manifest.toy_world is None:
         return sample_dataset(model, data, manifest, out, frames, steps, shift, clip, seed, context, scale)
     toy = spec_from_manifest(data)
     scene, action_seed = clip_seeds(toy, "val", clip)
@@ -80,7 +81,7 @@ def sample(ckpt: Path, out: Path, frames: int = 80, steps: int | None = None, da
     return 0
 
 
-def sample_dataset(model, data: Path, manifest: dict, out: Path, frames: int, steps: int, shift: float, clip: int,
+def sample_dataset(model, data: Path, manifest: Manifest, out: Path, frames: int, steps: int, shift: float, clip: int,
                    seed: int, context: int, scale: int) -> int:
     """A stream from validation clip `clip` of a dataset without a world to re-render: its first `context` latent
     frames and caption, then the generator's; every latent frame decoded as it comes (`codec.stream_decoder()`)."""
@@ -109,7 +110,7 @@ def sample_dataset(model, data: Path, manifest: dict, out: Path, frames: int, st
     begin = time.perf_counter()
     video = torch.cat([decoder.step(latents[:, f]) for f in range(frames)], dim=1)  # (1, T, 3, H, W)
     decode = (time.perf_counter() - begin) / frames
-    write_video(out, to_uint8(video[0]), fps=float(manifest.get("fps", 8)), scale=scale)
+    write_video(out, to_uint8(video[0]), fps=manifest.fps or 8.0, scale=scale)
     print(f"wrote {out}: {frames} latent frames = {video_frames(codec, frames)} video frames ({context} real context "
           f"latents, caption {batch.meta[0].get('caption', '?')!r}); {1e3 * seconds:.1f} ms per latent frame "
           f"({steps} NFE), decode {1e3 * decode:.1f} ms per latent frame (streamed)")

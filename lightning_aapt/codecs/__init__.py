@@ -37,23 +37,5 @@ def codec_from_name(name: str, path: str | None = None, sha256: str | None = Non
     raise ValueError(f"codec {name!r}: {KNOWN_CODECS}")
 
 
-def latent_stats_from_manifest(manifest: dict) -> LatentStats:
-    """The dataset's per-channel latent statistics (`latent_stats`); identity for a dataset that has none."""
-    record = manifest.get("latent_stats")
-    if record is None:
-        return LatentStats.identity(int(manifest["shapes"]["latents"][1]))
-    try:
-        return LatentStats.from_dict(record)
-    except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"manifest latent_stats must be {{'mean': [C floats], 'std': [C floats]}}: {err}") from err
-
-
-def codec_from_manifest(manifest: dict) -> NormalizedCodec:
-    """The codec that maps pixels to the latents the data module serves (normalised per `latent_stats`) and back."""
-    record = manifest["codec"]
-    codec = codec_from_name(record["name"], record.get("path"), record.get("sha256"))
-    return NormalizedCodec(codec, latent_stats_from_manifest(manifest))
-
-
 __all__ = ["KNOWN_CODECS", "LatentCodec", "LatentStats", "LearnedCodec", "NormalizedCodec", "ToyCodec",
-           "codec_from_manifest", "codec_from_name", "known_codec", "latent_stats_from_manifest"]
+           "codec_from_name", "known_codec"]

@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_aapt.codecs import codec_from_manifest
 from lightning_aapt.data import read_manifest
 from lightning_aapt.diffusion import shift_time
 from lightning_aapt.evaluation.toy import object_truth, rendered_episodes, validation_clips
@@ -59,10 +58,10 @@ def critic_margins(discriminator: torch.nn.Module, data_dir: str | Path, clips: 
     discriminator's), over its training distribution (t ~ U(0, 1) shifted, "t~train"). Returns
     {"<probe>": {"margin@t=0": ..., "p_real_higher@t=0": ...}}, or None for a dataset the world cannot re-render."""
     manifest = read_manifest(data_dir)
-    if "toy_world" not in manifest:
+    if manifest.toy_world is None:
         return None
     spec = ToyWorldSpec.from_manifest(manifest)
-    codec = codec_from_manifest(manifest)
+    codec = manifest.normalized_codec()
     scenes, actions = validation_clips(spec, clips, frames)  # actions (B, T, 2)
     episodes, truth, _ = rendered_episodes(scenes, actions, spec.world, context_frames)
     param = next(discriminator.parameters())

@@ -21,7 +21,6 @@ from torch import Tensor
 
 from lightning_aapt.adversarial.rollout import extend_controls
 from lightning_aapt.backbone import CausalVideoDiT
-from lightning_aapt.codecs import codec_from_manifest
 from lightning_aapt.data import VideoBatch, read_manifest
 from lightning_aapt.evaluation.long_streams import ToyLongStreams
 from lightning_aapt.inference import stream_after_context
@@ -50,15 +49,15 @@ def stream_drift(model: CausalVideoDiT, data_dir: str | Path, batch: VideoBatch,
     manifest = read_manifest(data_dir)
     K, clip_frames = context_frames, batch.latents.shape[1]
     frames, window = horizon * clip_frames, window or clip_frames
-    if "toy_world" in manifest:  # the truth re-rendered for the streamed actions; other scenes as the reference
-        streams = ToyLongStreams(data_dir, num_clips, frames, K, window, extractor, manifest.get("fps"))
+    if manifest.toy_world is not None:  # the truth re-rendered for the streamed actions; other scenes, the reference
+        streams = ToyLongStreams(data_dir, num_clips, frames, K, window, extractor, manifest.fps)
         stream = streams.stream(model, steps, shift, seed=seed)
         real_latents = streams.codec.encode(streams.reference)
         report = streams.score(stream.generated, stream, stream.latents, real_latents)
         compared = streams.compared_with(stream, real_latents)
         return Drift(report, stream.generated, stream.truth, compared["truth"], compared)
     # other data: the clips' actions played forward and back; the real clips as the reference
-    codec = codec_from_manifest(manifest)
+    codec = manifest.normalized_codec()
     context, text = batch.latents[:num_clips, :K], batch.text[:num_clips]
     controls = extend_controls(batch.controls[:num_clips], frames) if batch.controls is not None else None
     reference_latents = batch.latents[:num_clips].float().cpu()
@@ -70,5 +69,5 @@ def stream_drift(model: CausalVideoDiT, data_dir: str | Path, batch: VideoBatch,
     latents = torch.cat([context.to(streamed), streamed], dim=1).float().cpu()  # (B, T, C, H, W)
     generated = codec.decode(latents)
     report = long_horizon_drift(generated, reference, window, extractor, metric_name(extractor) if extractor else "fd",
-                                latents, reference_latents, fps=manifest.get("fps"), first=K)
+                                latents, reference_latents, fps=manifest.fps, first=K)
     return Drift(report, generated, None, None)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_aapt.codecs import LatentCodec, codec_from_manifest
+from lightning_aapt.codecs import LatentCodec
 from lightning_aapt.codecs.base import video_frames
 from lightning_aapt.data import read_manifest
 from lightning_aapt.evaluation.toy import rendered_episodes, validation_clips
@@ -134,11 +134,11 @@ def validation_transfer(model: torch.nn.Module, data_dir: str | Path, clips: int
     """`amplitude_transfer` on the first `clips` validation scenes of a toy-world dataset, `frames` long, under the
     scripted policy that made them; None for a dataset the world cannot re-render."""
     manifest = read_manifest(data_dir)
-    if "toy_world" not in manifest:
+    if manifest.toy_world is None:
         return None
     spec = ToyWorldSpec.from_manifest(manifest)
     scenes, actions = validation_clips(spec, clips, frames)
-    return amplitude_transfer(model, codec_from_manifest(manifest), spec.text_encoder(), spec.world, scenes,
+    return amplitude_transfer(model, manifest.normalized_codec(), spec.text_encoder(), spec.world, scenes,
                               actions, steps, shift, seed, context_frames=context_frames)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from lightning_aapt.codecs import LatentCodec, LearnedCodec, ToyCodec
 from lightning_aapt.codecs.learned import AutoencoderConfig, CodecTraining
-from lightning_aapt.data import DataError, read_manifest
+from lightning_aapt.data import DataError, Manifest, read_manifest
 from lightning_aapt.errors import ConfigError
 from lightning_aapt.text import HashTextEncoder
 from lightning_aapt.world.scene import Episode, WorldConfig, scripted_actions, simulate
@@ -122,11 +122,11 @@ class ToyWorldSpec:
         return HashTextEncoder(self.text_dim, self.text_tokens)
 
     @classmethod
-    def from_manifest(cls, manifest: dict, where: str = "manifest.json") -> ToyWorldSpec:
+    def from_manifest(cls, manifest: Manifest, where: str = "manifest.json") -> ToyWorldSpec:
         """The spec a dataset's manifest records (a toy-world dataset's)."""
-        if "toy_world" not in manifest:
+        if manifest.toy_world is None:
             raise DataError(f"{where}: not a toy-world dataset (its manifest has no 'toy_world' spec)")
-        recorded = manifest["toy_world"]
+        recorded = manifest.toy_world
         world = recorded.get("world") if isinstance(recorded, dict) else None
         if not isinstance(world, dict):
             raise DataError(f"{where}: toy_world must be an object of the world's settings with its 'world', got "

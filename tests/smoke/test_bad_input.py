@@ -450,9 +450,9 @@ def test_bad_input_is_named(row, files, capsys):
 
 
 def test_a_stage_checkpoint_records_the_latent_size_it_trained_on(files):
-    from lightning_aapt.data import ClipShapes, read_manifest
+    from lightning_aapt.data import read_manifest
 
-    shapes = ClipShapes.from_manifest(read_manifest(files["data"]))
+    shapes = read_manifest(files["data"]).shapes
     assert torch.load(files["stage1_ckpt"], weights_only=True)["latent_size"] == [shapes.height, shapes.width]
 
 

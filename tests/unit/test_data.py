@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lightning_aapt.data import ClipShapes, DataError, VideoBatch, dataset_codec, first_clips, read_manifest
+from lightning_aapt.data import DataError, Manifest, VideoBatch, dataset_codec, first_clips, read_manifest
 from lightning_aapt.world.dataset import ToyWorldSpec, spec_from_manifest
 from tests.conftest import TINY_SPEC
 
@@ -34,12 +34,13 @@ def test_first_clips_stops_once_enough_clips_are_seen():
 
 def test_manifest_without_shapes_is_named():
     with pytest.raises(DataError, match=r"data/x/manifest\.json: no .shapes."):
-        ClipShapes.from_manifest({"codec": {}}, where="data/x/manifest.json")
+        Manifest.from_record({"codec": {}}, where="data/x/manifest.json")
 
 
 def test_the_toy_spec_and_codec_come_back_from_the_manifest(toy_data):
     assert spec_from_manifest(toy_data) == TINY_SPEC
-    shapes = ClipShapes.from_manifest(read_manifest(toy_data))
+    shapes = read_manifest(toy_data).shapes
     assert shapes.latent_channels == dataset_codec(toy_data).latent_channels == TINY_SPEC.codec().latent_channels
+    record = {k: v for k, v in read_manifest(toy_data).record.items() if k != "toy_world"}
     with pytest.raises(DataError, match="not a toy-world dataset"):
-        ToyWorldSpec.from_manifest({"shapes": {}})
+        ToyWorldSpec.from_manifest(Manifest.from_record(record))

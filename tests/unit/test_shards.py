@@ -12,8 +12,7 @@ import torch
 from datamodules.shards import ShardWriter
 from datamodules.toy_world import encode_frames
 from datamodules.web_video import ClipStream, WebVideoDataModule
-from lightning_aapt.codecs import codec_from_manifest, latent_stats_from_manifest
-from lightning_aapt.data import ClipShapes, DataError, read_manifest
+from lightning_aapt.data import ClipShapes, DataError, Manifest, read_manifest
 from lightning_aapt.errors import ConfigError
 from lightning_aapt.world import simulate
 from lightning_aapt.world.dataset import render_clip, spec_from_manifest
@@ -58,10 +57,9 @@ def test_stored_clip_re_renders_exactly_from_its_seed_and_actions(toy_data):
 
 def test_manifest_records_shapes_and_provenance(toy_data):
     manifest = read_manifest(toy_data)
-    assert manifest["shapes"]["latents"] == [8, 48, 4, 4]
-    assert manifest["codec"]["name"] == "toy-dct4" and manifest["splits"]["train"]["clips"] == 24
-    shapes = ClipShapes.from_manifest(manifest)
-    assert (shapes.latent_channels, shapes.text_dim, shapes.control_dim) == (48, 64, 2)
+    assert manifest.record["shapes"]["latents"] == [8, 48, 4, 4]
+    assert manifest.codec["name"] == "toy-dct4" and manifest.splits["train"]["clips"] == 24
+    assert manifest.shapes == ClipShapes(8, 48, 4, 4, 24, 64, 2) and manifest.fps == TINY_SPEC.fps
 
 
 def write_bad_shard(path: Path, latents: np.ndarray) -> str:
@@ -138,7 +136,7 @@ def test_data_module_serves_unit_scale_latents_that_decode_to_the_frames(toy_dat
     (mean 0, std 1 per channel over the training split) and the manifest's codec decodes them to the frames."""
     dm = WebVideoDataModule(str(toy_data), num_frames=8)
     manifest = read_manifest(toy_data)
-    assert len(manifest["latent_stats"]["mean"]) == len(manifest["latent_stats"]["std"]) == 48
+    assert len(manifest.latent_stats["mean"]) == len(manifest.latent_stats["std"]) == 48
     stream = ClipStream(dm.urls("train"), dm.shapes, 8, resampled=False, shuffle=False, random_crop=False,
                         stats=dm.latent_stats)
     clips = list(stream)
@@ -149,7 +147,7 @@ def test_data_module_serves_unit_scale_latents_that_decode_to_the_frames(toy_dat
                                rtol=0)
     raw_dc = torch.stack([c["latents"] for c in one_pass(toy_data, "train")])[:, :, 0]
     assert raw_dc.mean() < -0.3  # the stored latents are far from unit scale: the normalisation is doing work
-    codec = codec_from_manifest(manifest)
+    codec = manifest.normalized_codec()
     spec = spec_from_manifest(toy_data)
     for clip in clips[:3]:
         episode = simulate(clip["meta"]["world"]["scene_seed"], clip["controls"].numpy(), spec.world)
@@ -160,13 +158,13 @@ def test_data_module_serves_unit_scale_latents_that_decode_to_the_frames(toy_dat
 
 
 def test_manifest_without_statistics_serves_raw_latents(toy_data):
-    manifest = read_manifest(toy_data)
-    del manifest["latent_stats"]
-    stats = latent_stats_from_manifest(manifest)
+    record = dict(read_manifest(toy_data).record)
+    del record["latent_stats"]
+    stats = Manifest.from_record(record).stats()
     assert stats.mean == (0.0,) * 48 and stats.std == (1.0,) * 48
-    manifest["latent_stats"] = {"mean": [0.0] * 48, "std": [1.0] * 47}
-    with pytest.raises(ValueError, match="latent_stats"):
-        latent_stats_from_manifest(manifest)
+    record["latent_stats"] = {"mean": [0.0] * 48, "std": [1.0] * 47}
+    with pytest.raises(DataError, match=r"latent_stats\.std must be 48 finite numbers"):
+        Manifest.from_record(record)
 
 
 SMALL_WORLD = ["--spec.train_clips", "2", "--spec.val_clips", "2", "--spec.clip_frames", "4", "--spec.world.size", "16"]

@@ -47,7 +47,7 @@ def play(ckpt: Path, data: Path = Path("data/toy32"), host: str = "127.0.0.1", p
     from lightning_aapt.checkpoints import load_generator
     from lightning_aapt.cli.play.game import Game, PlayLog, frames_hash
     from lightning_aapt.cli.play.game import replay as replay_log
-    from lightning_aapt.data import ClipShapes, dataset_codec, read_manifest
+    from lightning_aapt.data import dataset_codec, read_manifest
     from lightning_aapt.inference.session import InteractiveSession
     from lightning_aapt.world.dataset import spec_from_manifest
     from lightning_aapt.world.live import LiveWorld
@@ -56,11 +56,11 @@ def play(ckpt: Path, data: Path = Path("data/toy32"), host: str = "127.0.0.1", p
     if replay is None:
         check_record_dir(record_dir)
     manifest = read_manifest(data, flag="--data")
-    if "toy_world" not in manifest:
+    if manifest.toy_world is None:
         raise ConfigError(f"--data {data}: play streams a toy-world dataset (python -m lightning_aapt prepare "
                          "toy-world); other datasets have no world to steer or re-render yet")
     spec = spec_from_manifest(data)
-    shapes = ClipShapes.from_manifest(manifest)
+    shapes = manifest.shapes
     generator = load_generator(ckpt, "--ckpt")
     generator.check_streams("play")
     generator.check_data(shapes, f"--data {data}")
