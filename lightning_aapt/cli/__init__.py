@@ -1,20 +1,6 @@
-"""`python -m lightning_aapt COMMAND`: the composition root, where core, data and callbacks meet.
-
-Commands:
-    fit | validate | test | predict   LightningCLI (parser_mode="omegaconf"): --config X.yaml, --print_config
-    pipeline --config PIPELINE.yaml   run the stages in order, each from the previous one (resumable)
-    eval --ckpt CKPT --config X.yaml  FD/kernel distance and long-horizon drift of a checkpoint -> report.md/json
-    plan --config X.yaml              parameters, FLOPs per step / frame, memory per GPU, before launching
-    sweep --config X --grid K=[a,b]   trials of overrides: --local true here, or an sbatch job array (--submit true)
-    sweep summary --dir DIR           every trial's final metrics -> DIR/summary.md, summary.csv
-    sample --ckpt CKPT --frames N --out FILE.gif|mp4   stream a stage's generator next to the toy truth
-    play --ckpt CKPT [--port P]       steer the generated world live in the browser (the truth beside it)
-    prepare toy-world --out DIR       render the toy world into WebDataset shards + manifest.json
-    prepare videos --out DIR ...      encode a folder of videos (Wan VAE, umT5) into shards + manifest.json
-    merge --ckpt CKPT --out FILE      a LoRA stage checkpoint's adapters merged into a plain backbone checkpoint
-    stream                            time the streaming generator, frame by frame
-    bench SUITE [--out results.json]  streaming | efficiency | training | data | projection | all, side by side
-"""
+"""The command line: `python -m lightning_aapt COMMAND`, each command a module of this package (imported on use);
+the one place where the core, the data modules and the callbacks meet, and where a refusal becomes one `error:`
+line and exit status 2 (`run`)."""
 
 from __future__ import annotations
 
@@ -23,6 +9,30 @@ import importlib
 import sys
 
 from lightning_aapt.cli.lightning import LIGHTNING_COMMANDS, lightning_cli
+
+USAGE = """lightning_aapt: a pretrained video diffusion transformer made into a real-time, interactive,
+autoregressive video generator by AAPT (autoregressive adversarial post-training), on a toy world you can play.
+
+usage: python -m lightning_aapt COMMAND [--help]      (--version: the installed version)
+
+Train
+    pipeline --config PIPELINE.yaml   AAPT's stages in order, each from the one before (resumable), then a report
+    fit | validate | test | predict   one stage: LightningCLI on its YAML (--config X.yaml, --print_config)
+    sweep --config X --grid K=[a,b]   trials of overrides: --local true here, or a SLURM job array (--submit true)
+    sweep summary --dir DIR           every trial's final metrics -> DIR/summary.md, summary.csv
+Use a trained generator
+    play --ckpt CKPT                  steer the generated world live in the browser, the truth beside it
+    sample --ckpt CKPT --out FILE     one long stream next to the toy world's truth, as a GIF or MP4
+    eval --ckpt CKPT --config X.yaml  generated-vs-real distances and long-horizon drift of a checkpoint: a report
+    merge --ckpt CKPT --out FILE      a LoRA stage checkpoint's adapters merged into a plain backbone checkpoint
+Data
+    prepare toy-world --out DIR       render the toy world into WebDataset shards + manifest.json
+    prepare videos --out DIR ...      encode a folder of videos (Wan VAE, umT5) into shards + manifest.json
+Measure and plan
+    plan --config X.yaml              parameters, FLOPs and memory per GPU of a config, before launching
+    bench SUITE                       speed side by side: streaming | efficiency | training | data | projection | all
+    stream                            time an untrained preset's streaming, frame by frame
+"""
 
 # command -> module of lightning_aapt.cli whose main(argv) runs it (imported on use: `--help` stays fast)
 COMMANDS = {"bench": "bench", "eval": "evaluate", "merge": "merge", "pipeline": "pipeline", "plan": "plan",
@@ -37,7 +47,12 @@ def main(argv: list[str] | None = None) -> int:
         return lightning_cli(None if from_command_line else argv)
     if argv and argv[0] in COMMANDS:
         return importlib.import_module(f"lightning_aapt.cli.{COMMANDS[argv[0]]}").main(argv[1:])
-    print(__doc__)
+    if argv and argv[0] == "--version":
+        from lightning_aapt import __version__
+
+        print(f"lightning_aapt {__version__}")
+        return 0
+    print(USAGE)
     return 0 if not argv or argv[0] in ("-h", "--help") else 2
 
 

@@ -19,7 +19,35 @@ def test_stream_command_reports_time_per_frame():
 
 def test_unknown_command_fails_with_usage():
     out = subprocess.run([sys.executable, "-m", "lightning_aapt", "nope"], capture_output=True, text=True)
-    assert out.returncode == 2 and "Commands:" in out.stdout
+    assert out.returncode == 2 and "usage: python -m lightning_aapt COMMAND" in out.stdout
+
+
+def test_the_top_level_help_says_what_each_command_is_for_and_the_version_is_the_packages(capsys):
+    """`--help` names every command under what it is for; `--version` prints the one version (the package's, which
+    pyproject reads and CITATION.cff repeats); the license the metadata declares is the LICENSE file's."""
+    import importlib.metadata
+    import re
+
+    import yaml
+
+    from lightning_aapt import __version__
+    from lightning_aapt.cli import COMMANDS, LIGHTNING_COMMANDS, main
+
+    assert main(["--help"]) == 0
+    usage = capsys.readouterr().out
+    assert "composition root" not in usage
+    for heading in ("Train", "Use a trained generator", "Data", "Measure and plan"):
+        assert f"\n{heading}\n" in usage
+    listed = set(re.findall(r"^    ([a-z]+)", usage, flags=re.M))
+    assert listed >= set(COMMANDS) | {"fit"}, set(COMMANDS) - listed
+    assert all(f"| {c}" in usage or f"{c} |" in usage for c in LIGHTNING_COMMANDS)
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"lightning_aapt {__version__}"
+    assert importlib.metadata.version("lightning_aapt") == __version__
+    root = EXPERIMENTS.parent
+    assert yaml.safe_load((root / "CITATION.cff").read_text())["version"] == __version__
+    assert "Apache License" in (root / "LICENSE").read_text().splitlines()[0]
+    assert importlib.metadata.metadata("lightning_aapt")["License"] == "Apache-2.0"
 
 
 def test_extra_commands_take_typed_flags_with_help_from_their_docstrings(tmp_path, capsys):
