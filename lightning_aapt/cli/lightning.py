@@ -151,7 +151,37 @@ def parse_error(text: str) -> ConfigError:
     if keys and keys[0] in ("model", "data") and len(keys) > 1:
         keys.insert(1, "init_args")  # a stage and a data module are given by class_path + init_args
     key = ".".join(k for part in keys for k in part.split(".") if k)
+    unknown = re.fullmatch(r"Option '([^']+)' is not accepted", reason or "")
+    given = re.search(r"given class_path '([\w.]+)'", text)
+    if unknown and given and keys in (["model"], ["data"]):  # a stage's or data module's setting misspelled
+        name, known = unknown.group(1), init_parameters(given.group(1))
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {key}.init_args.{close[0]}?" if close else f" (its settings: {', '.join(known)})"
+        return ConfigError(f"{key}.init_args.{name}: {given.group(1).rsplit('.', 1)[-1]} has no setting {name!r}"
+                           f"{hint}")
     return ConfigError(f"{key}: {reason}" if key and reason else (reason or text.strip().splitlines()[-1]))
+
+
+def init_parameters(class_path: str) -> list[str]:
+    """The settings a stage or data module class takes, its bases' included where it passes them on (`**stage`)."""
+    import importlib
+    import inspect
+
+    module, _, name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return []
+    names = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        names += [p.name for p in params if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break  # it does not pass settings on to its base
+    return list(dict.fromkeys(names))
 
 
 def lightning_cli(argv: list[str] | None) -> int:

@@ -105,3 +105,18 @@ def test_a_grouped_setting_set_to_null_on_the_command_line_keeps_the_groups_othe
     model = yaml.safe_load(capsys.readouterr().out)["model"]["init_args"]
     assert model["rollout"]["segment_frames"] is None and model["rollout"]["frames"] == 15
     assert model["discriminator"]["init_from"] is None and model["discriminator"]["updates_before_g"] == 100
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--model.init_args.emma_decay=0.9"], "model.init_args.emma_decay: AdversarialPostTraining has no setting "
+                                          "'emma_decay'; did you mean model.init_args.ema_decay?"),
+    (["--data.init_args.num_frame=9"], "data.init_args.num_frame: WebVideoDataModule has no setting 'num_frame'; "
+                                       "did you mean data.init_args.num_frames?"),
+])
+def test_a_misspelled_stage_or_data_setting_is_named_with_what_was_meant(args, said):
+    """A stage's settings include those it passes on to StageModule (`**stage`): all are offered."""
+    from lightning_aapt.cli import main
+
+    with pytest.raises(ConfigError) as refused:
+        main(["fit", "--config", str(EXPERIMENTS / "stage3.yaml"), *args, "--print_config"])
+    assert str(refused.value) == said
