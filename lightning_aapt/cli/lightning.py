@@ -325,28 +325,40 @@ def build_lightning(args: list[str]):
         sys.argv = saved
 
 
+def stage_config_parser(with_model: bool):
+    """A parser of a stage config's sections as `fit` lays them out, building none of them: the data module's settings
+    always checked; the stage's too `with_model` (else, like trainer, optimizer and lr_scheduler, a plain mapping);
+    a data section required only without the model (the data is then all that is wanted)."""
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    from datamodules.web_video import WebVideoDataModule
+
+    parser = ArgumentParser(parser_mode="omegaconf", exit_on_error=False, allow_abbrev=False)
+    parser.add_argument("--config", action=ActionConfigFile)
+    parser.add_argument("--seed_everything", type=bool | int, default=True)
+    parser.add_argument("--ckpt_path", type=str | None, default=None)
+    for section in ("trainer", *(() if with_model else ("model",)), "optimizer", "lr_scheduler"):  # read, not checked
+        parser.add_argument(f"--{section}", type=dict | None, default=None)
+    if with_model:
+        from lightning_aapt.stages import StageModule
+
+        parser.add_subclass_arguments(StageModule, "model", required=True)
+    parser.add_subclass_arguments(WebVideoDataModule, "data", required=not with_model)
+    return parser
+
+
 def read_stage_config(config: Path, args: list[str] | tuple[str, ...] = (), flag: str = "--config"):
     """A stage config (and command-line `args` after it) as `fit` reads its model and data, every default filled in
     and every key checked, but nothing built (no checkpoint is opened): a Namespace with `model` and `data`
     (class_path, init_args) and `trainer` as a plain mapping. For commands that plan or check a run (`plan`,
     `pipeline`)."""
-    from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser
-
-    from datamodules.web_video import WebVideoDataModule
-    from lightning_aapt.stages import StageModule
+    from jsonargparse import ArgumentError
 
     if not config.is_file():
         raise ConfigError(f"{flag} {config}: no such experiment YAML")
     check_config_files(["--config", str(config), *args])
     check_setting_keys(list(args))
-    parser = ArgumentParser(parser_mode="omegaconf", exit_on_error=False, allow_abbrev=False)
-    parser.add_argument("--config", action=ActionConfigFile)
-    parser.add_argument("--seed_everything", type=bool | int, default=True)
-    parser.add_argument("--ckpt_path", type=str | None, default=None)
-    for section in ("trainer", "optimizer", "lr_scheduler"):  # read, not checked
-        parser.add_argument(f"--{section}", type=dict | None, default=None)
-    parser.add_subclass_arguments(StageModule, "model", required=True)
-    parser.add_subclass_arguments(WebVideoDataModule, "data", required=False)
+    parser = stage_config_parser(with_model=True)
     try:
         return parser.parse_args(["--config", str(config), *nulls_as_mappings(list(args))])
     except ArgumentError as err:
@@ -357,20 +369,12 @@ def build_datamodule(config: Path, flag: str = "--config"):
     """The data module of a stage config alone (its `data` section; the model, trainer and the checkpoints they
     start from are parsed as plain mappings and never built), e.g. for `eval`, which takes its generator from
     `--ckpt`."""
-    from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser
-
-    from datamodules.web_video import WebVideoDataModule
+    from jsonargparse import ArgumentError
 
     if not config.is_file():
         raise ConfigError(f"{flag} {config}: no such experiment YAML")
     check_config_files(["--config", str(config)])
-    parser = ArgumentParser(parser_mode="omegaconf", exit_on_error=False, allow_abbrev=False)
-    parser.add_argument("--config", action=ActionConfigFile)
-    parser.add_argument("--seed_everything", type=bool | int, default=True)
-    parser.add_argument("--ckpt_path", type=str | None, default=None)
-    for section in ("trainer", "model", "optimizer", "lr_scheduler"):  # read, not built
-        parser.add_argument(f"--{section}", type=dict | None, default=None)
-    parser.add_subclass_arguments(WebVideoDataModule, "data", required=True)
+    parser = stage_config_parser(with_model=False)
     try:
         return parser.instantiate(parser.parse_args(["--config", str(config)])).data
     except ArgumentError as err:
